@@ -65,12 +65,25 @@ class TransformParams:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TransformParams":
-        """Build from a plain dict; an unknown key is an error that names it."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        """Build from a plain dict (a config section, a checkpoint). Unknown keys and values of the
+        wrong type are errors that name the key."""
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
         if unknown:
             raise KeyError(f"unknown audio transform parameter(s) {unknown}; known: {sorted(known)}")
+        for key, value in values.items():
+            if not _type_matches(value, known[key]):
+                raise TypeError(f"audio transform parameter {key!r} must be {known[key]}, got {value!r}")
         return cls(**values)
+
+
+def _type_matches(value, annotation: str) -> bool:
+    """Check a plain value against a field annotation such as ``"int | None"``."""
+    allowed = {"int": (int,), "float": (int, float), "str": (str,), "None": (type(None),)}
+    options = [a.strip() for a in annotation.split("|")]
+    if isinstance(value, bool):
+        return False
+    return any(isinstance(value, allowed[o]) for o in options)
 
 
 class AudioTransform(nn.Module):
@@ -241,3 +254,31 @@ def _as_batch(x: torch.Tensor, name: str, expected: str, rank: int = 2) -> tuple
     if x.shape[-1] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
     return x, False
+
+
+@dataclass
+class RoundTrip:
+    """Result of :func:`round_trip`: the audio, its quality and the time the inversion took."""
+
+    wav: torch.Tensor  # (T,)
+    spectral_convergence_db: float
+    seconds: float
+    real_time_factor: float  # audio seconds per wall-clock second of inversion
+
+
+def round_trip(
+    transform: AudioTransform, wav: torch.Tensor, method: str = "pghi+gla", n_iter: int | None = None
+) -> RoundTrip:
+    """wav ``(T,)`` -> normalised log1p mel -> wav, timed, with the spectral convergence of the
+    result against the input (on the transform's own STFT magnitude)."""
+    import time
+
+    spec = transform(wav)
+    start = time.perf_counter()
+    out = transform.invert(spec, method=method, n_iter=n_iter, length=wav.shape[-1])
+    seconds = time.perf_counter() - start
+    sc = inversion.spectral_convergence_db(
+        transform.stft(wav[None]).abs(), transform.stft(out[None]).abs()
+    )
+    duration = wav.shape[-1] / transform.params.sample_rate
+    return RoundTrip(out, float(sc), seconds, duration / max(seconds, 1e-9))

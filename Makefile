@@ -1,0 +1,23 @@
+# The README's two commands: `make demo` (the main job on built-in data) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install
+
+# torch goes in first and pinned: the CPU wheel; an unpinned torch would pull CUDA packages.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/timbre-transfer demo --out data/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest

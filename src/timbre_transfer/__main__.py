@@ -1,0 +1,5 @@
+import sys
+
+from timbre_transfer.cli import main
+
+sys.exit(main())

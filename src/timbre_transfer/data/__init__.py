@@ -1,0 +1,1 @@
+"""Datasets: audio folders -> features, and built-in synthetic audio."""
