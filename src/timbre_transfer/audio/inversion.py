@@ -166,8 +166,12 @@ def griffin_lim(
         ).to(magnitude.device)
     coeffs = torch.polar(magnitude, init_phase)
     previous = coeffs
+    # Iterate at a length whose STFT has the same frame count; ``length`` only shapes the output.
+    n_frames = magnitude.shape[-1]
+    inner_length = length if length is not None and 1 + length // hop_length == n_frames else None
     for _ in range(n_iter):
-        rebuilt = stft(istft(coeffs, n_fft, hop_length, window, length), n_fft, hop_length, window)
+        wav = istft(coeffs, n_fft, hop_length, window, inner_length)
+        rebuilt = stft(wav, n_fft, hop_length, window)
         accelerated = rebuilt + momentum * (rebuilt - previous)
         previous = rebuilt
         if mel_constraint is not None:

@@ -1,0 +1,270 @@
+"""Benchmark spectrogram inversion on real recordings: quality (spectral convergence) and speed.
+
+Table 1 inverts the linear STFT magnitude of each clip (our Griffin-Lim / PGHI / PGHI+GLA against
+``librosa.griffinlim`` and tifresi's PGHI); table 2 inverts the package's log1p mel (our
+``AudioTransform.invert`` against ``librosa.feature.inverse.mel_to_audio``). Every method is scored
+with the analysis transform that produced the magnitude it was given.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/inversion.py [--clips-per-domain 4] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+
+from timbre_transfer.audio import inversion
+from timbre_transfer.audio.io import load_audio
+from timbre_transfer.audio.transform import AudioTransform
+
+SR = 16000
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options."""
+    default_data = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "realaudio"
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data", type=Path, default=default_data, help="folder of <domain>/*.flac")
+    ap.add_argument("--domains", default="violin,speech", help="comma-separated domain folders")
+    ap.add_argument("--clips-per-domain", type=int, default=4, help="first N files (sorted) each")
+    ap.add_argument("--n-fft", type=int, default=1024, help="FFT size of table 1")
+    ap.add_argument("--hop", type=int, default=256, help="hop length of table 1")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="time each inversion this many times and keep the fastest (noisy CPUs)")
+    ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own)")
+    ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    return ap.parse_args(argv)
+
+
+def load_clips(root: Path, domains: list[str], per_domain: int) -> list[tuple[str, np.ndarray]]:
+    """The first ``per_domain`` sorted ``.flac`` files of each domain, mono at 16 kHz."""
+    if not root.is_dir():
+        sys.exit(f"error: data folder {root} not found (pass --data DIR)")
+    clips = []
+    for domain in domains:
+        files = sorted((root / domain).glob("*.flac"))[:per_domain]
+        if not files:
+            sys.exit(f"error: no .flac files in {root / domain}")
+        clips += [(f"{domain}/{f.name}", load_audio(f, SR)) for f in files]
+    return clips
+
+
+def fit_length(y, n: int) -> np.ndarray:
+    """1-D float32 numpy copy of ``y`` (tensor or array, optionally batched) trimmed/padded to n."""
+    y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    y = y.reshape(-1)[:n].astype(np.float32)
+    return np.pad(y, (0, n - len(y)))
+
+
+def sc_db(ref: np.ndarray, est: np.ndarray) -> float:
+    """Spectral convergence 20 log10(||ref - est||_F / ||ref||_F) of two magnitudes, in dB."""
+    return float(20 * np.log10(np.linalg.norm(ref - est) / max(np.linalg.norm(ref), 1e-20)))
+
+
+def torch_analysis(n_fft: int, hop: int, window: torch.Tensor):
+    """Magnitude of our ``inversion.stft``: 1-D numpy audio -> ``(F, N)`` numpy."""
+    return lambda w: inversion.stft(torch.from_numpy(w)[None], n_fft, hop, window).abs()[0].numpy()
+
+
+def bench(clips, prepare, invert, analyses, repeats: int = 1) -> dict:
+    """Run one method over the clips and score it.
+
+    ``prepare(x)`` builds the method's input (untimed), ``invert(input, length)`` returns audio
+    (timed, after one warm-up call on the first clip; the fastest of ``repeats`` runs per clip),
+    and each ``analyses`` entry maps audio to the magnitude used for one spectral-convergence
+    score (mean of per-clip dB).
+    """
+    inputs = [prepare(x) for x in clips]
+    invert(inputs[0], len(clips[0]))
+    outputs, wall = [], 0.0
+    for x, inp in zip(clips, inputs):
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            y = invert(inp, len(x))
+            best = min(best, time.perf_counter() - start)
+        wall += best
+        outputs.append(fit_length(y, len(x)))
+    scs = [float(np.mean([sc_db(a(x), a(y)) for x, y in zip(clips, outputs)])) for a in analyses]
+    return {"sc_db": scs, "rtf": sum(map(len, clips)) / SR / wall, "seconds": wall}
+
+
+def linear_table(clips, n_fft: int, hop: int, repeats: int = 1) -> list[dict]:
+    """Table 1: |STFT| -> phase reconstruction -> audio, at ``n_fft``/``hop``."""
+    rows = []
+    for win_name, method, n_iter in [("gauss", "griffinlim", 32), ("gauss", "pghi", None),
+                                     ("hann", "pghi", None), ("gauss", "pghi+gla", 8),
+                                     ("gauss", "pghi+gla", 16)]:
+        window = inversion.make_window(win_name, n_fft, hop)
+        gamma = inversion.window_gamma(win_name, n_fft, hop)
+        analyse = torch_analysis(n_fft, hop, window)
+        prep = lambda x, w=window: inversion.stft(torch.from_numpy(x)[None], n_fft, hop, w).abs()
+        inv = lambda mag, n, w=window, g=gamma, m=method, k=n_iter: inversion.reconstruct_phase(
+            mag, n_fft, hop, w, g, method=m, n_iter=k, length=n, seed=0)
+        rows.append({"method": f"ours {method}", "window": win_name, "n_iter": n_iter,
+                     **bench(clips, prep, inv, [analyse], repeats)})
+
+    lr_analyse = lambda w: np.abs(librosa.stft(w, n_fft=n_fft, hop_length=hop, window="hann"))
+    for n_iter in (32, 100):
+        inv = lambda mag, n, k=n_iter: librosa.griffinlim(
+            mag, n_iter=k, hop_length=hop, n_fft=n_fft, window="hann", init="random",
+            random_state=0, length=n)
+        rows.append({"method": "librosa griffinlim", "window": "hann", "n_iter": n_iter,
+                     **bench(clips, lr_analyse, inv, [lr_analyse], repeats)})
+
+    try:
+        from tifresi.stft import GaussTF
+    except ImportError as exc:
+        print(f"note: tifresi not importable ({exc}); its PGHI row is skipped")
+        return rows
+    tf = GaussTF(hop_size=hop, stft_channels=n_fft)
+    block = int(np.lcm(n_fft, hop))  # tifresi's dgt needs len(x) % n_fft == len(x) % hop == 0
+
+    def tf_analyse(w):
+        """|dgt| of the clip zero-padded to a multiple of ``block`` (circular, not centred)."""
+        return np.abs(tf.dgt(np.pad(w, (0, -len(w) % block))))
+
+    rows.append({"method": "tifresi pghi", "window": "gauss(dgt)", "n_iter": None,
+                 **bench(clips, tf_analyse, lambda mag, n: tf.invert_spectrogram(mag),
+                         [tf_analyse], repeats)})
+    return rows
+
+
+def mel_table(clips, t: AudioTransform, repeats: int = 1) -> list[dict]:
+    """Table 2: normalised log1p mel -> audio at the default transform; SC with gauss and hann."""
+    p = t.params
+    analyses = [torch_analysis(p.n_fft, p.hop_length, t.window),
+                torch_analysis(p.n_fft, p.hop_length,
+                               inversion.make_window("hann", p.n_fft, p.hop_length))]
+    prep = lambda x: t(torch.from_numpy(x)[None])
+    rows = []
+    for method, n_iter in [("pghi", None), ("griffinlim", 32), ("pghi+gla", 16)]:
+        inv = lambda spec, n, m=method, k=n_iter: t.invert(spec, method=m, n_iter=k, length=n)
+        rows.append({"method": f"ours {method}", "n_iter": n_iter,
+                     **bench(clips, prep, inv, analyses, repeats)})
+
+    def lr_invert(spec, n, n_iter):
+        """librosa's NNLS + Griffin-Lim (its own Hann window) from our linear-amplitude mel."""
+        np.random.seed(0)  # mel_to_audio takes no random_state; griffinlim then uses np.random
+        return librosa.feature.inverse.mel_to_audio(
+            t.spec_to_mel(spec)[0].numpy(), sr=p.sample_rate, n_fft=p.n_fft,
+            hop_length=p.hop_length, window="hann", power=p.power, n_iter=n_iter, length=n,
+            htk=False, norm="slaney", fmin=0.0, fmax=p.sample_rate / 2)
+
+    for n_iter in (32, 100):
+        rows.append({"method": "librosa mel_to_audio", "n_iter": n_iter,
+                     **bench(clips, prep, lambda s, n, k=n_iter: lr_invert(s, n, k), analyses,
+                               repeats)})
+    return rows
+
+
+def mel_diagnostics(clips, t: AudioTransform, full_pghi_gla_sc: float) -> dict:
+    """Where the mel round trip loses: NNLS magnitude vs phase, and the time split of pghi+gla."""
+    p = t.params
+    analyse = torch_analysis(p.n_fft, p.hop_length, t.window)
+    nnls_sc, phase_sc, t_mag, t_phase = [], [], 0.0, 0.0
+    for x in clips:
+        wav = torch.from_numpy(x)[None]
+        spec, true = t(wav), t.stft(wav)
+        start = time.perf_counter()
+        mel = t.spec_to_mel(spec)
+        mag = t.mel_to_magnitude(mel)
+        mid = time.perf_counter()
+        inversion.reconstruct_phase(mag, p.n_fft, p.hop_length, t.window, t.gamma,
+                                    method="pghi+gla", length=len(x), seed=0,
+                                    mel_constraint=(mel, t.mel_basis, p.power))
+        t_mag, t_phase = t_mag + mid - start, t_phase + time.perf_counter() - mid
+        y = inversion.istft(torch.polar(mag, true.angle()), p.n_fft, p.hop_length, t.window, len(x))
+        nnls_sc.append(sc_db(analyse(x), analyse(fit_length(y, len(x)))))
+        y = inversion.reconstruct_phase(true.abs(), p.n_fft, p.hop_length, t.window, t.gamma,
+                                        method="pghi+gla", length=len(x), seed=0)
+        phase_sc.append(sc_db(analyse(x), analyse(fit_length(y, len(x)))))
+    return {"nnls_mag_true_phase_sc_db": float(np.mean(nnls_sc)),
+            "true_mag_pghi_gla_sc_db": float(np.mean(phase_sc)),
+            "full_mel_pghi_gla_sc_db": full_pghi_gla_sc,
+            "mel_to_magnitude_time_share": t_mag / (t_mag + t_phase)}
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """Plain-text table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                              for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows])
+
+
+def main(argv=None) -> None:
+    """Measure everything in one run, print the tables, optionally write JSON."""
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    domains = [d for d in args.domains.split(",") if d]
+    named = load_clips(args.data.resolve(), domains, args.clips_per_domain)
+    clips = [x for _, x in named]
+    try:
+        tifresi_version = metadata.version("tifresi")
+    except metadata.PackageNotFoundError:
+        tifresi_version = "missing"
+    meta = {"clips": [n for n, _ in named], "audio_seconds": sum(map(len, clips)) / SR,
+            "torch": torch.__version__, "librosa": librosa.__version__, "tifresi": tifresi_version,
+            "threads": torch.get_num_threads(), "repeats": args.repeats,
+            "python": platform.python_version()}
+    print(f"Spectrogram inversion benchmark | {len(clips)} clips ({', '.join(domains)}), "
+          f"{meta['audio_seconds']:.1f} s at {SR} Hz | torch {meta['torch']} "
+          f"({meta['threads']} threads, best of {args.repeats}) | librosa {meta['librosa']} | tifresi {tifresi_version}")
+    print("Peers: librosa.griffinlim (Hann, momentum 0.99, random init), tifresi GaussTF PGHI, "
+          "librosa.feature.inverse.mel_to_audio (NNLS + Griffin-Lim, Hann).")
+    print("SC = 20 log10(|| |S(y)|-|S(x)| || / || |S(x)| ||), mean of per-clip dB (lower is better);"
+          " RTF = audio s / inversion wall s.\n")
+
+    with torch.inference_mode():
+        linear = linear_table(clips, args.n_fft, args.hop, args.repeats)
+        print(f"Table 1: linear magnitude round trip (n_fft {args.n_fft}, hop {args.hop}); "
+              "SC with each method's own analysis transform")
+        print(format_table(["method", "window", "iters", "SC dB", "RTF x"], [
+            [r["method"], r["window"], str(r["n_iter"] or "-"), f"{r['sc_db'][0]:.2f}",
+             f"{r['rtf']:.1f}"] for r in linear]))
+
+        t = AudioTransform()
+        mel = mel_table(clips, t, args.repeats)
+        p = t.params
+        lr_basis = librosa.filters.mel(sr=p.sample_rate, n_fft=p.n_fft, n_mels=p.n_mels, fmin=0.0,
+                                       fmax=p.sample_rate / 2, htk=False, norm="slaney")
+        meta["mel_basis_max_diff_vs_librosa"] = float(np.abs(lr_basis - t.mel_basis.numpy()).max())
+        print(f"\nTable 2: mel round trip, default AudioTransform (n_fft {p.n_fft}, hop "
+              f"{p.hop_length}, {p.n_mels} mels, {p.window} window); librosa's Griffin-Lim "
+              "uses its own Hann window;\nlibrosa's mel basis vs ours: max abs diff "
+              f"{meta['mel_basis_max_diff_vs_librosa']:.1e}")
+        print(format_table(["method", "iters", "SC dB (gauss)", "SC dB (hann)", "RTF x"], [
+            [r["method"], str(r["n_iter"] or "-"), f"{r['sc_db'][0]:.2f}", f"{r['sc_db'][1]:.2f}",
+             f"{r['rtf']:.1f}"] for r in mel]))
+
+        full = next(r for r in mel if r["method"] == "ours pghi+gla")["sc_db"][0]
+        diag = mel_diagnostics(clips, t, full)
+    print("\nMel path diagnostics (ours, gauss SC, mean over clips):")
+    print(f"  (a) NNLS magnitude + true phase      {diag['nnls_mag_true_phase_sc_db']:7.2f} dB")
+    print(f"  (b) true magnitude + pghi+gla phase  {diag['true_mag_pghi_gla_sc_db']:7.2f} dB")
+    print(f"  (c) full mel round trip, pghi+gla    {diag['full_mel_pghi_gla_sc_db']:7.2f} dB")
+    share = diag["mel_to_magnitude_time_share"]
+    print(f"  pghi+gla time: mel->magnitude {100 * share:.0f}%, phase reconstruction "
+          f"{100 * (1 - share):.0f}%")
+
+    if args.json:
+        args.json.write_text(json.dumps(
+            {"meta": meta, "linear": linear, "mel": mel, "diagnostics": diag}, indent=2))
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Shared fixtures. Real recordings come from ../shared/data/realaudio (or $TIMBRE_TRANSFER_REALAUDIO):
+tests that need them skip on a clone without them, and fail under CI=true."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+REALAUDIO = Path(
+    os.environ.get(
+        "TIMBRE_TRANSFER_REALAUDIO",
+        Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "realaudio",
+    )
+).resolve()
+
+
+def require_or_skip(available: bool, what: str) -> None:
+    """Skip when ``what`` is missing on a user's machine; fail under CI, where it must exist."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is required under CI=true but is missing")
+    pytest.skip(f"{what} is not available")
+
+
+@pytest.fixture(scope="session")
+def realaudio_dir() -> Path:
+    require_or_skip(REALAUDIO.is_dir(), f"real audio folder {REALAUDIO}")
+    return REALAUDIO
+
+
+@pytest.fixture
+def real_clips(realaudio_dir, tmp_path):
+    """Copy the first ``n`` clips (sorted) of a domain into tmp_path and return their paths."""
+
+    def take(domain: str, n: int = 2) -> list[Path]:
+        files = sorted((realaudio_dir / domain).glob("*.flac"))[:n]
+        require_or_skip(len(files) == n, f"{n} clips of {realaudio_dir / domain}")
+        out = []
+        for f in files:
+            dst = tmp_path / domain / f.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dst)
+            out.append(dst)
+        return out
+
+    return take
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
