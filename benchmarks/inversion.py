@@ -222,11 +222,12 @@ def main(argv=None) -> None:
             "python": platform.python_version()}
     print(f"Spectrogram inversion benchmark | {len(clips)} clips ({', '.join(domains)}), "
           f"{meta['audio_seconds']:.1f} s at {SR} Hz | torch {meta['torch']} "
-          f"({meta['threads']} threads, best of {args.repeats}) | librosa {meta['librosa']} | tifresi {tifresi_version}")
+          f"({meta['threads']} threads, best of {args.repeats}) | librosa {meta['librosa']} | "
+          f"tifresi {tifresi_version}")
     print("Peers: librosa.griffinlim (Hann, momentum 0.99, random init), tifresi GaussTF PGHI, "
           "librosa.feature.inverse.mel_to_audio (NNLS + Griffin-Lim, Hann).")
-    print("SC = 20 log10(|| |S(y)|-|S(x)| || / || |S(x)| ||), mean of per-clip dB (lower is better);"
-          " RTF = audio s / inversion wall s.\n")
+    print("SC = 20 log10(|| |S(y)|-|S(x)| || / || |S(x)| ||), mean of per-clip dB (lower is "
+          "better); RTF = audio s / inversion wall s.\n")
 
     with torch.inference_mode():
         linear = linear_table(clips, args.n_fft, args.hop, args.repeats)

