@@ -43,6 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=1,
                     help="time each inversion this many times and keep the fastest (noisy CPUs)")
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own)")
+    ap.add_argument("--device", default="cpu", help="device for our rows (peers run on the CPU)")
+    ap.add_argument("--batch-sizes", default="",
+                    help="also time batched mel inversion of 4 s crops at these batch sizes, "
+                         "e.g. 1,16,64 (table 3)")
     ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     return ap.parse_args(argv)
 
@@ -93,6 +97,8 @@ def bench(clips, prepare, invert, analyses, repeats: int = 1) -> dict:
         for _ in range(repeats):
             start = time.perf_counter()
             y = invert(inp, len(x))
+            if isinstance(y, torch.Tensor) and y.is_cuda:
+                torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)
         wall += best
         outputs.append(fit_length(y, len(x)))
@@ -100,7 +106,7 @@ def bench(clips, prepare, invert, analyses, repeats: int = 1) -> dict:
     return {"sc_db": scs, "rtf": sum(map(len, clips)) / SR / wall, "seconds": wall}
 
 
-def linear_table(clips, n_fft: int, hop: int, repeats: int = 1) -> list[dict]:
+def linear_table(clips, n_fft: int, hop: int, repeats: int = 1, device: str = "cpu") -> list[dict]:
     """Table 1: |STFT| -> phase reconstruction -> audio, at ``n_fft``/``hop``."""
     rows = []
     for win_name, method, n_iter in [("gauss", "griffinlim", 32), ("gauss", "pghi", None),
@@ -109,7 +115,8 @@ def linear_table(clips, n_fft: int, hop: int, repeats: int = 1) -> list[dict]:
         window = inversion.make_window(win_name, n_fft, hop)
         gamma = inversion.window_gamma(win_name, n_fft, hop)
         analyse = torch_analysis(n_fft, hop, window)
-        prep = lambda x, w=window: inversion.stft(torch.from_numpy(x)[None], n_fft, hop, w).abs()
+        prep = lambda x, w=window: inversion.stft(
+            torch.from_numpy(x)[None].to(device), n_fft, hop, w).abs()
         inv = lambda mag, n, w=window, g=gamma, m=method, k=n_iter: inversion.reconstruct_phase(
             mag, n_fft, hop, w, g, method=m, n_iter=k, length=n, seed=0)
         rows.append({"method": f"ours {method}", "window": win_name, "n_iter": n_iter,
@@ -138,6 +145,16 @@ def linear_table(clips, n_fft: int, hop: int, repeats: int = 1) -> list[dict]:
     rows.append({"method": "tifresi pghi", "window": "gauss(dgt)", "n_iter": None,
                  **bench(clips, tf_analyse, lambda mag, n: tf.invert_spectrogram(mag),
                          [tf_analyse], repeats)})
+
+    # The same |STFT| as our gauss rows, so that only the PGHI implementations differ.
+    from timbre_transfer.audio.reference import tifresi_pghi_phase
+
+    window = inversion.make_window("gauss", n_fft, hop)
+    prep = lambda x: inversion.stft(torch.from_numpy(x)[None], n_fft, hop, window).abs()
+    inv = lambda mag, n: inversion.istft(
+        torch.polar(mag, tifresi_pghi_phase(mag[0], hop, n_fft)[None]), n_fft, hop, window, n)
+    rows.append({"method": "tifresi pghi, our |STFT|", "window": "gauss", "n_iter": None,
+                 **bench(clips, prep, inv, [torch_analysis(n_fft, hop, window)], repeats)})
     return rows
 
 
@@ -147,7 +164,8 @@ def mel_table(clips, t: AudioTransform, repeats: int = 1) -> list[dict]:
     analyses = [torch_analysis(p.n_fft, p.hop_length, t.window),
                 torch_analysis(p.n_fft, p.hop_length,
                                inversion.make_window("hann", p.n_fft, p.hop_length))]
-    prep = lambda x: t(torch.from_numpy(x)[None])
+    device = t.mel_basis.device
+    prep = lambda x: t(torch.from_numpy(x)[None].to(device))
     rows = []
     for method, n_iter in [("pghi", None), ("griffinlim", 32), ("pghi+gla", 16)]:
         inv = lambda spec, n, m=method, k=n_iter: t.invert(spec, method=m, n_iter=k, length=n)
@@ -158,7 +176,7 @@ def mel_table(clips, t: AudioTransform, repeats: int = 1) -> list[dict]:
         """librosa's NNLS + Griffin-Lim (its own Hann window) from our linear-amplitude mel."""
         np.random.seed(0)  # mel_to_audio takes no random_state; griffinlim then uses np.random
         return librosa.feature.inverse.mel_to_audio(
-            t.spec_to_mel(spec)[0].numpy(), sr=p.sample_rate, n_fft=p.n_fft,
+            t.spec_to_mel(spec)[0].cpu().numpy(), sr=p.sample_rate, n_fft=p.n_fft,
             hop_length=p.hop_length, window="hann", power=p.power, n_iter=n_iter, length=n,
             htk=False, norm="slaney", fmin=0.0, fmax=p.sample_rate / 2)
 
@@ -175,7 +193,7 @@ def mel_diagnostics(clips, t: AudioTransform, full_pghi_gla_sc: float) -> dict:
     analyse = torch_analysis(p.n_fft, p.hop_length, t.window)
     nnls_sc, phase_sc, t_mag, t_phase = [], [], 0.0, 0.0
     for x in clips:
-        wav = torch.from_numpy(x)[None]
+        wav = torch.from_numpy(x)[None].to(t.mel_basis.device)
         spec, true = t(wav), t.stft(wav)
         start = time.perf_counter()
         mel = t.spec_to_mel(spec)
@@ -194,6 +212,28 @@ def mel_diagnostics(clips, t: AudioTransform, full_pghi_gla_sc: float) -> dict:
             "true_mag_pghi_gla_sc_db": float(np.mean(phase_sc)),
             "full_mel_pghi_gla_sc_db": full_pghi_gla_sc,
             "mel_to_magnitude_time_share": t_mag / (t_mag + t_phase)}
+
+
+def batch_table(clips, t: AudioTransform, batch_sizes: list[int]) -> list[dict]:
+    """Table 3: throughput of ``t.invert`` (pghi+gla) on batches of 4 s crops of the clips."""
+    crop = 4 * SR
+    pool = np.concatenate(clips)
+    rows = []
+    for b in batch_sizes:
+        starts = np.linspace(0, len(pool) - crop, b).astype(int)
+        wav = torch.from_numpy(np.stack([pool[s:s + crop] for s in starts])).to(t.mel_basis.device)
+        spec = t(wav)
+        for method in ("pghi", "pghi+gla"):
+            t.invert(spec, method=method)  # warm-up
+            if wav.is_cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            t.invert(spec, method=method)
+            if wav.is_cuda:
+                torch.cuda.synchronize()
+            wall = time.perf_counter() - start
+            rows.append({"method": method, "batch": b, "rtf": b * crop / SR / wall})
+    return rows
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:
@@ -218,11 +258,11 @@ def main(argv=None) -> None:
         tifresi_version = "missing"
     meta = {"clips": [n for n, _ in named], "audio_seconds": sum(map(len, clips)) / SR,
             "torch": torch.__version__, "librosa": librosa.__version__, "tifresi": tifresi_version,
-            "threads": torch.get_num_threads(), "repeats": args.repeats,
+            "threads": torch.get_num_threads(), "repeats": args.repeats, "device": args.device,
             "python": platform.python_version()}
     print(f"Spectrogram inversion benchmark | {len(clips)} clips ({', '.join(domains)}), "
           f"{meta['audio_seconds']:.1f} s at {SR} Hz | torch {meta['torch']} "
-          f"({meta['threads']} threads, best of {args.repeats}) | librosa {meta['librosa']} | "
+          f"({meta['threads']} threads, best of {args.repeats}, ours on {args.device}) | librosa {meta['librosa']} | "
           f"tifresi {tifresi_version}")
     print("Peers: librosa.griffinlim (Hann, momentum 0.99, random init), tifresi GaussTF PGHI, "
           "librosa.feature.inverse.mel_to_audio (NNLS + Griffin-Lim, Hann).")
@@ -230,19 +270,20 @@ def main(argv=None) -> None:
           "better); RTF = audio s / inversion wall s.\n")
 
     with torch.inference_mode():
-        linear = linear_table(clips, args.n_fft, args.hop, args.repeats)
+        linear = linear_table(clips, args.n_fft, args.hop, args.repeats, args.device)
         print(f"Table 1: linear magnitude round trip (n_fft {args.n_fft}, hop {args.hop}); "
               "SC with each method's own analysis transform")
         print(format_table(["method", "window", "iters", "SC dB", "RTF x"], [
             [r["method"], r["window"], str(r["n_iter"] or "-"), f"{r['sc_db'][0]:.2f}",
              f"{r['rtf']:.1f}"] for r in linear]))
 
-        t = AudioTransform()
+        t = AudioTransform().to(args.device)
         mel = mel_table(clips, t, args.repeats)
         p = t.params
         lr_basis = librosa.filters.mel(sr=p.sample_rate, n_fft=p.n_fft, n_mels=p.n_mels, fmin=0.0,
                                        fmax=p.sample_rate / 2, htk=False, norm="slaney")
-        meta["mel_basis_max_diff_vs_librosa"] = float(np.abs(lr_basis - t.mel_basis.numpy()).max())
+        meta["mel_basis_max_diff_vs_librosa"] = float(
+            np.abs(lr_basis - t.mel_basis.cpu().numpy()).max())
         print(f"\nTable 2: mel round trip, default AudioTransform (n_fft {p.n_fft}, hop "
               f"{p.hop_length}, {p.n_mels} mels, {p.window} window); librosa's Griffin-Lim "
               "uses its own Hann window;\nlibrosa's mel basis vs ours: max abs diff "
@@ -261,9 +302,17 @@ def main(argv=None) -> None:
     print(f"  pghi+gla time: mel->magnitude {100 * share:.0f}%, phase reconstruction "
           f"{100 * (1 - share):.0f}%")
 
+    batch = []
+    if args.batch_sizes:
+        with torch.inference_mode():
+            batch = batch_table(clips, t, [int(b) for b in args.batch_sizes.split(",")])
+        print(f"\nTable 3: batched mel inversion of 4 s crops on {args.device} (default transform)")
+        print(format_table(["method", "batch", "RTF x"],
+                           [[r["method"], str(r["batch"]), f"{r['rtf']:.1f}"] for r in batch]))
+
     if args.json:
-        args.json.write_text(json.dumps(
-            {"meta": meta, "linear": linear, "mel": mel, "diagnostics": diag}, indent=2))
+        args.json.write_text(json.dumps({"meta": meta, "linear": linear, "mel": mel,
+                                         "diagnostics": diag, "batch": batch}, indent=2))
         print(f"\nwrote {args.json}")
 
 

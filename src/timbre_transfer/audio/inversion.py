@@ -266,10 +266,9 @@ def _integrate(logmag, time_step, freq_step, threshold, phase):  # pragma: no co
     out = phase.ravel()
     # Coefficients under the threshold keep their random phase and are never visited.
     done = logmag.ravel() < threshold
-    candidates = np.flatnonzero(~done)
-    order = candidates[np.argsort(-flat[candidates])]
-    heap_val = np.empty(candidates.size, dtype=np.float32)
-    heap_idx = np.empty(candidates.size, dtype=np.int64)
+    order = _descending_order(flat, done)
+    heap_val = np.empty(order.size, dtype=np.float32)
+    heap_idx = np.empty(order.size, dtype=np.int64)
     for start in order:
         if done[start]:
             continue
@@ -300,18 +299,53 @@ def _integrate(logmag, time_step, freq_step, threshold, phase):  # pragma: no co
                 size = _heap_push(heap_val, heap_idx, size, flat[idx - n_frames], idx - n_frames)
 
 
+@numba.njit(cache=True)
+def _descending_order(values, skip, levels=4096):  # pragma: no cover - numba
+    """Indices of the non-skipped ``values``, largest first, by counting sort on ``levels``
+    quantisation levels: O(n) instead of argsort's O(n log n) (a third of PGHI's time), and
+    only island starts use this order, where ties within 1/4096 of the range do not matter."""
+    n = values.size
+    low, high = np.inf, -np.inf
+    count = 0
+    for i in range(n):
+        if not skip[i]:
+            count += 1
+            low = min(low, values[i])
+            high = max(high, values[i])
+    order = np.empty(count, dtype=np.int64)
+    if count == 0:
+        return order
+    scale = (levels - 1) / max(high - low, 1e-12)
+    starts = np.zeros(levels + 1, dtype=np.int64)
+    for i in range(n):
+        if not skip[i]:
+            starts[levels - 1 - int((values[i] - low) * scale) + 1] += 1
+    for b in range(levels):
+        starts[b + 1] += starts[b]
+    for i in range(n):
+        if not skip[i]:
+            b = levels - 1 - int((values[i] - low) * scale)
+            order[starts[b]] = i
+            starts[b] += 1
+    return order
+
+
+# A binary max-heap in two flat arrays. Sifting moves a hole instead of swapping pairs, which
+# halves the writes.
+
+
 @numba.njit(cache=True, inline="always")
 def _heap_push(vals, idxs, size, value, index):  # pragma: no cover - numba
     j = size
-    vals[j] = value
-    idxs[j] = index
     while j > 0:
         parent = (j - 1) >> 1
-        if vals[parent] >= vals[j]:
+        if vals[parent] >= value:
             break
-        vals[parent], vals[j] = vals[j], vals[parent]
-        idxs[parent], idxs[j] = idxs[j], idxs[parent]
+        vals[j] = vals[parent]
+        idxs[j] = idxs[parent]
         j = parent
+    vals[j] = value
+    idxs[j] = index
     return size + 1
 
 
@@ -319,21 +353,22 @@ def _heap_push(vals, idxs, size, value, index):  # pragma: no cover - numba
 def _heap_pop(vals, idxs, size):  # pragma: no cover - numba
     top = idxs[0]
     size -= 1
-    vals[0] = vals[size]
-    idxs[0] = idxs[size]
+    value = vals[size]
+    index = idxs[size]
     j = 0
     while True:
-        left = 2 * j + 1
-        if left >= size:
+        child = 2 * j + 1
+        if child >= size:
             break
-        child = left
-        if left + 1 < size and vals[left + 1] > vals[left]:
-            child = left + 1
-        if vals[j] >= vals[child]:
+        if child + 1 < size and vals[child + 1] > vals[child]:
+            child += 1
+        if value >= vals[child]:
             break
-        vals[child], vals[j] = vals[j], vals[child]
-        idxs[child], idxs[j] = idxs[j], idxs[child]
+        vals[j] = vals[child]
+        idxs[j] = idxs[child]
         j = child
+    vals[j] = value
+    idxs[j] = index
     return top, size
 
 
