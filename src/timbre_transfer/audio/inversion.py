@@ -203,7 +203,7 @@ def pghi_phase(
 
     with centred differences, ``a = hop_length`` and ``M = n_fft``. They are integrated from the
     largest coefficient outwards (max-heap); coefficients below ``tol * max`` keep random
-    phase (1e-4 costs nothing measurable in quality against 1e-5 and saves 20 % of the coefficients).
+    phase (1e-4 measured no worse than 1e-5 on real clips, with a fifth fewer coefficients).
     Returns phase in torch.stft's convention (window starting at the frame start), which differs
     from the centred-window convention of the formulas by ``pi * k``.
 
@@ -230,11 +230,13 @@ def pghi_phase(
     rng = generator if generator is not None else np.random.default_rng()
     phase = rng.uniform(0, 2 * np.pi, size=tuple(mag.shape))
     threshold = torch.log(peak * tol).flatten()
+    # Steps in float32 halve the memory traffic of the integration (rounding 6e-5 rad per step at
+    # most); the phase accumulates in float64.
     _integrate_batch(
-        logmag.cpu().numpy(),
-        time_step.cpu().numpy(),
-        freq_step.cpu().numpy(),
-        threshold.cpu().numpy(),
+        logmag.float().cpu().numpy(),
+        time_step.float().cpu().numpy(),
+        freq_step.float().cpu().numpy(),
+        threshold.float().cpu().numpy(),
         phase,
     )
     phase = torch.from_numpy(phase).to(magnitude.device) + math.pi * k
@@ -262,10 +264,10 @@ def _integrate_batch(logmag, time_step, freq_step, threshold, phase):  # pragma:
 @numba.njit(cache=True)
 def _integrate(logmag, time_step, freq_step, threshold, phase):  # pragma: no cover - numba
     n_freq, n_frames = logmag.shape
-    flat = logmag.ravel().astype(np.float32)  # heap keys: float32 halves the memory traffic
+    flat = logmag.ravel()
     out = phase.ravel()
     # Coefficients under the threshold keep their random phase and are never visited.
-    done = logmag.ravel() < threshold
+    done = flat < threshold
     order = _descending_order(flat, done)
     heap_val = np.empty(order.size, dtype=np.float32)
     heap_idx = np.empty(order.size, dtype=np.int64)
