@@ -176,7 +176,7 @@ def test_mel_constrained_gla_beats_fixed_magnitude_gla(transform, real_wavs):
                                 init_phase=phase, length=x.shape[-1], mel_constraint=constraint)
             scores.append(inv.spectral_convergence_db(ref, transform.stft(y).abs()).item())
         gains.append(scores[0] - scores[1])
-    assert np.mean(gains) > 0.5  # measured 1.3 dB on 8 clips
+    assert np.mean(gains) > 0.5  # measured 1.3 dB on 8 clips at griffin_lim's momentum 0.99
 
 
 def test_pghi_parity_with_tifresi(real_wavs):
