@@ -60,6 +60,10 @@ def test_wrong_input_is_a_clear_error(transform):
         transform(torch.tensor([0.0, float("nan"), 0.0]))
     with pytest.raises(ValueError, match="empty"):
         transform(torch.zeros(2, 0))
+    with pytest.raises(ValueError, match="empty"):
+        transform(torch.zeros(0))
+    with pytest.raises(ValueError, match="empty"):
+        transform.invert(torch.zeros(128, 0))
     with pytest.raises(TypeError, match="torch.Tensor"):
         transform(np.zeros(100))
     with pytest.raises(ValueError, match=r"spec must have shape"):

@@ -125,9 +125,6 @@ class AudioTransform(nn.Module):
         """The window's time-frequency ratio in samples^2, as PGHI needs it."""
         return inversion.window_gamma(self.params.window, self.win_length, self.params.hop_length)
 
-    def num_frames(self, num_samples: int) -> int:
-        return 1 + num_samples // self.params.hop_length
-
     # ---- analysis ---------------------------------------------------------------------------
 
     def stft(self, wav: torch.Tensor) -> torch.Tensor:
@@ -247,13 +244,11 @@ def _as_batch(x: torch.Tensor, name: str, expected: str, rank: int = 2) -> tuple
     """Add a batch dimension to an unbatched input; any other rank is an error naming ``expected``."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() == rank - 1:
-        return x.unsqueeze(0), True
-    if x.dim() != rank:
+    if x.dim() not in (rank - 1, rank):
         raise ValueError(f"{name} must have shape {expected}, got {tuple(x.shape)}")
-    if x.shape[-1] == 0:
+    if x.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
-    return x, False
+    return (x.unsqueeze(0), True) if x.dim() == rank - 1 else (x, False)
 
 
 @dataclass
