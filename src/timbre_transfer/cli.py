@@ -6,6 +6,7 @@ Heavy imports (torch, librosa) happen inside the subcommands so that ``--help`` 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -22,8 +23,9 @@ def _build_transform(config_path: str | None, overrides: list[str]):
 
 
 def _add_audio_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML config whose 'audio' section sets the transform "
-                        "(default: the built-in defaults, as in config/default.yaml)")
+    parser.add_argument("--config", help="YAML config: its 'audio' section sets the transform, "
+                        "its 'prepare' section the cleaning options (default: the built-in "
+                        "defaults, as in config/default.yaml)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. audio.hop_length=256")
 
@@ -41,6 +43,24 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     print(f"wrote {args.out} ({wav.shape[-1] / sr:.2f} s at {sr} Hz, inverter {args.inverter})")
     print(f"spectral convergence: {result.spectral_convergence_db:.2f} dB")
     print(f"real-time factor:     {result.real_time_factor:.1f}x ({result.seconds:.2f} s)")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from timbre_transfer.audio.transform import AudioTransform, TransformParams
+    from timbre_transfer.config import load_config
+    from timbre_transfer.data.prepare import PrepareOptions, format_summary, prepare
+
+    config = load_config(args.config, args.overrides)
+    transform = AudioTransform(**vars(TransformParams.from_dict(config.get("audio") or {})))
+    options = PrepareOptions.from_dict(config.get("prepare") or {})
+    include = [s for s in args.nsynth_include.split(",") if s] if args.nsynth_include else None
+    result = prepare(args.data, args.out, transform, options, workers=args.workers,
+                     nsynth_by=args.nsynth_by, nsynth_include=include, overwrite=args.overwrite)
+    if result.processed == 0:
+        print(f"{args.out} is up to date ({result.reused} files)")
+    print(format_summary(result.report))
+    print(f"store: {result.store} (report: {result.store / 'prepare_report.json'})")
     return 0
 
 
@@ -91,6 +111,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Griffin-Lim iterations (default 32 for griffinlim, 16 for pghi+gla)")
     _add_audio_options(p)
     p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser(
+        "prepare", help="turn folders of audio into a feature store for training",
+        description="Decode, clean (trim silence, normalise loudness) and analyse every file of "
+        "DATA into log1p mel features stored per domain in OUT, with a file-level train/val "
+        "split. DATA is a folder of <domain>/ subfolders, a CSV with path,domain columns, or an "
+        "NSynth folder (examples.json + audio/). Bad files are skipped and listed in "
+        "OUT/prepare_report.json; an interrupted run resumes.",
+    )
+    p.add_argument("data", metavar="DATA", help="data folder, CSV manifest or NSynth folder")
+    p.add_argument("--out", required=True, metavar="OUT", help="feature store folder")
+    p.add_argument("--workers", type=int, default=max(1, min(os.cpu_count() or 1, 8)),
+                   help="worker processes (default: CPU count, at most 8)")
+    p.add_argument("--nsynth-by", choices=("family", "source", "instrument"), default="family",
+                   help="NSynth attribute that names the domains (default: family)")
+    p.add_argument("--nsynth-include", metavar="A,B",
+                   help="NSynth domains to keep, e.g. string,brass (default: all)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a store in OUT that was prepared with other parameters")
+    _add_audio_options(p)
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser(
         "demo", help="the main job on built-in data (no downloads)",

@@ -1,0 +1,458 @@
+"""``prepare``: folders (or a CSV, or NSynth) of audio -> a feature store of log1p mels per domain.
+
+Store layout (``FEATURES_DIR``)::
+
+    store.json              transform (params + normalisation statistics), its hash, the prepare
+                            options, the domains and the seeded file-level train/val split
+    <domain>/features.npy   float16 log1p mel frames of all files, (total_frames, n_mels), memmapped
+    <domain>/index.json     one entry per file: source, offset, frames, seconds, split
+    prepare_report.json     per-domain counts and durations, and every skipped file with its reason
+    .work/<hash>/           per-file results while preparing; an interrupted run resumes from here
+
+Features are stored un-normalised (log1p mel); the statistics live in ``store.json`` and are
+applied when crops are read, so they can be refitted without touching the features.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, fields
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from timbre_transfer.audio.io import AUDIO_EXTENSIONS, AudioFileError, load_audio
+
+STORE_FORMAT = 1
+NSYNTH_KEYS = {"family": "instrument_family_str", "source": "instrument_source_str",
+               "instrument": "instrument_str"}
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """How audio is cleaned before features are computed; part of the store's identity."""
+
+    trim_top_db: float = 40.0  # silence = more than this below the file's peak
+    max_silence: float = 0.3  # inner silences longer than this (s) are shortened to it
+    target_dbfs: float = -20.0  # RMS loudness of the non-silent audio after normalisation
+    silence_peak_dbfs: float = -40.0  # a file whose peak stays below this is "silent"
+    min_seconds: float = 0.25  # shorter than this after trimming: "too short"
+    allow_upsampling: bool = False  # files recorded below the transform's rate are skipped
+    val_fraction: float = 0.1  # share of each domain's FILES held out for validation
+    seed: int = 0  # seeds the split
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PrepareOptions":
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise KeyError(f"unknown prepare option(s) {unknown}; known: {sorted(known)}")
+        for key, value in values.items():
+            wanted = {"float": (int, float), "int": (int,), "bool": (bool,)}[known[key]]
+            if isinstance(value, bool) != (known[key] == "bool") or not isinstance(value, wanted):
+                raise TypeError(f"prepare option {key!r} must be {known[key]}, got {value!r}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    domain: str
+    name: str  # stable name inside the domain (path relative to the data root)
+
+
+@dataclass
+class PrepareResult:
+    """What :func:`prepare` did; ``report`` is what ``prepare_report.json`` holds."""
+
+    store: Path
+    processed: int
+    reused: int
+    report: dict = field(default_factory=dict)
+
+
+class StoreMismatchError(ValueError):
+    """The output folder holds a store prepared with other parameters."""
+
+
+class SkipFile(Exception):
+    """A file that cannot be used; the message is the reason recorded in the report."""
+
+
+# ---- discovery --------------------------------------------------------------------------------
+
+
+def discover(
+    data: str | Path, nsynth_by: str = "family", nsynth_include: list[str] | None = None
+) -> list[SourceFile]:
+    """List the audio files of a dataset and their domains.
+
+    ``data`` is a folder of ``<domain>/**/*.{wav,flac,ogg,mp3,aiff}``, a CSV file with
+    ``path,domain`` columns (paths relative to the CSV's folder, or absolute), or an NSynth folder
+    (``examples.json`` + ``audio/``) whose domains are the ``nsynth_by`` attribute (family,
+    source or instrument), optionally restricted to ``nsynth_include``.
+    """
+    data = Path(data)
+    if not data.exists():
+        raise FileNotFoundError(f"{data}: no such folder or CSV file")
+    if data.is_file():
+        files = _discover_csv(data)
+    elif (data / "examples.json").is_file():
+        files = _discover_nsynth(data, nsynth_by, nsynth_include)
+    else:
+        files = [
+            SourceFile(p, domain.name, str(p.relative_to(domain)))
+            for domain in sorted(d for d in data.iterdir() if d.is_dir() and not d.name.startswith("."))
+            for p in sorted(domain.rglob("*"))
+            if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+        ]
+    if not files:
+        raise ValueError(
+            f"{data}: no audio files found (expected <domain>/*.wav|flac|ogg|mp3|aiff folders, "
+            "a CSV with path,domain columns, or an NSynth folder with examples.json)"
+        )
+    return files
+
+
+def _discover_csv(csv_path: Path) -> list[SourceFile]:
+    with open(csv_path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"path", "domain"} - set(reader.fieldnames or [])
+        if missing:
+            raise KeyError(f"{csv_path}: CSV lacks column(s) {sorted(missing)} (needs path,domain)")
+        files = []
+        for line, row in enumerate(reader, start=2):
+            if not row["path"] or not row["domain"]:
+                raise ValueError(f"{csv_path}:{line}: empty path or domain")
+            path = Path(row["path"])
+            path = path if path.is_absolute() else csv_path.parent / path
+            files.append(SourceFile(path, row["domain"], row["path"]))
+    return files
+
+
+def _discover_nsynth(root: Path, by: str, include: list[str] | None) -> list[SourceFile]:
+    if by not in NSYNTH_KEYS:
+        raise ValueError(f"--nsynth-by must be one of {sorted(NSYNTH_KEYS)}, got {by!r}")
+    try:
+        examples = json.loads((root / "examples.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{root / 'examples.json'}: not valid JSON ({exc})") from exc
+    files = []
+    for note, meta in sorted(examples.items()):
+        if NSYNTH_KEYS[by] not in meta:
+            raise KeyError(f"{root / 'examples.json'}: entry {note!r} lacks {NSYNTH_KEYS[by]!r}")
+        domain = meta[NSYNTH_KEYS[by]]
+        if include and domain not in include:
+            continue
+        files.append(SourceFile(root / "audio" / f"{note}.wav", domain, f"{note}.wav"))
+    return files
+
+
+# ---- one file ----------------------------------------------------------------------------------
+
+
+def clean_audio(wav: np.ndarray, sample_rate: int, options: PrepareOptions) -> np.ndarray:
+    """Trim leading/trailing silence, shorten long inner silences, normalise loudness.
+
+    Raises:
+        SkipFile: silent or too short.
+    """
+    import librosa
+
+    peak = float(np.abs(wav).max())
+    peak_dbfs = 20 * np.log10(max(peak, 1e-10))
+    if peak_dbfs < options.silence_peak_dbfs:
+        raise SkipFile(f"silent (peak {peak_dbfs:.1f} dBFS < {options.silence_peak_dbfs} dBFS)")
+    intervals = librosa.effects.split(wav, top_db=options.trim_top_db, frame_length=1024,
+                                      hop_length=256)
+    max_gap = int(options.max_silence * sample_rate)
+    pieces = [wav[intervals[0][0]:intervals[0][1]]]
+    for (_, prev_end), (start, end) in zip(intervals[:-1], intervals[1:]):
+        # Keep the start of each gap (decays and reverb tails), up to max_silence of it.
+        pieces.append(wav[prev_end:min(start, prev_end + max_gap)])
+        pieces.append(wav[start:end])
+    wav = np.concatenate(pieces)
+    if len(wav) < options.min_seconds * sample_rate:
+        raise SkipFile(f"too short ({len(wav) / sample_rate:.3f} s of sound < {options.min_seconds} s)")
+    rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
+    gain = 10 ** (options.target_dbfs / 20) / max(rms, 1e-10)
+    gain = min(gain, 0.99 / max(float(np.abs(wav).max()), 1e-10))  # never clip
+    return (wav * gain).astype(np.float32)
+
+
+def file_features(source: SourceFile, transform, options: PrepareOptions) -> np.ndarray:
+    """Decode, clean and analyse one file: ``(frames, n_mels)`` float16 log1p mel.
+
+    Raises:
+        SkipFile: with the reason (unreadable, truncated, empty, NaN, low rate, silent, short).
+    """
+    import soundfile as sf
+    import torch
+
+    sample_rate = transform.params.sample_rate
+    try:
+        file_rate = sf.info(str(source.path)).samplerate
+    except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for bad files
+        raise SkipFile(f"unreadable ({exc})") from exc
+    if file_rate < sample_rate and not options.allow_upsampling:
+        raise SkipFile(f"sample rate {file_rate} Hz is below the transform's {sample_rate} Hz "
+                       "(it would lack high frequencies; set allow_upsampling to keep it)")
+    try:
+        wav = load_audio(source.path, sample_rate)
+    except (AudioFileError, FileNotFoundError) as exc:
+        raise SkipFile(str(exc).removeprefix(f"{source.path}: ")) from exc
+    wav = clean_audio(wav, sample_rate, options)
+    with torch.no_grad():
+        log_mel = torch.log1p(transform.mel(torch.from_numpy(wav)))
+    return log_mel.T.numpy().astype(np.float16)
+
+
+# ---- the whole run -----------------------------------------------------------------------------
+
+
+def params_hash(transform, options: PrepareOptions) -> str:
+    """Identity of a store: the transform's parameters and the prepare options."""
+    blob = json.dumps({"audio": asdict(transform.params), "prepare": asdict(options)},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def prepare(
+    data: str | Path,
+    out: str | Path,
+    transform=None,
+    options: PrepareOptions | None = None,
+    workers: int = 1,
+    nsynth_by: str = "family",
+    nsynth_include: list[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PrepareResult:
+    """Prepare a feature store; see the module docstring for the layout.
+
+    Files already processed by an interrupted run with the same parameters are reused. A store
+    in ``out`` made with other parameters is an error unless ``overwrite``.
+
+    Raises:
+        StoreMismatchError: ``out`` holds a store with other parameters.
+        ValueError: a domain has no usable file (after the report has been written).
+    """
+    from timbre_transfer.audio.transform import AudioTransform
+
+    transform = transform if transform is not None else AudioTransform()
+    options = options or PrepareOptions()
+    out = Path(out)
+    digest = params_hash(transform, options)
+    _check_existing(out, digest, overwrite)
+
+    sources = discover(data, nsynth_by, nsynth_include)
+    up_to_date = _up_to_date(out, digest, sources)
+    if up_to_date is not None:
+        return PrepareResult(out, processed=0, reused=len(sources), report=up_to_date)
+    work = out / ".work" / digest
+    jobs = [(s, _part_path(work, s)) for s in sources]
+    todo = [(s, part) for s, part in jobs if not _result_exists(part)]
+    run_jobs(todo, transform, options, workers, progress)
+
+    report = _consolidate(out, jobs, transform, options, digest)
+    shutil.rmtree(out / ".work", ignore_errors=True)
+    empty = [d for d, info in report["domains"].items() if info["files"] == 0]
+    if empty:
+        raise ValueError(f"domain(s) {empty} have no usable audio; see {out / 'prepare_report.json'}")
+    return PrepareResult(out, processed=len(todo), reused=len(jobs) - len(todo), report=report)
+
+
+def run_jobs(jobs, transform, options: PrepareOptions, workers: int = 1, progress: bool = True):
+    """Process ``(source, part_path)`` jobs, writing each result (features or skip reason)
+    atomically next to ``part_path``; in worker processes when ``workers > 1``."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), unit="file", desc="prepare", disable=not progress or not jobs)
+    state = transform.to_dict()
+    if workers <= 1:
+        for source, part in jobs:
+            _process(source, part, transform, options)
+            bar.update()
+    else:
+        ctx = get_context("spawn")  # fork after torch has started threads can deadlock
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+            futures = [pool.submit(_process_in_worker, s, p, state, options) for s, p in jobs]
+            for future in as_completed(futures):
+                future.result()
+                bar.update()
+    bar.close()
+
+
+_WORKER_TRANSFORM = {}
+
+
+def _init_worker():
+    import torch
+
+    torch.set_num_threads(1)  # one process per core does the parallelism
+
+
+def _process_in_worker(source, part, state, options):
+    from timbre_transfer.audio.transform import AudioTransform
+
+    key = json.dumps(state, sort_keys=True)
+    if key not in _WORKER_TRANSFORM:
+        _WORKER_TRANSFORM[key] = AudioTransform.from_dict(state)
+    _process(source, part, _WORKER_TRANSFORM[key], options)
+
+
+def _process(source: SourceFile, part: Path, transform, options: PrepareOptions) -> None:
+    part.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        features = file_features(source, transform, options)
+    except SkipFile as exc:
+        _atomic_write_text(part.with_suffix(".skip.json"), json.dumps({"reason": str(exc)}))
+        return
+    fd, tmp = tempfile.mkstemp(dir=part.parent, suffix=".npy")
+    os.close(fd)
+    np.save(tmp, features)
+    os.replace(tmp, part)
+
+
+def _part_path(work: Path, source: SourceFile) -> Path:
+    key = hashlib.sha1(f"{source.domain}\0{source.name}".encode()).hexdigest()[:20]
+    return work / source.domain / f"{key}.npy"
+
+
+def _result_exists(part: Path) -> bool:
+    return part.exists() or part.with_suffix(".skip.json").exists()
+
+
+def _up_to_date(out: Path, digest: str, sources: list[SourceFile]) -> dict | None:
+    """The report of a finished store with these parameters and exactly these files, else None."""
+    manifest, report_path = out / "store.json", out / "prepare_report.json"
+    if not manifest.exists() or not report_path.exists():
+        return None
+    if json.loads(manifest.read_text()).get("hash") != digest:
+        return None
+    report = json.loads(report_path.read_text())
+    done = {(s["domain"], s["path"]) for s in report["skipped"]}
+    for domain in report["domains"]:
+        index_path = out / domain / "index.json"
+        if not index_path.exists():
+            return None
+        done |= {(domain, e["path"]) for e in json.loads(index_path.read_text())}
+    return report if done == {(s.domain, str(s.path)) for s in sources} else None
+
+
+def _check_existing(out: Path, digest: str, overwrite: bool) -> None:
+    manifest = out / "store.json"
+    if not manifest.exists():
+        return
+    old = json.loads(manifest.read_text())
+    if old.get("hash") == digest:
+        return  # same parameters: rebuilding gives the same store
+    if not overwrite:
+        raise StoreMismatchError(
+            f"{out} holds a store prepared with other parameters (hash {old.get('hash')}, now "
+            f"{digest}); choose another --out or pass --overwrite to replace it"
+        )
+    for domain in old.get("domains", []):
+        shutil.rmtree(out / domain, ignore_errors=True)
+    for name in ("store.json", "prepare_report.json"):
+        (out / name).unlink(missing_ok=True)
+
+
+def _consolidate(out: Path, jobs, transform, options: PrepareOptions, digest: str) -> dict:
+    """Concatenate per-file results into one memmapped array per domain, split by file, fit the
+    normalisation on the training files, and write store.json and prepare_report.json."""
+    from timbre_transfer import __version__
+
+    domains = sorted({s.domain for s, _ in jobs})
+    rng = np.random.default_rng(options.seed)
+    report = {"domains": {}, "skipped": []}
+    index_by_domain = {}
+    low, high = np.inf, -np.inf
+    for domain in domains:
+        kept = []
+        for source, part in sorted(((s, p) for s, p in jobs if s.domain == domain),
+                                   key=lambda sp: sp[0].name):
+            skip = part.with_suffix(".skip.json")
+            if skip.exists():
+                reason = json.loads(skip.read_text())["reason"]
+                report["skipped"].append({"path": str(source.path), "domain": domain, "reason": reason})
+            else:
+                kept.append((source, np.load(part, mmap_mode="r")))
+        split = _split(len(kept), options.val_fraction, rng)
+        index, offset = [], 0
+        total = sum(f.shape[0] for _, f in kept)
+        (out / domain).mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out / domain, suffix=".npy")
+        os.close(fd)
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
+                                          shape=(total, transform.params.n_mels))
+        for (source, feats), is_val in zip(kept, split):
+            array[offset:offset + len(feats)] = feats
+            n_frames = int(feats.shape[0])
+            index.append({"file": source.name, "path": str(source.path), "offset": offset,
+                          "frames": n_frames,
+                          "seconds": round((n_frames - 1) * transform.params.hop_length
+                                           / transform.params.sample_rate, 3),
+                          "split": "val" if is_val else "train"})
+            if not is_val:
+                low, high = min(low, float(feats.min())), max(high, float(feats.max()))
+            offset += n_frames
+        array.flush()
+        del array
+        os.replace(tmp, out / domain / "features.npy")
+        _atomic_write_text(out / domain / "index.json", json.dumps(index, indent=1))
+        index_by_domain[domain] = index
+        skipped = sum(1 for s in report["skipped"] if s["domain"] == domain)
+        report["domains"][domain] = {
+            "files": len(index), "skipped": skipped,
+            "train_files": sum(e["split"] == "train" for e in index),
+            "val_files": sum(e["split"] == "val" for e in index),
+            "seconds": round(sum(e["seconds"] for e in index), 2),
+        }
+    _atomic_write_text(out / "prepare_report.json", json.dumps(report, indent=1))
+
+    if np.isfinite(low) and high > low:
+        transform.norm_shift.fill_(low)
+        transform.norm_scale.fill_(high - low)
+    manifest = {"format": STORE_FORMAT, "package_version": __version__, "hash": digest,
+                "transform": transform.to_dict(), "prepare": asdict(options), "domains": domains,
+                "split": {"seed": options.seed, "val_fraction": options.val_fraction}}
+    _atomic_write_text(out / "store.json", json.dumps(manifest, indent=1))
+    return report
+
+
+def _split(n: int, val_fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Boolean "is validation" per file: a seeded share, at least one when a domain has two or
+    more files and val_fraction > 0, and never all of them."""
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    is_val = np.zeros(n, dtype=bool)
+    is_val[rng.permutation(n)[:n_val]] = True
+    return is_val
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def format_summary(report: dict) -> str:
+    """The table printed at the end of ``prepare``."""
+    lines = [f"{'domain':<20} {'files':>6} {'train':>6} {'val':>5} {'minutes':>8} {'skipped':>8}"]
+    for domain, info in report["domains"].items():
+        lines.append(f"{domain:<20} {info['files']:>6} {info['train_files']:>6} "
+                     f"{info['val_files']:>5} {info['seconds'] / 60:>8.2f} {info['skipped']:>8}")
+    for skip in report["skipped"]:
+        lines.append(f"skipped {skip['path']}: {skip['reason']}")
+    return "\n".join(lines)
