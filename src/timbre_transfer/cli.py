@@ -64,26 +64,41 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth_data(args: argparse.Namespace) -> int:
+    from timbre_transfer.data.synthetic import write_paired_dataset
+
+    written = write_paired_dataset(args.out, n_domains=args.domains, n_clips=args.clips,
+                                   seconds=args.seconds, seed=args.seed, progress=True)
+    for domain, paths in written.items():
+        print(f"{domain:<8} {len(paths)} clips -> {Path(args.out) / domain}")
+    print("files with the same name in each folder are the same score: ground-truth twins")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from timbre_transfer.audio.io import save_audio
+    from timbre_transfer.audio.io import load_audio, save_audio
     from timbre_transfer.audio.transform import AudioTransform, round_trip
-    from timbre_transfer.data.synthetic import render_melody
+    from timbre_transfer.data.synthetic import write_paired_dataset
     import torch
 
     transform = AudioTransform()
     sr = transform.params.sample_rate
     out = Path(args.out)
-    wav = torch.from_numpy(render_melody(sample_rate=sr, duration=args.seconds, seed=args.seed))
-    save_audio(out / "source.wav", wav, sr)
-    print(f"synthesised a {args.seconds:.1f} s melody -> {out / 'source.wav'}")
+    written = write_paired_dataset(out / "synth", n_domains=3, n_clips=1, seconds=args.seconds,
+                                   sample_rate=sr, seed=args.seed)
+    print(f"synthesised one {args.seconds:.1f} s melody in {len(written)} paired timbres "
+          f"-> {out / 'synth'}")
     print("round trip: wav -> normalised log1p mel (128 bands) -> wav")
-    print(f"{'inverter':<12} {'SC (dB)':>8} {'real time':>10}  file")
-    for method in INVERTERS:
-        result = round_trip(transform, wav, method=method)
-        path = save_audio(out / f"reconstructed_{method.replace('+', '_')}.wav", result.wav, sr)
-        print(f"{method:<12} {result.spectral_convergence_db:8.2f} "
-              f"{result.real_time_factor:9.1f}x  {path}")
-    print("lower SC is better; real time = audio seconds per second of compute (first call "
+    print(f"{'timbre':<8} {'inverter':<12} {'SC (dB)':>8} {'real time':>10}  file")
+    for domain, (path,) in written.items():
+        wav = torch.from_numpy(load_audio(path, sr))
+        for method in INVERTERS:
+            result = round_trip(transform, wav, method=method)
+            name = f"{domain}_{method.replace('+', '_')}.wav"
+            saved = save_audio(out / "reconstructed" / name, result.wav, sr)
+            print(f"{domain:<8} {method:<12} {result.spectral_convergence_db:8.2f} "
+                  f"{result.real_time_factor:9.1f}x  {saved}")
+    print("lower SC is better; real time = audio seconds per second of compute (the first call "
           "includes numba start-up)")
     return 0
 
@@ -134,9 +149,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser(
+        "synth-data", help="write the built-in paired synthetic domains",
+        description="Render the same random melodies with several synthetic timbres (reed, "
+        "brass, flute, bowed, pluck) into OUT/<timbre>/clip_NNNN.wav. Files with the same name "
+        "are ground-truth twins. Deterministic from --seed.",
+    )
+    p.add_argument("out", metavar="OUT", help="output folder")
+    p.add_argument("--domains", type=int, default=3, help="number of timbres, 1-5 (default: 3)")
+    p.add_argument("--clips", type=int, default=50, help="clips per timbre (default: 50)")
+    p.add_argument("--seconds", type=float, default=4.0, help="clip length (default: 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.set_defaults(func=cmd_synth_data)
+
+    p = sub.add_parser(
         "demo", help="the main job on built-in data (no downloads)",
-        description="Synthesise a melody, round-trip it through the mel front end with every "
-        "inverter, write the audio and print the measured quality.",
+        description="Synthesise one melody in three paired synthetic timbres, round-trip each "
+        "through the mel front end with every inverter, write the audio and print the measured "
+        "quality.",
     )
     p.add_argument("--out", default="data/demo", help="output folder (default: data/demo)")
     p.add_argument("--seconds", type=float, default=4.0, help="clip length (default: 4)")
