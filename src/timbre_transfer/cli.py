@@ -6,7 +6,6 @@ Heavy imports (torch, librosa) happen inside the subcommands so that ``--help`` 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -137,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data", metavar="DATA", help="data folder, CSV manifest or NSynth folder")
     p.add_argument("--out", required=True, metavar="OUT", help="feature store folder")
-    p.add_argument("--workers", type=int, default=max(1, min(os.cpu_count() or 1, 8)),
-                   help="worker processes (default: CPU count, at most 8)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: one process below 1000 files, where worker "
+                   "start-up costs more than it saves; else the CPU count, at most 8)")
     p.add_argument("--nsynth-by", choices=("family", "source", "instrument"), default="family",
                    help="NSynth attribute that names the domains (default: family)")
     p.add_argument("--nsynth-include", metavar="A,B",

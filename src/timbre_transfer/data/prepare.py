@@ -229,7 +229,7 @@ def prepare(
     out: str | Path,
     transform=None,
     options: PrepareOptions | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     nsynth_by: str = "family",
     nsynth_include: list[str] | None = None,
     overwrite: bool = False,
@@ -238,7 +238,8 @@ def prepare(
     """Prepare a feature store; see the module docstring for the layout.
 
     Files already processed by an interrupted run with the same parameters are reused. A store
-    in ``out`` made with other parameters is an error unless ``overwrite``.
+    in ``out`` made with other parameters is an error unless ``overwrite``. ``workers=None``
+    picks :func:`auto_workers`.
 
     Raises:
         StoreMismatchError: ``out`` holds a store with other parameters.
@@ -259,7 +260,8 @@ def prepare(
     work = out / ".work" / digest
     jobs = [(s, _part_path(work, s)) for s in sources]
     todo = [(s, part) for s, part in jobs if not _result_exists(part)]
-    run_jobs(todo, transform, options, workers, progress)
+    run_jobs(todo, transform, options, auto_workers(len(todo)) if workers is None else workers,
+             progress)
 
     report = _consolidate(out, jobs, transform, options, digest)
     shutil.rmtree(out / ".work", ignore_errors=True)
@@ -267,6 +269,13 @@ def prepare(
     if empty:
         raise ValueError(f"domain(s) {empty} have no usable audio; see {out / 'prepare_report.json'}")
     return PrepareResult(out, processed=len(todo), reused=len(jobs) - len(todo), report=report)
+
+
+def auto_workers(n_files: int) -> int:
+    """Worker processes for ``n_files``: starting a worker (importing torch and librosa) costs
+    about 4 s, while one process prepares 200-800x faster than real time (benchmarks/data.py), so
+    processes only pay off for large sets."""
+    return 1 if n_files < 1000 else max(1, min(os.cpu_count() or 1, 8))
 
 
 def run_jobs(jobs, transform, options: PrepareOptions, workers: int = 1, progress: bool = True):
