@@ -72,7 +72,7 @@ def test_prepare_command(tmp_path, capsys):
     assert "other parameters" in capsys.readouterr().err
     assert main(["prepare", str(tmp_path / "data"), "--out", str(tmp_path / "s2"),
                  "prepare.bogus=1"]) == 2
-    assert "unknown prepare option(s) ['bogus']" in capsys.readouterr().err
+    assert "unknown config key(s) ['prepare.bogus']" in capsys.readouterr().err
 
 
 def test_reconstruct_real_clip(real_clips, tmp_path, capsys):
@@ -99,8 +99,8 @@ def test_reconstruct_with_config_override(tmp_path, capsys):
 @pytest.mark.parametrize("content,override,message", [
     (None, [], "no such audio file"),
     (b"not audio", [], "cannot decode audio"),
-    ("tone", ["audio.hop=3"], "unknown audio transform parameter(s) ['hop']"),
-    ("tone", ["audio.n_mels=lots"], "'n_mels' must be int"),
+    ("tone", ["audio.hop=3"], "unknown config key(s) ['audio.hop']"),
+    ("tone", ["audio.n_mels=lots"], "'audio.n_mels' must be int"),
 ])
 def test_reconstruct_errors_are_clear(tmp_path, capsys, content, override, message):
     src = tmp_path / "bad.wav"

@@ -1,8 +1,14 @@
-"""YAML configs plus ``section.key=value`` overrides from the command line."""
+"""Configs: frozen dataclasses filled from YAML plus ``section.key=value`` overrides.
+
+Unknown keys and values of the wrong type are errors that name the key (``train.lr``).
+"""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import types
+import typing
 from pathlib import Path
 
 import yaml
@@ -37,3 +43,76 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
                 raise ValueError(f"override {item!r}: {part!r} is not a section")
         node[leaf] = yaml.safe_load(raw)
     return config
+
+
+def build(cls, values: dict | None, where: str = ""):
+    """Instantiate the frozen dataclass ``cls`` from plain values, recursively.
+
+    Missing keys keep their defaults. Lists are accepted for tuple fields (YAML has no tuples).
+
+    Raises:
+        KeyError: an unknown key; the message names it (``where.key``) and lists the known ones.
+        TypeError: a value of the wrong type; the message names the key and the expected type.
+    """
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise TypeError(f"{where or cls.__name__} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        keys = [f"{where}.{k}" if where else k for k in unknown]
+        raise KeyError(f"unknown config key(s) {keys}; known in {where or cls.__name__}: "
+                       f"{sorted(names)}")
+    kwargs = {}
+    for key, value in values.items():
+        name = f"{where}.{key}" if where else key
+        kwargs[key] = _convert(value, hints[key], name)
+    return cls(**kwargs)
+
+
+def to_dict(obj) -> dict:
+    """A dataclass config as plain Python (tuples as lists), for YAML, JSON and checkpoints."""
+    def plain(v):
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(obj))
+
+
+def _convert(value, hint, name: str):
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, name)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _convert(value, option, name)
+            except TypeError as exc:
+                errors.append(exc)
+        raise TypeError(f"config key {name!r} must be {_describe(hint)}, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"config key {name!r} must be a list, got {value!r}")
+        args = typing.get_args(hint)
+        item = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+        if item is None and len(args) != len(value):
+            raise TypeError(f"config key {name!r} must have {len(args)} items, got {value!r}")
+        return tuple(_convert(v, item or args[i], f"{name}[{i}]") for i, v in enumerate(value))
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and isinstance(value, hint) and (hint is bool or not isinstance(value, bool)):
+        return value
+    if hint is typing.Any:
+        return value
+    raise TypeError(f"config key {name!r} must be {_describe(hint)}, got {value!r}")
+
+
+def _describe(hint) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

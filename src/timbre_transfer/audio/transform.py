@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -65,25 +65,11 @@ class TransformParams:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TransformParams":
-        """Build from a plain dict (a config section, a checkpoint). Unknown keys and values of the
-        wrong type are errors that name the key."""
-        known = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise KeyError(f"unknown audio transform parameter(s) {unknown}; known: {sorted(known)}")
-        for key, value in values.items():
-            if not _type_matches(value, known[key]):
-                raise TypeError(f"audio transform parameter {key!r} must be {known[key]}, got {value!r}")
-        return cls(**values)
+        """Build from a plain dict (a config's ``audio`` section, a checkpoint). Unknown keys and
+        values of the wrong type are errors that name the key."""
+        from timbre_transfer.config import build
 
-
-def _type_matches(value, annotation: str) -> bool:
-    """Check a plain value against a field annotation such as ``"int | None"``."""
-    allowed = {"int": (int,), "float": (int, float), "str": (str,), "None": (type(None),)}
-    options = [a.strip() for a in annotation.split("|")]
-    if isinstance(value, bool):
-        return False
-    return any(isinstance(value, allowed[o]) for o in options)
+        return build(cls, values, "audio")
 
 
 class AudioTransform(nn.Module):

@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -50,15 +50,9 @@ class PrepareOptions:
 
     @classmethod
     def from_dict(cls, values: dict) -> "PrepareOptions":
-        known = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise KeyError(f"unknown prepare option(s) {unknown}; known: {sorted(known)}")
-        for key, value in values.items():
-            wanted = {"float": (int, float), "int": (int,), "bool": (bool,)}[known[key]]
-            if isinstance(value, bool) != (known[key] == "bool") or not isinstance(value, wanted):
-                raise TypeError(f"prepare option {key!r} must be {known[key]}, got {value!r}")
-        return cls(**values)
+        from timbre_transfer.config import build
+
+        return build(cls, values, "prepare")
 
 
 @dataclass(frozen=True)
