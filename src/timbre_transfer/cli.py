@@ -63,6 +63,40 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from timbre_transfer.training.config import load_run_config
+    from timbre_transfer.training.trainer import Trainer
+
+    overrides = list(args.overrides)
+    if args.max_steps is not None:
+        overrides.append(f"train.max_steps={args.max_steps}")
+    config = load_run_config(args.config, overrides)
+    trainer = Trainer(config, args.data, args.out, resume=args.resume)
+    if trainer.dist.is_main:
+        print(f"training {len(trainer.domains)} domains {trainer.domains} from step {trainer.step} "
+              f"to {config.train.max_steps}; TensorBoard: tensorboard --logdir {args.out}")
+    trainer.fit()
+    if trainer.dist.is_main:
+        print(f"checkpoint: {Path(args.out) / 'checkpoints' / 'latest.pt'}")
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    tt = TimbreTransfer.from_checkpoint(args.checkpoint)
+    targets = tt.domains if args.all else args.to
+    if not targets:
+        raise ValueError(f"give --to DOMAIN (one or more) or --all; domains: {tt.domains}")
+    for domain in targets:
+        tt.check_domain(domain)
+    for path in args.inputs:
+        for domain in targets:
+            out = tt.transfer_file(path, domain, args.out, inverter=args.inverter)
+            print(f"{path} -> {domain}: {out}")
+    return 0
+
+
 def cmd_synth_data(args: argparse.Namespace) -> int:
     from timbre_transfer.data.synthetic import write_paired_dataset
 
@@ -147,6 +181,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a store in OUT that was prepared with other parameters")
     _add_audio_options(p)
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser(
+        "train", help="train a many-to-many model on a feature store",
+        description="Train the multi-domain VAE-GAN on a store made by `prepare`. Writes "
+        "OUT/config.yaml, OUT/checkpoints/ (latest.pt and the last few step_*.pt) and "
+        "OUT/tensorboard/. Several GPUs or machines: torchrun --nproc-per-node N -m "
+        "timbre_transfer train ...",
+    )
+    p.add_argument("--data", required=True, metavar="FEATURES_DIR", help="prepared feature store")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
+    p.add_argument("--max-steps", type=int, help="stop at this step (overrides train.max_steps)")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/latest.pt")
+    _add_audio_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "transfer", help="turn audio files into trained domains",
+        description="Transfer each input file to each target domain; writes "
+        "OUT/<name>_to_<domain>.wav at the model's sample rate, with the input's duration and "
+        "loudness.",
+    )
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint (e.g. RUN_DIR/checkpoints/latest.pt)")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
+    targets = p.add_mutually_exclusive_group()
+    targets.add_argument("--to", action="append", metavar="DOMAIN", help="target domain (repeatable)")
+    targets.add_argument("--all", action="store_true", help="every domain of the model")
+    p.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder")
+    p.add_argument("--inverter", choices=INVERTERS, default="pghi+gla",
+                   help="phase reconstruction (default: pghi+gla)")
+    p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser(
         "synth-data", help="write the built-in paired synthetic domains",

@@ -1,0 +1,90 @@
+"""``TimbreTransfer``: a trained checkpoint applied to audio of any length."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class TimbreTransfer:
+    """Turn audio into any trained domain.
+
+    Example:
+        >>> tt = TimbreTransfer.from_checkpoint("runs/demo/checkpoints/latest.pt")
+        >>> out = tt.transfer(wav, sample_rate=44100, to="violin")   # (T',) at tt.sample_rate
+
+    The nets are fully convolutional, so the whole spectrogram goes through at once (no sliding
+    windows). The input is loudness-normalised like the training data, and its own loudness is
+    restored on the output.
+    """
+
+    def __init__(self, model, transform, domains: list[str], target_dbfs: float = -20.0,
+                 device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.transform = transform.to(self.device)
+        self.domains = list(domains)
+        self.target_dbfs = target_dbfs
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None):
+        """Rebuild model and transform from a checkpoint alone (``weights_only=True``, strict)."""
+        from timbre_transfer.audio.transform import AudioTransform
+        from timbre_transfer.config import build
+        from timbre_transfer.models.multidomain import TimbreModel
+        from timbre_transfer.training.checkpoint import load_state_strict, read_checkpoint
+        from timbre_transfer.training.config import RunConfig
+
+        blob = read_checkpoint(path)
+        try:
+            config = build(RunConfig, blob["config"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: its config does not fit this package version ({exc})") from exc
+        model = TimbreModel(config.model, blob["domains"])
+        load_state_strict(model, blob["model"], f"{path} (model)")
+        transform = AudioTransform.from_dict(blob["transform"])
+        target = blob.get("prepare", {}).get("target_dbfs", -20.0)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(model, transform, blob["domains"], target, device)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.transform.params.sample_rate
+
+    def check_domain(self, domain: str) -> None:
+        if domain not in self.domains:
+            raise KeyError(f"unknown domain {domain!r}; this model knows {self.domains}")
+
+    @torch.no_grad()
+    def transfer(self, wav, sample_rate: int, to: str, inverter: str = "pghi+gla") -> np.ndarray:
+        """``(T,)`` audio at ``sample_rate`` -> ``(T',)`` float32 in domain ``to``, at
+        :attr:`sample_rate`, with the input's duration and loudness."""
+        self.check_domain(to)
+        wav = np.asarray(wav, dtype=np.float32)
+        if wav.ndim != 1 or wav.size == 0:
+            raise ValueError(f"expected mono audio of shape (T,), got {wav.shape}")
+        if sample_rate != self.sample_rate:
+            import librosa
+
+            wav = librosa.resample(wav, orig_sr=sample_rate, target_sr=self.sample_rate,
+                                   res_type="soxr_hq").astype(np.float32)
+        rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
+        if rms < 1e-8:  # silence in, silence out
+            return np.zeros_like(wav)
+        gain = 10 ** (self.target_dbfs / 20) / rms
+        gain = min(gain, 0.99 / float(np.abs(wav).max()))
+        spec = self.transform(torch.from_numpy(wav * gain).to(self.device))
+        out_spec = self.model.translate(spec[None, None], to)[0, 0].clamp(0, 1)
+        out = self.transform.invert(out_spec, method=inverter, length=len(wav))
+        return (out.cpu().numpy() / gain).astype(np.float32)
+
+    def transfer_file(self, path: str | Path, to: str, out_dir: str | Path,
+                      inverter: str = "pghi+gla") -> Path:
+        """Transfer one file; writes ``out_dir/<stem>_to_<domain>.wav`` and returns its path."""
+        from timbre_transfer.audio.io import load_audio, save_audio
+
+        path = Path(path)
+        out = self.transfer(load_audio(path, self.sample_rate), self.sample_rate, to, inverter)
+        return save_audio(Path(out_dir) / f"{path.stem}_to_{to}.wav", out, self.sample_rate)

@@ -1,0 +1,123 @@
+"""Latent alignment: pull the domains' latent distributions together.
+
+The paper (Eq. 5-6) penalises the L1 distance between each domain's latent centroid; a batch of
+a few crops gives a noisy centroid, so :class:`LatentCentroids` keeps running averages. The
+reference code's variant, :func:`batch_mean_latent_loss`, compares two batches' mean latents
+position by position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+
+import torch
+from torch import nn
+
+
+def _validate_domains(domains: Sequence[str]) -> list[str]:
+    if isinstance(domains, str) or not isinstance(domains, Sequence):
+        raise ValueError(f"domains must be a list of names, got {domains!r}")
+    names = list(domains)
+    if not names or any(not isinstance(n, str) or not n for n in names):
+        raise ValueError(f"domains must be non-empty strings, got {names!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate domain names in {names!r}")
+    return names
+
+
+class LatentCentroids(nn.Module):
+    """Running per-domain centroids of the latent mean, and the L1 loss between them.
+
+    Buffers (saved in ``state_dict``):
+        centroids: ``(n_domains, C)`` exponential moving averages of each domain's mean ``mu``
+            (mean over batch, F' and T').
+        initialized: ``(n_domains,)`` bool, whether a domain has been seen.
+
+    Args:
+        domains: domain names, in the model's order.
+        momentum: weight of the stored average in each update, in [0, 1); 0 = batch mean only.
+        channels: C; when None (default) the buffers take their size from the first
+            :meth:`update` or from a loaded ``state_dict``.
+
+    All updates stay on the device: no host synchronisation.
+    """
+
+    centroids: torch.Tensor
+    initialized: torch.Tensor
+
+    def __init__(self, domains: Sequence[str], momentum: float = 0.99, channels: int | None = None):
+        super().__init__()
+        self.domains = _validate_domains(domains)
+        if not 0.0 <= float(momentum) < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.momentum = float(momentum)
+        self._index = {d: i for i, d in enumerate(self.domains)}
+        n = len(self.domains)
+        self.register_buffer("centroids", torch.zeros(n, channels or 0))
+        self.register_buffer("initialized", torch.zeros(n, dtype=torch.bool))
+
+    def _domain_index(self, domain: str) -> int:
+        if domain not in self._index:
+            raise KeyError(f"unknown domain {domain!r}; known domains are {self.domains}")
+        return self._index[domain]
+
+    def update(self, mu: torch.Tensor, domain: str) -> torch.Tensor:
+        """Fold a batch ``mu`` ``(B, C, F', T')`` of ``domain`` into its centroid.
+
+        Returns the differentiable ``(C,)`` estimate
+        ``momentum * stored + (1 - momentum) * batch_mean`` (``batch_mean`` for a domain's
+        first batch); gradients flow only through ``batch_mean``. Stores its detached value.
+        """
+        i = self._domain_index(domain)
+        if mu.dim() < 2:
+            raise ValueError(f"mu must be (B, C, ...), got shape {tuple(mu.shape)}")
+        batch_mean = mu.mean(dim=[d for d in range(mu.dim()) if d != 1])
+        c = batch_mean.shape[0]
+        if self.centroids.shape[1] == 0:
+            # lazy size: the owner need not know the latent width
+            self.centroids = torch.zeros(len(self.domains), c, device=mu.device)
+        elif self.centroids.shape[1] != c:
+            raise ValueError(f"mu has {c} channels, the centroids have {self.centroids.shape[1]}")
+        # clones: the buffers are written in place below, after autograd may have saved them
+        stored = self.centroids[i].detach().clone().to(batch_mean.dtype)
+        w = self.initialized[i].clone().to(batch_mean.dtype) * self.momentum  # 0 when unseen
+        current = w * stored + (1 - w) * batch_mean
+        with torch.no_grad():
+            self.centroids[i] = current.detach().to(self.centroids.dtype)
+            self.initialized[i] = True
+        return current
+
+    def loss(self, current: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Mean over domain pairs of the L1 (mean absolute) distance between their ``(C,)``
+        centroids, e.g. the values :meth:`update` returned this step. Zero for fewer than two."""
+        for d in current:
+            self._domain_index(d)
+        values = list(current.values())
+        if len(values) < 2:
+            ref = values[0] if values else self.centroids
+            return torch.zeros((), device=ref.device, dtype=ref.dtype)
+        pairs = [(a - b).abs().mean() for a, b in combinations(values, 2)]
+        return torch.stack(pairs).mean()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # A fresh (lazy) module has (n, 0) centroids: adopt the saved width before loading.
+        saved = state_dict.get(prefix + "centroids")
+        if (saved is not None and self.centroids.shape[1] == 0
+                and saved.dim() == 2 and saved.shape[0] == self.centroids.shape[0]):
+            self.centroids = torch.zeros_like(saved, device=self.centroids.device)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def extra_repr(self) -> str:
+        return f"domains={self.domains}, momentum={self.momentum}"
+
+
+def batch_mean_latent_loss(mu_a: torch.Tensor, mu_b: torch.Tensor) -> torch.Tensor:
+    """The reference code's latent loss: L1 (mean absolute difference) between the two batches'
+    mean latents, averaged over the batch only, so ``(C, F', T')`` is compared position by
+    position. ``mu_a`` ``(B_a, C, F', T')`` and ``mu_b`` ``(B_b, C, F', T')``."""
+    if mu_a.shape[1:] != mu_b.shape[1:]:
+        raise ValueError(f"latent shapes differ: {tuple(mu_a.shape)} vs {tuple(mu_b.shape)}")
+    return (mu_a.mean(dim=0) - mu_b.mean(dim=0)).abs().mean()

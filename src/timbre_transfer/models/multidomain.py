@@ -1,0 +1,244 @@
+"""The many-to-many model: one shared encoder, per-domain generators and discriminators."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from timbre_transfer.models.discriminator import PatchDiscriminator
+from timbre_transfer.models.encoder import Encoded, Encoder
+from timbre_transfer.models.generator import OUTPUT_ACTIVATIONS, Generator
+from timbre_transfer.models.layers import init_weights, res_stack
+
+__all__ = ["Encoded", "ModelConfig", "TimbreModel", "validate_domains"]
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    # bool is an int subclass; `dim: true` in a YAML file is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"ModelConfig.{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"ModelConfig.{name} must be >= {minimum}, got {value}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture hyper-parameters; the defaults are the reference's.
+
+    Attributes:
+        dim: channels after the encoder's first conv; the latent has ``dim * 2**n_downsample``.
+        n_downsample: stride-2 convs in the encoder (and transposed convs in each generator).
+        n_res_encoder: residual blocks at the end of the encoder.
+        n_res_shared: residual blocks shared by all generators (at their input).
+        n_res_generator: each generator's own residual blocks.
+        learned_variance: the encoder also predicts a log-variance (else unit variance).
+        output_activation: "sigmoid" (targets in [0, 1]) or "none".
+        disc_channels: channels of the discriminators' stride-2 convs.
+    """
+
+    dim: int = 32
+    n_downsample: int = 2
+    n_res_encoder: int = 4
+    n_res_shared: int = 1
+    n_res_generator: int = 3
+    learned_variance: bool = False
+    output_activation: str = "sigmoid"
+    disc_channels: tuple[int, ...] = (64, 128, 256, 512)
+
+    def __post_init__(self):
+        _check_int("dim", self.dim, 1)
+        _check_int("n_downsample", self.n_downsample, 0)
+        _check_int("n_res_encoder", self.n_res_encoder, 0)
+        _check_int("n_res_shared", self.n_res_shared, 0)
+        _check_int("n_res_generator", self.n_res_generator, 0)
+        if not isinstance(self.learned_variance, bool):
+            raise ValueError(
+                f"ModelConfig.learned_variance must be true or false, got {self.learned_variance!r}"
+            )
+        if self.output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(
+                f"ModelConfig.output_activation must be one of {list(OUTPUT_ACTIVATIONS)}, "
+                f"got {self.output_activation!r}"
+            )
+        channels = self.disc_channels
+        if isinstance(channels, (str, bytes)) or not isinstance(channels, Sequence):
+            raise ValueError(
+                f"ModelConfig.disc_channels must be a list of positive integers, got {channels!r}"
+            )
+        channels = tuple(channels)  # YAML gives a list; keep the frozen config hashable
+        if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
+                               for c in channels):
+            raise ValueError(
+                "ModelConfig.disc_channels must be a non-empty list of positive integers, "
+                f"got {list(channels)!r}"
+            )
+        object.__setattr__(self, "disc_channels", channels)
+
+    @property
+    def latent_channels(self) -> int:
+        return self.dim * 2**self.n_downsample
+
+
+def validate_domains(domains: Sequence[str], owner: str = "domains") -> list[str]:
+    """Return ``domains`` as a list, or raise ValueError if a name is unusable as a module key."""
+    if isinstance(domains, str) or not isinstance(domains, Sequence):
+        raise ValueError(f"{owner} must be a list of domain names, got {domains!r}")
+    names = list(domains)
+    if not names:
+        raise ValueError(f"{owner} must name at least one domain")
+    reserved = nn.ModuleDict()
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{owner}: every domain name must be a non-empty string, got {name!r}")
+        if "." in name:
+            raise ValueError(f"{owner}: domain name {name!r} must not contain '.'")
+        if hasattr(reserved, name):  # e.g. "train", "items": would shadow an nn.Module attribute
+            raise ValueError(f"{owner}: domain name {name!r} is reserved by torch.nn.Module")
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"{owner}: duplicate domain names {dupes}")
+    return names
+
+
+def _extend_right(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """Extend ``x`` along ``dim`` to ``size`` on the right by reflection (without repeating the
+    edge sample), reflecting again as often as needed; a length-1 axis is replicated."""
+    while x.shape[dim] < size:
+        n = x.shape[dim]
+        if n == 1:
+            shape = [size if d == dim % x.dim() else -1 for d in range(x.dim())]
+            return x.expand(*shape).contiguous()
+        take = min(size - n, n - 1)
+        x = torch.cat([x, x.narrow(dim, n - 1 - take, take).flip(dim)], dim)
+    return x
+
+
+class TimbreModel(nn.Module):
+    """Shared VAE encoder, per-domain generators (sharing their first residual blocks) and
+    per-domain PatchGAN discriminators, on ``(B, 1, F, T)`` normalised log1p mels.
+
+    Attributes:
+        config: the :class:`ModelConfig`.
+        domains: the domain names, in order.
+        encoder: the :class:`~timbre_transfer.models.encoder.Encoder`.
+        shared: the residual stack shared by every generator (``generators[d].shared is shared``).
+        generators: ``{domain: Generator}``.
+        discriminators: ``{domain: PatchDiscriminator}``.
+
+    The shared stack appears under several keys of ``state_dict()`` (``shared.*`` and each
+    ``generators.<d>.shared.*``); they hold the same tensors and load consistently.
+    """
+
+    def __init__(self, config: ModelConfig, domains: Sequence[str]):
+        super().__init__()
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
+        self.config = config
+        self.domains: list[str] = validate_domains(domains)
+        c = config.latent_channels
+        self.encoder = Encoder(
+            in_channels=1,
+            dim=config.dim,
+            n_downsample=config.n_downsample,
+            n_res=config.n_res_encoder,
+            learned_variance=config.learned_variance,
+        )
+        self.shared = init_weights(res_stack(c, config.n_res_shared))
+        self.generators = nn.ModuleDict({
+            d: Generator(
+                self.shared,
+                c,
+                n_res=config.n_res_generator,
+                n_upsample=config.n_downsample,
+                out_channels=1,
+                output_activation=config.output_activation,
+            )
+            for d in self.domains
+        })
+        self.discriminators = nn.ModuleDict(
+            {d: PatchDiscriminator(1, config.disc_channels) for d in self.domains}
+        )
+
+    @property
+    def downsample_factor(self) -> int:
+        """``2**n_downsample``: F and T must be multiples of it for encode/decode to round-trip."""
+        return 2**self.config.n_downsample
+
+    def _check_domain(self, domain: str) -> None:
+        if domain not in self.generators:
+            raise KeyError(f"unknown domain {domain!r}; the model knows {self.domains}")
+
+    @staticmethod
+    def _check_input(x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != 1:
+            raise ValueError(f"expected a (B, 1, F, T) tensor, got shape {tuple(x.shape)}")
+
+    def encode(self, x: torch.Tensor) -> Encoded:
+        """``(B, 1, F, T) -> Encoded``; ``mu``: ``(B, C, F / f, T / f)``, f = downsample_factor."""
+        self._check_input(x)
+        return self.encoder(x)
+
+    def sample(self, enc: Encoded, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Reparameterised ``mu + sigma * eps``, ``eps ~ N(0, I)``; ``sigma = 1`` without logvar.
+
+        ``generator`` (on ``mu``'s device) makes the noise reproducible.
+        """
+        mu = enc.mu
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        if enc.logvar is None:
+            return mu + eps
+        return mu + torch.exp(0.5 * enc.logvar) * eps
+
+    def decode(self, z: torch.Tensor, domain: str) -> torch.Tensor:
+        """``(B, C, F', T') -> (B, 1, F' * f, T' * f)`` in ``domain``."""
+        self._check_domain(domain)
+        return self.generators[domain](z)
+
+    def discriminate(self, x: torch.Tensor, domain: str) -> torch.Tensor:
+        """``(B, 1, F, T) -> (B, 1, F / 2**k, T / 2**k)`` logits of ``domain``'s discriminator."""
+        self._check_domain(domain)
+        return self.discriminators[domain](x)
+
+    def translate(self, x: torch.Tensor, domain: str, sample: bool = False) -> torch.Tensor:
+        """Render ``(B, 1, F, T)`` of any size in ``domain``; returns the same shape.
+
+        F and T are extended on the right by reflection up to a multiple of
+        :attr:`downsample_factor` (and to at least 2 latent frames, which the reflection padding
+        of the residual blocks needs), decoded from ``mu`` (or a sample when ``sample``), and
+        cropped back. Gradients are kept: wrap in ``torch.no_grad()`` for inference.
+        """
+        self._check_domain(domain)
+        self._check_input(x)
+        f = self.downsample_factor
+        minimum = -(-max(2 * f, 4) // f) * f  # the first 7x7 reflection pad needs 4 samples
+        _, _, n_f, n_t = x.shape
+        if n_f == 0 or n_t == 0:
+            raise ValueError(f"cannot translate an empty input of shape {tuple(x.shape)}")
+        padded = x
+        for dim, n in ((2, n_f), (3, n_t)):
+            padded = _extend_right(padded, dim, max(-(-n // f) * f, minimum))
+        enc = self.encode(padded)
+        z = self.sample(enc) if sample else enc.mu
+        return self.decode(z, domain)[:, :, :n_f, :n_t]
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Encoder, shared stack and generators, each parameter once (for the G optimiser)."""
+        return _unique(self.encoder, self.shared, self.generators)
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """All discriminators' parameters (for the D optimiser)."""
+        return _unique(self.discriminators)
+
+
+def _unique(*modules: nn.Module) -> list[nn.Parameter]:
+    seen: set[int] = set()
+    out: list[nn.Parameter] = []
+    for m in modules:
+        for p in m.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+    return out

@@ -1,0 +1,1 @@
+"""Training: config, trainer, checkpoints, multi-process data parallelism."""

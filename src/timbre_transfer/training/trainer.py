@@ -1,0 +1,387 @@
+"""The multi-domain VAE-GAN training loop.
+
+One step takes a crop of every domain (``(B, D, 1, n_mels, T)``), pairs every target domain with
+a random other source domain, and makes one generator update and one discriminator update over
+all pairs. The encoder runs twice per step, each time on all domains at once (sources, then
+translations for the cycle), rather than once per pair as the reference code does.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from timbre_transfer.config import to_dict
+from timbre_transfer.data.dataset import FeatureStore, MultiDomainCropDataset
+from timbre_transfer.losses.adversarial import discriminator_loss, generator_loss
+from timbre_transfer.losses.latent import LatentCentroids, batch_mean_latent_loss
+from timbre_transfer.losses.vae import beta_warmup, kl_divergence, l1
+from timbre_transfer.models.multidomain import TimbreModel
+from timbre_transfer.training import distributed
+from timbre_transfer.training.checkpoint import (keep_last, load_state_strict, read_checkpoint,
+                                                 save_checkpoint)
+from timbre_transfer.training.config import RunConfig
+
+
+# Settings a resumed run may change: bookkeeping, and max_steps to train longer (the LR schedule
+# then follows the new length).
+RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.sample_every",
+                     "train.checkpoint_every", "train.keep_last", "train.num_workers"}
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced NaN/inf losses for ``max_bad_steps`` steps in a row."""
+
+
+class Trainer:
+    """Trains a :class:`TimbreModel` on a feature store; see :meth:`fit`.
+
+    Args:
+        config: the run's configuration.
+        store: a prepared feature store (path or :class:`FeatureStore`).
+        run_dir: where ``config.yaml``, ``checkpoints/`` and ``tensorboard/`` go.
+        resume: continue from ``run_dir/checkpoints/latest.pt``.
+        device: defaults to CUDA when available (per local rank under torchrun).
+    """
+
+    def __init__(self, config: RunConfig, store, run_dir: str | Path, resume: bool = False,
+                 device: str | torch.device | None = None, progress: bool = True):
+        self.config = config
+        self.dist = distributed.init_distributed()
+        cfg = config.train
+        if device is None:
+            device = f"cuda:{self.dist.local_rank}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.progress = progress and self.dist.is_main
+        self.run_dir = Path(run_dir)
+        torch.manual_seed(cfg.seed)
+
+        self.store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+        self.domains = self.store.domains
+        if len(self.domains) < 2:
+            raise ValueError(f"training needs at least 2 domains, the store has {self.domains}")
+        self.dataset = MultiDomainCropDataset(self.store, "train", cfg.crop_frames,
+                                              cfg.short_clips, seed=cfg.seed)
+        per_step = cfg.batch_size * self.dist.world_size
+        self.steps_per_epoch = max(1, len(self.dataset) // per_step)
+        self.total_epochs = math.ceil(cfg.max_steps / self.steps_per_epoch)
+
+        self.model = TimbreModel(config.model, self.domains).to(self.device)
+        self.use_bf16 = cfg.bf16 and self.device.type == "cuda"
+        if cfg.channels_last and self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.centroids = LatentCentroids(self.domains, cfg.centroid_momentum).to(self.device)
+        self.g_params = self.model.generator_parameters()
+        self.d_params = self.model.discriminator_parameters()
+        self.opt_g = torch.optim.Adam(self.g_params, lr=cfg.lr, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.lr, betas=cfg.betas)
+        decay_start = int(self.total_epochs * cfg.lr_decay_start)
+        span = max(1, self.total_epochs - decay_start)
+        # Linear decay over the epochs after decay_start, stepped per EPOCH (the reference steps
+        # it per batch, which drives the LR through zero).
+        factor = lambda epoch: 1.0 if epoch < decay_start else max(0.0, 1 - (epoch - decay_start) / span)
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, factor)
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, factor)
+        self.noise = torch.Generator(self.device).manual_seed(cfg.seed + self.dist.rank)
+        self.step = 0
+        self.bad_steps = 0
+        self.writer = None
+        if resume:
+            self.load(self.run_dir / "checkpoints" / "latest.pt")
+        if self.dist.is_main:
+            self._write_config()
+
+    # ---- data -----------------------------------------------------------------------------------
+
+    def batches(self):
+        """Crops for the steps from ``self.step`` on, forever; resumes mid-epoch exactly."""
+        cfg = self.config.train
+        while True:
+            epoch, offset = divmod(self.step, self.steps_per_epoch)
+            self.dataset.set_epoch(epoch)
+            order = torch.randperm(len(self.dataset),
+                                   generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+            mine = order[self.dist.rank::self.dist.world_size].tolist()
+            mine = mine[offset * cfg.batch_size:self.steps_per_epoch * cfg.batch_size]
+            loader = DataLoader(Subset(self.dataset, mine), batch_size=cfg.batch_size,
+                                num_workers=cfg.num_workers, drop_last=True)
+            for specs, _ in loader:
+                yield specs
+
+    def pairs(self, step: int) -> list[int]:
+        """Source domain index for each target domain at ``step``: random, never the target."""
+        n = len(self.domains)
+        rng = np.random.default_rng([self.config.train.seed, step])
+        draws = rng.integers(0, n - 1, size=n)
+        return [int(d + (d >= b)) for b, d in enumerate(draws)]
+
+    # ---- one step -------------------------------------------------------------------------------
+
+    def losses(self, x: torch.Tensor, step: int) -> tuple[dict, list[torch.Tensor]]:
+        """Raw loss terms of the generator side for a batch ``(B, D, 1, F, T)``; also returns
+        the translations (index = target domain) for the discriminator update."""
+        cfg = self.config.train
+        model, domains = self.model, self.domains
+        n_dom, batch = x.shape[1], x.shape[0]
+        per_domain = x.transpose(0, 1)  # (D, B, 1, F, T)
+        flat = per_domain.reshape(n_dom * batch, *x.shape[2:])
+        enc = model.encode(flat)
+        z = model.sample(enc, self.noise).view(n_dom, batch, *enc.mu.shape[1:])
+        mu = enc.mu.view(n_dom, batch, *enc.mu.shape[1:])
+        src = self.pairs(step)
+
+        recon = torch.stack([l1(model.decode(z[d], domains[d]), per_domain[d]) for d in range(n_dom)])
+        fakes = [model.decode(z[src[b]], domains[b]) for b in range(n_dom)]
+        enc_f = model.encode(torch.cat(fakes))
+        z_f = model.sample(enc_f, self.noise).view(n_dom, batch, *enc_f.mu.shape[1:])
+        cycle = torch.stack([l1(model.decode(z_f[b], domains[src[b]]), per_domain[src[b]])
+                             for b in range(n_dom)])
+        terms = {
+            "recon": recon.mean(),
+            "kl": kl_divergence(enc.mu, enc.logvar),
+            "cycle": cycle.mean(),
+            "kl_cycle": kl_divergence(enc_f.mu, enc_f.logvar),
+        }
+        if cfg.latent_loss == "centroid":
+            current = {domains[d]: self.centroids.update(mu[d], domains[d]) for d in range(n_dom)}
+            terms["latent"] = self.centroids.loss(current)
+        else:
+            terms["latent"] = torch.stack([batch_mean_latent_loss(mu[src[b]], mu[b])
+                                           for b in range(n_dom)]).mean()
+        for b in range(n_dom):
+            terms[f"gan/{domains[b]}"] = generator_loss(model.discriminate(fakes[b], domains[b]),
+                                                        cfg.gan_loss)
+        return terms, fakes
+
+    def weighted_total(self, terms: dict, step: int) -> torch.Tensor:
+        """The one place where loss weights are applied."""
+        w, cfg = self.config.loss, self.config.train
+        beta = beta_warmup(step, cfg.beta_warmup_steps)
+        gan = torch.stack([v for k, v in terms.items() if k.startswith("gan/")]).mean()
+        return (w.recon * terms["recon"] + beta * w.kl * terms["kl"] + w.cycle * terms["cycle"]
+                + beta * w.kl_cycle * terms["kl_cycle"] + w.latent * terms["latent"] + w.gan * gan)
+
+    def train_step(self, specs: torch.Tensor) -> dict:
+        """One generator and one discriminator update; returns detached raw terms (no sync)."""
+        cfg = self.config.train
+        x = specs.to(self.device, non_blocking=True)
+        if cfg.channels_last and self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
+
+        for p in self.d_params:  # the generator loss needs no discriminator gradients
+            p.requires_grad_(False)
+        with autocast:
+            terms, fakes = self.losses(x, self.step)
+            total = self.weighted_total(terms, self.step)
+        for p in self.d_params:
+            p.requires_grad_(True)
+        with autocast:
+            d_terms = {f"disc/{dom}": discriminator_loss(
+                self.model.discriminate(x[:, d], dom), self.model.discriminate(fakes[d].detach(), dom),
+                cfg.gan_loss) for d, dom in enumerate(self.domains)}
+            d_total = torch.stack(list(d_terms.values())).mean()
+
+        # The one deliberate host sync per step: a NaN/inf guard must decide before stepping.
+        if not bool(torch.isfinite(total) & torch.isfinite(d_total)):
+            self.bad_steps += 1
+            warnings.warn(f"step {self.step}: non-finite loss, update skipped "
+                          f"({self.bad_steps} in a row)", RuntimeWarning, stacklevel=2)
+            if self.bad_steps >= cfg.max_bad_steps:
+                raise NonFiniteLossError(
+                    f"{self.bad_steps} non-finite steps in a row at step {self.step}; the last "
+                    f"good checkpoint is in {self.run_dir / 'checkpoints'}")
+            self.step += 1
+            return {}
+        self.bad_steps = 0
+        self._update(self.opt_g, self.g_params, total)
+        self._update(self.opt_d, self.d_params, d_total)
+        self.step += 1
+        if self.step % self.steps_per_epoch == 0:
+            self.sched_g.step()
+            self.sched_d.step()
+        out = {f"loss/{k}": v.detach() for k, v in {**terms, **d_terms}.items()}
+        out["loss/total"] = total.detach()
+        return out
+
+    def _update(self, optimizer, params, loss):
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        distributed.average_gradients(params, self.dist.world_size)
+        if self.config.train.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.config.train.grad_clip)
+        optimizer.step()
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def fit(self, max_steps: int | None = None) -> list[dict]:
+        """Train until ``max_steps`` (default: the config's); returns the logged averages."""
+        from tqdm import tqdm
+
+        cfg = self.config.train
+        max_steps = cfg.max_steps if max_steps is None else max_steps
+        history, sums, count = [], {}, 0
+        bar = tqdm(total=max_steps, initial=self.step, unit="step", desc="train",
+                   disable=not self.progress or self.step >= max_steps)
+        for specs in self.batches():
+            if self.step >= max_steps:
+                break
+            terms = self.train_step(specs)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0) + v
+            count += bool(terms)
+            bar.update()
+            if self.step % cfg.log_every == 0 or self.step == max_steps:
+                if count:
+                    logged = {k: float(v) / count for k, v in sums.items()}  # one sync per log
+                    logged.update(step=self.step, lr=self.opt_g.param_groups[0]["lr"],
+                                  beta=beta_warmup(self.step, cfg.beta_warmup_steps))
+                    history.append(logged)
+                    self._log_scalars(logged)
+                    bar.set_postfix(recon=f"{logged['loss/recon']:.4f}",
+                                    cycle=f"{logged['loss/cycle']:.4f}")
+                sums, count = {}, 0
+            if self.step % cfg.sample_every == 0:
+                self._log_samples(specs)
+            if self.step % cfg.checkpoint_every == 0 or self.step == max_steps:
+                self.save()
+        bar.close()
+        if self.writer is not None:
+            self.writer.flush()
+        return history
+
+    # ---- logging --------------------------------------------------------------------------------
+
+    def _tb(self):
+        if self.writer is None and self.dist.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        return self.writer
+
+    def _log_scalars(self, logged: dict) -> None:
+        writer = self._tb()
+        if writer is None:
+            return
+        for key, value in logged.items():
+            if key != "step":
+                writer.add_scalar(key, value, self.step)
+
+    @torch.no_grad()
+    def _log_samples(self, specs: torch.Tensor) -> None:
+        """Mel plots of source / reconstruction / every translation, and the translations'
+        audio (PGHI), for the first item of the batch."""
+        writer = self._tb()
+        if writer is None:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        self.model.eval()
+        x = specs[0].to(self.device)  # (D, 1, F, T)
+        n = len(self.domains)
+        fig, axes = plt.subplots(n, n + 1, figsize=(2.2 * (n + 1), 2 * n), squeeze=False)
+        transform = self.store.transform
+        for d, dom in enumerate(self.domains):
+            axes[d][0].imshow(x[d, 0].float().cpu().numpy(), origin="lower", aspect="auto", vmin=0, vmax=1)
+            axes[d][0].set_title(f"{dom} (source)", fontsize=7)
+            for t, target in enumerate(self.domains):
+                out = self.model.translate(x[d:d + 1], target)[0, 0].float().cpu()
+                axes[d][t + 1].imshow(out.numpy(), origin="lower", aspect="auto", vmin=0, vmax=1)
+                axes[d][t + 1].set_title(("recon " if t == d else "-> ") + target, fontsize=7)
+                if d == 0:
+                    wav = transform.invert(out.unsqueeze(0), method="pghi")[0]
+                    writer.add_audio(f"audio/{dom}_to_{target}", wav.clamp(-1, 1),
+                                     self.step, sample_rate=transform.params.sample_rate)
+        for ax in fig.axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.tight_layout()
+        writer.add_figure("mel/source_recon_translations", fig, self.step)
+        plt.close(fig)
+        self.model.train()
+
+    def _write_config(self) -> None:
+        import yaml
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        resolved = {**to_dict(self.config), "store": str(self.store.root),
+                    "domains": list(self.domains)}
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+
+    def checkpoint_payload(self) -> dict:
+        from timbre_transfer import __version__
+
+        return {
+            "package_version": __version__,
+            "config": to_dict(self.config),
+            "transform": self.store.transform.to_dict(),
+            "prepare": self.store.manifest["prepare"],  # inputs are normalised the same way
+            "domains": list(self.domains),
+            "model": self.model.state_dict(),
+            "training": {
+                "step": self.step,
+                "bad_steps": self.bad_steps,
+                "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(),
+                "sched_g": self.sched_g.state_dict(),
+                "sched_d": self.sched_d.state_dict(),
+                "centroids": self.centroids.state_dict(),
+                "noise": self.noise.get_state(),
+                "torch_rng": torch.get_rng_state(),
+            },
+        }
+
+    def save(self) -> Path | None:
+        """``latest.pt`` and ``step_XXXXXXXX.pt`` (keeping the newest ``keep_last``); rank 0 only."""
+        if not self.dist.is_main:
+            return None
+        folder = self.run_dir / "checkpoints"
+        payload = self.checkpoint_payload()
+        save_checkpoint(folder / f"step_{self.step:08d}.pt", payload)
+        keep_last(folder, "step_*.pt", self.config.train.keep_last)
+        return save_checkpoint(folder / "latest.pt", payload)
+
+    def load(self, path: str | Path) -> None:
+        """Restore everything :meth:`checkpoint_payload` saved; the config must match."""
+        blob = read_checkpoint(path, map_location=self.device)
+        diff = [d for d in _differences(blob["config"], to_dict(self.config))
+                if d.split(":")[0] not in RESUMABLE_CHANGES]
+        if diff:
+            raise ValueError(f"{path} was written with another config ({'; '.join(diff[:5])}); "
+                             f"resume with the same config (only {sorted(RESUMABLE_CHANGES)} "
+                             "may change)")
+        if blob["domains"] != list(self.domains):
+            raise ValueError(f"{path} has domains {blob['domains']}, the store {self.domains}")
+        if "training" not in blob:
+            raise KeyError(f"{path} holds no training state (an export?); cannot resume from it")
+        state = blob["training"]
+        load_state_strict(self.model, blob["model"], f"{path} (model)")
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.centroids.load_state_dict(state["centroids"])
+        self.noise.set_state(state["noise"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.step, self.bad_steps = int(state["step"]), int(state["bad_steps"])
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out

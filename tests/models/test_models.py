@@ -1,0 +1,256 @@
+"""Model shapes, weight sharing, sampling, initialisation, errors and checkpoints."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from timbre_transfer.models import (
+    Encoded,
+    Encoder,
+    Generator,
+    ModelConfig,
+    PatchDiscriminator,
+    ResidualBlock,
+    TimbreModel,
+    init_weights,
+)
+from timbre_transfer.models.multidomain import _extend_right
+
+DOMAINS = ["piano", "violin", "flute"]
+# Tiny: 8 latent channels, one block everywhere, small discriminators.
+TINY = ModelConfig(dim=2, n_downsample=2, n_res_encoder=1, n_res_shared=1, n_res_generator=1,
+                   disc_channels=(4, 8, 8, 8))
+SMALL = ModelConfig(dim=8, n_res_encoder=1, n_res_generator=1, disc_channels=(8, 8, 8, 8))
+
+
+def unique_count(*modules) -> int:
+    seen = {}
+    for m in modules:
+        for p in m.parameters():
+            seen[id(p)] = p
+    return sum(p.numel() for p in seen.values())
+
+
+@pytest.fixture
+def tiny():
+    return TimbreModel(TINY, DOMAINS)
+
+
+def test_reference_config_shapes_and_range():
+    model = TimbreModel(ModelConfig(), DOMAINS)
+    x = torch.rand(1, 1, 128, 128)
+    with torch.no_grad():
+        enc = model.encode(x)
+        assert enc.mu.shape == (1, 4 * 32, 128 // 4, 128 // 4)
+        assert enc.logvar is None
+        y = model.decode(enc.mu, "violin")
+        assert y.shape == x.shape
+        assert 0.0 <= y.min() and y.max() <= 1.0
+        assert model.discriminate(x, "flute").shape == (1, 1, 128 // 16, 128 // 16)
+    assert model.downsample_factor == 4
+
+
+@pytest.mark.parametrize("n_mels,dim", [(128, 2), (64, 8)])
+@pytest.mark.parametrize("frames", [1, 5, 37, 130, 257])
+def test_translate_keeps_any_shape(n_mels, dim, frames):
+    cfg = ModelConfig(dim=dim, n_res_encoder=1, n_res_generator=1, disc_channels=(4, 4, 4, 4))
+    model = TimbreModel(cfg, DOMAINS).eval()
+    x = torch.rand(2, 1, n_mels, frames)
+    with torch.no_grad():
+        y = model.translate(x, "piano")
+    assert y.shape == x.shape
+    assert 0.0 <= y.min() and y.max() <= 1.0
+
+
+def test_translate_odd_mel_count_and_sampling(tiny):
+    x = torch.rand(1, 1, 7, 3)
+    with torch.no_grad():
+        assert tiny.translate(x, "flute").shape == x.shape
+        assert tiny.translate(x, "flute", sample=True).shape == x.shape
+
+
+def test_translate_on_aligned_input_is_decode_of_mu(tiny):
+    x = torch.rand(2, 1, 16, 24)
+    with torch.no_grad():
+        expected = tiny.decode(tiny.encode(x).mu, "violin")
+        torch.testing.assert_close(tiny.translate(x, "violin"), expected, rtol=0, atol=0)
+
+
+def test_extend_right_reflects_values():
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    # reflection without repeating the edge, then reflecting the extended signal again
+    assert _extend_right(x, 1, 5).tolist() == [[1, 2, 3, 2, 1]]
+    assert _extend_right(x, 1, 8).tolist() == [[1, 2, 3, 2, 1, 2, 3, 2]]
+    assert _extend_right(x, 1, 3).tolist() == [[1, 2, 3]]
+    assert _extend_right(torch.tensor([[4.0]]), 1, 3).tolist() == [[4, 4, 4]]
+    assert _extend_right(x.T, 0, 4).flatten().tolist() == [1, 2, 3, 2]
+
+
+def test_components_shapes():
+    enc = Encoder(dim=4, n_downsample=3, n_res=1)
+    mu = enc(torch.rand(2, 1, 32, 16)).mu
+    assert mu.shape == (2, 32, 4, 2)
+    gen = Generator(ResidualBlock(32), 32, n_res=1, n_upsample=3, output_activation="none")
+    assert gen(mu).shape == (2, 1, 32, 16)
+    disc = PatchDiscriminator(1, (4, 8))
+    assert disc(torch.rand(2, 1, 32, 16)).shape == (2, 1, 8, 4)
+    block = ResidualBlock(3)
+    assert block(torch.rand(1, 3, 5, 5)).shape == (1, 3, 5, 5)
+
+
+def test_shared_block_is_one_object(tiny):
+    shared = tiny.shared
+    assert all(tiny.generators[d].shared is shared for d in DOMAINS)
+    assert len(shared) == TINY.n_res_shared
+    # the generators' own layers are distinct objects
+    assert tiny.generators["piano"].body is not tiny.generators["violin"].body
+
+
+def test_step_through_one_generator_changes_the_others_shared_part(tiny):
+    z = torch.randn(1, TINY.latent_channels, 4, 4)
+    with torch.no_grad():
+        before = tiny.generators["violin"].shared(z).clone()
+        violin_out = tiny.decode(z, "violin").clone()
+    opt = torch.optim.SGD(tiny.generators["piano"].parameters(), lr=0.5)
+    tiny.decode(z, "piano").mean().backward()
+    opt.step()
+    with torch.no_grad():
+        assert not torch.allclose(tiny.generators["violin"].shared(z), before)
+        assert not torch.allclose(tiny.decode(z, "violin"), violin_out)
+
+
+def test_parameter_groups_are_unique_and_complete(tiny):
+    g = tiny.generator_parameters()
+    d = tiny.discriminator_parameters()
+    assert len({id(p) for p in g}) == len(g)
+    assert len({id(p) for p in d}) == len(d)
+    assert sum(p.numel() for p in g) == unique_count(tiny.encoder, tiny.shared, tiny.generators)
+    # the shared block counted once, not once per generator
+    own = sum(p.numel() for gen in tiny.generators.values() for p in gen.body.parameters())
+    assert sum(p.numel() for p in g) == (
+        unique_count(tiny.encoder) + unique_count(tiny.shared) + own
+    )
+    assert sum(p.numel() for p in d) == unique_count(tiny.discriminators)
+    assert not {id(p) for p in g} & {id(p) for p in d}
+    assert {id(p) for p in g} | {id(p) for p in d} == {id(p) for p in tiny.parameters()}
+
+
+def test_learned_variance_encoding_and_sampling():
+    model = TimbreModel(ModelConfig(**{**TINY.__dict__, "learned_variance": True}), DOMAINS)
+    x = torch.rand(2, 1, 16, 16)
+    enc = model.encode(x)
+    assert enc.logvar is not None and enc.logvar.shape == enc.mu.shape
+    # the head starts at zero: unit variance, like the reference, until trained
+    assert torch.equal(enc.logvar, torch.zeros_like(enc.logvar))
+    z1 = model.sample(enc, torch.Generator().manual_seed(3))
+    z2 = model.sample(enc, torch.Generator().manual_seed(3))
+    z3 = model.sample(enc, torch.Generator().manual_seed(4))
+    assert torch.equal(z1, z2) and not torch.equal(z1, z3)
+    # gradients reach the variance head through the reparameterisation
+    z1.pow(2).sum().backward()
+    assert model.encoder.logvar_head[1].weight.grad.abs().sum() > 0
+
+
+def test_sampling_statistics(tiny):
+    mu = torch.randn(4, 8, 64, 64)  # 131072 elements
+    unit = tiny.sample(Encoded(mu, None), torch.Generator().manual_seed(0)) - mu
+    assert abs(unit.mean().item()) < 0.01
+    assert abs(unit.std().item() - 1.0) < 0.01
+    # logvar = log 4 -> sigma = 2
+    wide = tiny.sample(Encoded(mu, torch.full_like(mu, torch.log(torch.tensor(4.0)).item())),
+                       torch.Generator().manual_seed(0)) - mu
+    assert abs(wide.std().item() - 2.0) < 0.02
+    # same generator seed -> eps identical, scaled by sigma
+    torch.testing.assert_close(wide, 2 * unit)
+
+
+def test_default_model_has_no_logvar(tiny):
+    assert tiny.encoder.logvar_head is None
+    assert tiny.encode(torch.rand(1, 1, 8, 8)).logvar is None
+
+
+def test_init_std():
+    disc = PatchDiscriminator()
+    convs = [m for m in disc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5
+    big = max(convs, key=lambda m: m.weight.numel())
+    assert abs(big.weight.std().item() - 0.02) < 0.001
+    assert abs(big.weight.mean().item()) < 0.001
+    assert all(torch.count_nonzero(c.bias) == 0 for c in convs)
+    enc = Encoder(dim=8)
+    w = enc.body[1].weight
+    assert w.shape == (8, 1, 7, 7) and abs(w.std().item() - 0.02) < 0.005
+    layer = init_weights(torch.nn.Conv2d(64, 64, 3), std=0.1)
+    assert abs(layer.weight.std().item() - 0.1) < 0.005
+
+
+def test_output_activation_none_is_sigmoid_logit(tiny):
+    raw = TimbreModel(ModelConfig(**{**TINY.__dict__, "output_activation": "none"}), DOMAINS)
+    raw.load_state_dict(tiny.state_dict(), strict=True)
+    x = torch.rand(1, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.sigmoid(raw.translate(x, "piano")),
+                                   tiny.translate(x, "piano"))
+
+
+def test_unknown_domain_errors_list_domains(tiny):
+    x = torch.rand(1, 1, 8, 8)
+    z = tiny.encode(x).mu
+    for call in (lambda: tiny.decode(z, "cello"), lambda: tiny.discriminate(x, "cello"),
+                 lambda: tiny.translate(x, "cello")):
+        with pytest.raises(KeyError, match="cello") as info:
+            call()
+        assert all(d in str(info.value) for d in DOMAINS)
+
+
+def test_bad_input_shape(tiny):
+    with pytest.raises(ValueError, match=r"\(B, 1, F, T\)"):
+        tiny.translate(torch.rand(1, 8, 8), "piano")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("dim", 0), ("dim", 2.5), ("dim", True), ("n_downsample", -1), ("n_res_encoder", -1),
+    ("n_res_shared", -2), ("n_res_generator", "3"), ("learned_variance", "yes"),
+    ("output_activation", "tanh"), ("disc_channels", ()), ("disc_channels", (64, 0)),
+    ("disc_channels", "64"), ("disc_channels", 64),
+])
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        ModelConfig(**{field: value})
+
+
+def test_config_list_becomes_tuple():
+    cfg = ModelConfig(disc_channels=[8, 16])
+    assert cfg.disc_channels == (8, 16)
+    hash(cfg)  # frozen and hashable
+    assert ModelConfig().latent_channels == 128
+
+
+@pytest.mark.parametrize("domains", [[], ["a", "a"], ["a", ""], ["a.b"], "piano", ["train"], [1]])
+def test_bad_domain_names(domains):
+    with pytest.raises(ValueError, match="domain"):
+        TimbreModel(TINY, domains)
+
+
+def test_state_dict_round_trip_is_exact(tiny):
+    # make the weights differ from a fresh init
+    with torch.no_grad():
+        for p in tiny.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    buf = io.BytesIO()
+    torch.save(tiny.state_dict(), buf)
+    buf.seek(0)
+    fresh = TimbreModel(TINY, DOMAINS)
+    fresh.load_state_dict(torch.load(buf, weights_only=True), strict=True)
+    assert fresh.generators["flute"].shared is fresh.shared
+    tiny.eval()
+    fresh.eval()
+    x = torch.rand(2, 1, 20, 37)
+    with torch.no_grad():
+        for d in DOMAINS:
+            assert torch.equal(fresh.translate(x, d), tiny.translate(x, d))
+            crop = x[..., :32]
+            assert torch.equal(fresh.discriminate(crop, d), tiny.discriminate(crop, d))
