@@ -47,6 +47,9 @@ class Trainer:
         run_dir: where ``config.yaml``, ``checkpoints/`` and ``tensorboard/`` go.
         resume: continue from ``run_dir/checkpoints/latest.pt``.
         device: defaults to CUDA when available (per local rank under torchrun).
+
+    Seeds torch's global RNG with ``train.seed`` so that the model's initialisation is
+    reproducible (a run and its resumed twin start from the same weights).
     """
 
     def __init__(self, config: RunConfig, store, run_dir: str | Path, resume: bool = False,
@@ -73,7 +76,8 @@ class Trainer:
 
         self.model = TimbreModel(config.model, self.domains).to(self.device)
         self.use_bf16 = cfg.bf16 and self.device.type == "cuda"
-        if cfg.channels_last and self.device.type == "cuda":
+        self.channels_last = cfg.channels_last and self.device.type == "cuda"
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.centroids = LatentCentroids(self.domains, cfg.centroid_momentum).to(self.device)
         self.g_params = self.model.generator_parameters()
@@ -130,6 +134,8 @@ class Trainer:
         n_dom, batch = x.shape[1], x.shape[0]
         per_domain = x.transpose(0, 1)  # (D, B, 1, F, T)
         flat = per_domain.reshape(n_dom * batch, *x.shape[2:])
+        if self.channels_last:
+            flat = flat.contiguous(memory_format=torch.channels_last)
         enc = model.encode(flat)
         z = model.sample(enc, self.noise).view(n_dom, batch, *enc.mu.shape[1:])
         mu = enc.mu.view(n_dom, batch, *enc.mu.shape[1:])
@@ -170,8 +176,6 @@ class Trainer:
         """One generator and one discriminator update; returns detached raw terms (no sync)."""
         cfg = self.config.train
         x = specs.to(self.device, non_blocking=True)
-        if cfg.channels_last and self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
 
         for p in self.d_params:  # the generator loss needs no discriminator gradients
