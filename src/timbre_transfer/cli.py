@@ -22,11 +22,12 @@ def _build_transform(config_path: str | None, overrides: list[str]):
 
 
 def _add_audio_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML config: its 'audio' section sets the transform, "
-                        "its 'prepare' section the cleaning options (default: the built-in "
-                        "defaults, as in config/default.yaml)")
+    parser.add_argument("--config", help="YAML config (see config/): 'audio' sets the "
+                        "transform and 'prepare' the cleaning (used by reconstruct and prepare); "
+                        "'model', 'train' and 'loss' are used by train (default: built-in "
+                        "defaults)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides, e.g. audio.hop_length=256")
+                        help="config overrides, e.g. audio.hop_length=256 or train.lr=2e-4")
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
