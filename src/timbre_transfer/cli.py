@@ -98,6 +98,17 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fad(args: argparse.Namespace) -> int:
+    from timbre_transfer.evaluation.fad import fad, folder_statistics
+
+    reference = folder_statistics(args.reference, args.embedder, args.fad_weights)
+    evaluated = folder_statistics(args.evaluated, args.embedder, args.fad_weights)
+    note = " (built-in embedder: not comparable with published FAD)" if args.embedder == "logmel" else ""
+    print(f"FAD {fad(reference, evaluated):.4f}{note}")
+    print(f"embeddings: {reference.n} in {args.reference}, {evaluated.n} in {args.evaluated}")
+    return 0
+
+
 def cmd_synth_data(args: argparse.Namespace) -> int:
     from timbre_transfer.data.synthetic import write_paired_dataset
 
@@ -224,6 +235,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inverter", choices=INVERTERS, default="pghi+gla",
                    help="phase reconstruction (default: pghi+gla)")
     p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser(
+        "fad", help="Frechet Audio Distance between two folders of audio",
+        description="Embed every audio file of the two folders (0.96 s patches) and print the "
+        "Frechet distance between the two Gaussians. Empty or unreadable inputs are errors.",
+    )
+    p.add_argument("reference", metavar="DIR_A", help="reference audio folder")
+    p.add_argument("evaluated", metavar="DIR_B", help="evaluated audio folder")
+    p.add_argument("--embedder", choices=("logmel", "vggish"), default="logmel",
+                   help="logmel: built-in, offline, not comparable with published FAD (default); "
+                   "vggish: the standard (needs its weights)")
+    p.add_argument("--fad-weights", metavar="PATH",
+                   help="vggish-10086976.pth (default: the torch hub cache, or a download)")
+    p.set_defaults(func=cmd_fad)
 
     p = sub.add_parser(
         "synth-data", help="write the built-in paired synthetic domains",

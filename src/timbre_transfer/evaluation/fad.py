@@ -134,3 +134,68 @@ def fad_infinity(reference: EmbeddingStatistics, embeddings: np.ndarray, min_n: 
     ss_tot = float(((np.array(fads) - np.mean(fads)) ** 2).sum())
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
     return FadInfinity(float(intercept), float(slope), r2, tuple(sizes), tuple(map(float, fads)))
+
+
+# ---- embedding audio folders -----------------------------------------------------------------
+
+EMBEDDERS = ("logmel", "vggish")
+
+
+def logmel_embeddings(wav: np.ndarray) -> np.ndarray:
+    """The built-in offline embedder: per 0.96 s patch of VGGish's log mel (64 bands), the mean
+    and standard deviation of each band over time -> ``(N, 128)``.
+
+    It needs no weights, so CI and the demo always get a score, but its numbers are NOT
+    comparable with published FAD (which uses VGGish or other learned embeddings).
+    """
+    from timbre_transfer.evaluation.vggish import examples
+
+    patches = examples(wav)[:, 0].numpy().astype(np.float64)  # (N, 96, 64)
+    return np.concatenate([patches.mean(axis=1), patches.std(axis=1)], axis=1)
+
+
+def folder_statistics(folder, embedder: str = "logmel", weights=None) -> EmbeddingStatistics:
+    """Statistics of the embeddings of every audio file under ``folder`` (streamed per file).
+
+    Raises:
+        FileNotFoundError: no such folder.
+        ValueError: no audio files, an unreadable file (named), or fewer than 2 embeddings.
+    """
+    from pathlib import Path
+
+    import torch
+
+    from timbre_transfer.audio.io import AUDIO_EXTENSIONS, AudioFileError, load_audio
+
+    if embedder not in EMBEDDERS:
+        raise ValueError(f"unknown embedder {embedder!r}; choose one of {EMBEDDERS}")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not files:
+        raise ValueError(f"{folder}: no audio files")
+    model = None
+    if embedder == "vggish":
+        from timbre_transfer.evaluation.vggish import load_vggish
+
+        model = load_vggish(weights)
+
+    def per_file():
+        for path in files:
+            try:
+                wav = load_audio(path, 16000)
+            except AudioFileError as exc:
+                raise ValueError(f"cannot embed {exc}") from exc
+            try:
+                if model is None:
+                    yield logmel_embeddings(wav)
+                else:
+                    from timbre_transfer.evaluation.vggish import examples
+
+                    with torch.no_grad():
+                        yield model(examples(wav)).numpy()
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}") from exc
+
+    return embedding_statistics(per_file())
