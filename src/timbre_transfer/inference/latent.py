@@ -1,0 +1,77 @@
+"""Latent exploration: interpolation between two sounds and sampling from the prior."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Linear interpolation ``a + t (b - a)``."""
+    return a + t * (b - a)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float, eps: float = 1e-6) -> torch.Tensor:
+    """Spherical interpolation of two latents (each flattened to one vector).
+
+    The angle comes from the normalised vectors; the weights ``sin((1 - t) w) / sin w`` and
+    ``sin(t w) / sin w`` apply to the vectors themselves, so the endpoints are exact and unit
+    vectors stay on the unit sphere. Near-parallel vectors (``sin w < eps``), where the weights
+    are 0/0, fall back to :func:`lerp`.
+    """
+    fa, fb = a.reshape(-1).double(), b.reshape(-1).double()
+    cos = torch.dot(fa / fa.norm().clamp_min(1e-12), fb / fb.norm().clamp_min(1e-12)).clamp(-1, 1)
+    omega = torch.arccos(cos)
+    sin = torch.sin(omega)
+    if sin < eps:
+        return lerp(a, b, t)
+    wa, wb = torch.sin((1 - t) * omega) / sin, torch.sin(t * omega) / sin
+    return (wa * fa + wb * fb).reshape(a.shape).to(a.dtype)
+
+
+@torch.no_grad()
+def interpolate(tt, wav_a: np.ndarray, wav_b: np.ndarray, to: str, steps: int = 8,
+                mode: str = "slerp", inverter: str = "pghi+gla") -> tuple[list[np.ndarray], list[torch.Tensor]]:
+    """Decode ``steps`` latents between the encodings of two clips (at ``tt.sample_rate``)
+    with domain ``to``'s generator; the longer clip is cut to the shorter one's length.
+
+    Returns:
+        the audio of each step and its normalised mel ``(n_mels, T)``.
+    """
+    if mode not in ("lerp", "slerp"):
+        raise ValueError(f"mode must be 'lerp' or 'slerp', got {mode!r}")
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2, got {steps}")
+    tt.check_domain(to)
+    n = min(len(wav_a), len(wav_b))
+    specs = [tt.transform(torch.from_numpy(np.asarray(w[:n], np.float32)).to(tt.device))
+             for w in (wav_a, wav_b)]
+    factor = tt.model.downsample_factor
+    frames = specs[0].shape[-1] // factor * factor
+    if frames == 0:
+        raise ValueError(f"clips too short to interpolate ({specs[0].shape[-1]} frames)")
+    za, zb = (tt.model.encode(s[None, None, :, :frames]).mu for s in specs)
+    blend = slerp if mode == "slerp" else lerp
+    wavs, mels = [], []
+    for t in np.linspace(0.0, 1.0, steps):
+        mel = tt.model.decode(blend(za, zb, float(t)), to)[0, 0].clamp(0, 1)
+        mels.append(mel.cpu())
+        wavs.append(tt.transform.invert(mel, method=inverter).cpu().numpy())
+    return wavs, mels
+
+
+@torch.no_grad()
+def sample(tt, to: str, n: int = 8, seconds: float = 2.0, temperature: float = 1.0,
+           seed: int = 0, inverter: str = "pghi+gla") -> tuple[list[np.ndarray], list[torch.Tensor]]:
+    """Decode ``n`` latents drawn from the prior N(0, temperature^2 I) with domain ``to``'s
+    generator; ``seconds`` sets the latent's length."""
+    tt.check_domain(to)
+    p = tt.transform.params
+    factor = tt.model.downsample_factor
+    frames = max(factor, int(seconds * p.sample_rate / p.hop_length) // factor * factor)
+    shape = (n, tt.model.config.latent_channels, p.n_mels // factor, frames // factor)
+    g = torch.Generator().manual_seed(seed)
+    z = (temperature * torch.randn(shape, generator=g)).to(tt.device)
+    mels = tt.model.decode(z, to)[:, 0].clamp(0, 1)
+    wavs = [tt.transform.invert(m, method=inverter).cpu().numpy() for m in mels]
+    return wavs, [m.cpu() for m in mels]
