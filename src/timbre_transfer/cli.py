@@ -109,6 +109,41 @@ def cmd_fad(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from timbre_transfer.audio.io import load_audio, save_audio
+    from timbre_transfer.inference.latent import interpolate, save_strip
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    tt = TimbreTransfer.from_checkpoint(args.checkpoint)
+    a, b = (load_audio(p, tt.sample_rate) for p in (args.a, args.b))
+    wavs, mels = interpolate(tt, a, b, to=args.to, steps=args.steps, mode=args.mode)
+    out = Path(args.out)
+    for i, wav in enumerate(wavs):
+        save_audio(out / f"step_{i:02d}.wav", wav, tt.sample_rate)
+    strip = save_strip(mels, out / "strip.png", [f"t={t:.2f}" for t in
+                                                 [i / (len(mels) - 1) for i in range(len(mels))]])
+    print(f"{len(wavs)} steps ({args.mode}) in {args.to} -> {out}/step_*.wav, {strip}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from timbre_transfer.audio.io import save_audio
+    from timbre_transfer.inference.latent import sample, save_strip
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    tt = TimbreTransfer.from_checkpoint(args.checkpoint)
+    targets = tt.domains if args.all else [args.to]
+    out = Path(args.out)
+    for domain in targets:
+        wavs, mels = sample(tt, domain, n=args.n, seconds=args.seconds,
+                            temperature=args.temperature, seed=args.seed)
+        for i, wav in enumerate(wavs):
+            save_audio(out / f"{domain}_{i:02d}.wav", wav, tt.sample_rate)
+        strip = save_strip(mels, out / f"{domain}.png")
+        print(f"{domain}: {len(wavs)} samples -> {out}/{domain}_*.wav, {strip}")
+    return 0
+
+
 def cmd_synth_data(args: argparse.Namespace) -> int:
     from timbre_transfer.data.synthetic import write_paired_dataset
 
@@ -249,6 +284,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fad-weights", metavar="PATH",
                    help="vggish-10086976.pth (default: the torch hub cache, or a download)")
     p.set_defaults(func=cmd_fad)
+
+    p = sub.add_parser(
+        "interpolate", help="walk the latent space between two sounds",
+        description="Encode A and B, decode STEPS latents between them with domain DOMAIN's "
+        "generator, and write OUT/step_NN.wav and OUT/strip.png (the mels side by side).",
+    )
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("a", metavar="A", help="first audio file")
+    p.add_argument("b", metavar="B", help="second audio file")
+    p.add_argument("--to", required=True, metavar="DOMAIN", help="generator to decode with")
+    p.add_argument("--steps", type=int, default=8, help="number of steps (default: 8)")
+    p.add_argument("--mode", choices=("lerp", "slerp"), default="slerp",
+                   help="linear or spherical interpolation (default: slerp)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser(
+        "sample", help="decode random latents from the prior into audio",
+        description="Draw N latents from N(0, t^2 I) and decode them with each chosen domain's "
+        "generator; writes OUT/<domain>_NN.wav and OUT/<domain>.png.",
+    )
+    p.add_argument("checkpoint", metavar="CKPT")
+    domain = p.add_mutually_exclusive_group(required=True)
+    domain.add_argument("--to", metavar="DOMAIN", help="domain to decode with")
+    domain.add_argument("--all", action="store_true", help="every domain")
+    p.add_argument("--n", type=int, default=8, help="samples per domain (default: 8)")
+    p.add_argument("--seconds", type=float, default=2.0, help="length (default: 2)")
+    p.add_argument("--temperature", type=float, default=1.0, help="prior scale (default: 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser(
         "synth-data", help="write the built-in paired synthetic domains",

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from timbre_transfer.config import to_dict
 from timbre_transfer.inference.latent import interpolate, lerp, sample, slerp
 from timbre_transfer.inference.transfer import TimbreTransfer
 from timbre_transfer.training.config import load_run_config
@@ -60,3 +61,27 @@ def test_sample_from_the_prior(tt):
     assert len(wavs) == 3 and mels[0].shape == (128, 124)  # 125 frames rounded down to 4
     again, _ = sample(tt, "reed", n=3, seconds=1.0, temperature=0.5, seed=1, inverter="pghi")
     assert all(np.array_equal(x, y) for x, y in zip(wavs, again))
+
+
+def test_interpolate_and_sample_commands(tt, synth_store, tmp_path, capsys):
+    from timbre_transfer.cli import main
+    from timbre_transfer.training.checkpoint import save_checkpoint
+
+    ckpt = tmp_path / "model.pt"
+    # a minimal export: what TimbreTransfer needs, without training state
+    save_checkpoint(ckpt, {"config": to_dict(load_run_config(REPO / "config" / "debug.yaml")),
+                           "transform": tt.transform.to_dict(), "domains": tt.domains,
+                           "model": tt.model.state_dict()})
+    a = synth_store / "audio" / "reed" / "clip_0000.wav"
+    b = synth_store / "audio" / "brass" / "clip_0002.wav"
+    assert main(["interpolate", str(ckpt), str(a), str(b), "--to", "flute", "--steps", "3",
+                 "--out", str(tmp_path / "interp")]) == 0
+    assert sorted(p.name for p in (tmp_path / "interp").iterdir()) == [
+        "step_00.wav", "step_01.wav", "step_02.wav", "strip.png"]
+    assert main(["sample", str(ckpt), "--all", "--n", "2", "--seconds", "0.5",
+                 "--out", str(tmp_path / "samples")]) == 0
+    names = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    assert names == sorted([f"{d}_{i:02d}.wav" for d in tt.domains for i in range(2)]
+                           + [f"{d}.png" for d in tt.domains])
+    assert main(["sample", str(ckpt), "--to", "cello", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown domain 'cello'" in capsys.readouterr().err

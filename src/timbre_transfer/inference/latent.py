@@ -75,3 +75,27 @@ def sample(tt, to: str, n: int = 8, seconds: float = 2.0, temperature: float = 1
     mels = tt.model.decode(z, to)[:, 0].clamp(0, 1)
     wavs = [tt.transform.invert(m, method=inverter).cpu().numpy() for m in mels]
     return wavs, [m.cpu() for m in mels]
+
+
+def save_strip(mels: list[torch.Tensor], path, titles: list[str] | None = None):
+    """One PNG with the mels side by side (normalised, shared colour scale)."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(mels), figsize=(1.8 * len(mels), 2.4), squeeze=False)
+    for i, (ax, mel) in enumerate(zip(axes[0], mels)):
+        ax.imshow(mel.numpy(), origin="lower", aspect="auto", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles:
+            ax.set_title(titles[i], fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
