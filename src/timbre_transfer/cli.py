@@ -76,7 +76,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.dist.is_main:
         print(f"training {len(trainer.domains)} domains {trainer.domains} from step {trainer.step} "
               f"to {config.train.max_steps}; TensorBoard: tensorboard --logdir {args.out}")
-    trainer.fit()
+    from timbre_transfer.training.distributed import shutdown
+
+    try:
+        trainer.fit()
+    finally:
+        shutdown(trainer.dist)  # under torchrun: leave the process group cleanly
     if trainer.dist.is_main:
         print(f"checkpoint: {Path(args.out) / 'checkpoints' / 'latest.pt'}")
     return 0

@@ -7,8 +7,7 @@ so that every clip of one domain has a ground-truth counterpart in every other d
 :func:`write_paired_dataset` writes such domains as folders of WAV files with matching names, and
 :func:`paired_files` finds the twins again.
 
-:func:`render_melody` (one random melody on a plain harmonic timbre) is kept for
-``timbre-transfer demo`` and tests, so that both run on a fresh machine.
+:func:`render_melody` renders one random melody on a plain harmonic timbre, for quick tests.
 """
 
 from __future__ import annotations

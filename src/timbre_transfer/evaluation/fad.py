@@ -175,11 +175,9 @@ def folder_statistics(folder, embedder: str = "logmel", weights=None) -> Embeddi
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
         raise ValueError(f"{folder}: no audio files")
-    model = None
-    if embedder == "vggish":
-        from timbre_transfer.evaluation.vggish import load_vggish
+    from timbre_transfer.evaluation.vggish import examples, load_vggish
 
-        model = load_vggish(weights)
+    model = load_vggish(weights) if embedder == "vggish" else None
 
     def per_file():
         for path in files:
@@ -191,8 +189,6 @@ def folder_statistics(folder, embedder: str = "logmel", weights=None) -> Embeddi
                 if model is None:
                     yield logmel_embeddings(wav)
                 else:
-                    from timbre_transfer.evaluation.vggish import examples
-
                     with torch.no_grad():
                         yield model(examples(wav)).numpy()
             except ValueError as exc:

@@ -56,11 +56,6 @@ def average_gradients(params: list[torch.nn.Parameter], world_size: int) -> None
         offset += g.numel()
 
 
-def barrier(info: DistInfo) -> None:
-    if info.world_size > 1:
-        dist.barrier()
-
-
 def shutdown(info: DistInfo) -> None:
     if info.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()
