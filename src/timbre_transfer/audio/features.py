@@ -1,0 +1,206 @@
+"""Performance features of a waveform: fundamental frequency and A-weighted loudness.
+
+These describe *how* something is played (pitch contour, dynamics) rather than *what* it sounds
+like, so a timbre transfer should leave them unchanged. Evaluation compares them between a
+source and its transfer (:mod:`timbre_transfer.evaluation.content`); a DDSP head can take them
+as controls.
+
+All features use centred frames (librosa's convention): frame ``t`` is centred on sample
+``t * hop_length`` and a clip of ``T`` samples has ``1 + T // hop_length`` frames, so the f0
+track and the loudness envelope of one clip line up frame for frame at the same hop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def frame_count(n_samples: int, hop_length: int) -> int:
+    """Number of centred frames of a clip of ``n_samples``: ``1 + n_samples // hop_length``."""
+    if hop_length <= 0:
+        raise ValueError(f"hop_length must be positive, got {hop_length}")
+    if n_samples < 0:
+        raise ValueError(f"n_samples must be >= 0, got {n_samples}")
+    return 1 + n_samples // hop_length
+
+
+def as_waveform(wav, name: str = "audio") -> np.ndarray:
+    """Check and convert a mono waveform to a float64 ``(T,)`` array.
+
+    Raises:
+        ValueError: ``wav`` is not 1-D, has no samples, or holds NaN/inf; the message starts
+            with ``name``.
+    """
+    if hasattr(wav, "detach"):  # a torch tensor
+        wav = wav.detach().cpu().numpy()
+    arr = np.asarray(wav, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected mono audio of shape (T,), got {tuple(arr.shape)}")
+    if arr.size == 0:
+        raise ValueError(f"{name}: audio holds no samples")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: audio contains NaN or infinite samples")
+    return np.ascontiguousarray(arr)
+
+
+def _check_rate_and_hop(sample_rate: float, hop_length: int) -> None:
+    if not sample_rate > 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    if not (isinstance(hop_length, (int, np.integer)) and hop_length > 0):
+        raise ValueError(f"hop_length must be a positive integer, got {hop_length!r}")
+
+
+@dataclass(frozen=True)
+class F0Track:
+    """Frame-wise fundamental frequency of a clip, ``1 + T // hop_length`` frames.
+
+    Attributes:
+        f0: ``(frames,)`` float64, Hz; NaN where the frame is unvoiced. Values lie on pYIN's
+            grid of 10-cent steps from ``fmin`` (its default resolution of 0.1 semitone).
+        voiced: ``(frames,)`` bool, pYIN's voicing decision (after its HMM smoothing).
+        voiced_prob: ``(frames,)`` float64 in [0, 1], pYIN's per-frame voicing probability.
+            Note that pYIN's HMM can still mark some frames of noise voiced at a low
+            ``voiced_prob``; callers wanting a stricter decision can threshold this.
+        hop_length: samples between frames.
+        sample_rate: Hz.
+    """
+
+    f0: np.ndarray
+    voiced: np.ndarray
+    voiced_prob: np.ndarray
+    hop_length: int
+    sample_rate: int
+
+    def __len__(self) -> int:
+        return int(self.f0.shape[0])
+
+
+def pyin_frame_length(sample_rate: float, hop_length: int, fmin: float) -> int:
+    """Analysis frame of :func:`f0_pyin`: the smallest power of two that is at least 1024,
+    at least ``4 * hop_length`` (75 % overlap, librosa's ratio) and holds two periods of ``fmin``
+    (below that YIN's difference function cannot see the lowest pitch; librosa warns)."""
+    two_periods = 2 * math.ceil(sample_rate / fmin) + 2
+    need = max(1024, 4 * hop_length, two_periods)
+    return 1 << (need - 1).bit_length()
+
+
+def f0_pyin(
+    wav,
+    sample_rate: int,
+    hop_length: int = 256,
+    fmin: float = 65.0,
+    fmax: float = 2093.0,
+) -> F0Track:
+    """Fundamental frequency with pYIN (Mauch & Dixon 2014, via ``librosa.pyin``).
+
+    Defaults: ``fmin``/``fmax`` span C2-C7 (65-2093 Hz), which covers the pitched instruments
+    the project transfers between. ``hop_length=256`` is 16 ms at 16 kHz, fine enough for
+    vibrato and note onsets; on this machine it runs about 4x faster than real time (one core).
+    pYIN's cost is per frame, so the mel hop of 128 costs twice as much, and librosa's default
+    (``frame_length // 4`` = 512 at 2048) is about 2x cheaper but too coarse for a DDSP control.
+    The frame length is :func:`pyin_frame_length` (1024 at 16 kHz, 64 ms).
+
+    Args:
+        wav: ``(T,)`` mono waveform.
+        sample_rate: Hz; ``fmax`` must not exceed ``sample_rate / 2``.
+
+    Returns:
+        :class:`F0Track` with ``1 + T // hop_length`` frames. Silence is all unvoiced (f0 NaN),
+        not an error.
+
+    Raises:
+        ValueError: empty, non-1-D or non-finite audio, or invalid rate/hop/fmin/fmax.
+    """
+    import librosa
+
+    y = as_waveform(wav)
+    _check_rate_and_hop(sample_rate, hop_length)
+    if not 0 < fmin < fmax <= sample_rate / 2:
+        raise ValueError(
+            f"need 0 < fmin < fmax <= sample_rate / 2, got fmin={fmin}, fmax={fmax}, "
+            f"sample_rate={sample_rate}"
+        )
+    frame_length = pyin_frame_length(sample_rate, hop_length, fmin)
+    f0, voiced, voiced_prob = librosa.pyin(
+        y,
+        fmin=fmin,
+        fmax=fmax,
+        sr=sample_rate,
+        frame_length=frame_length,
+        hop_length=hop_length,
+        center=True,
+        pad_mode="constant",
+    )
+    return F0Track(
+        f0=np.asarray(f0, dtype=np.float64),
+        voiced=np.asarray(voiced, dtype=bool),
+        voiced_prob=np.asarray(voiced_prob, dtype=np.float64),
+        hop_length=int(hop_length),
+        sample_rate=int(sample_rate),
+    )
+
+
+def a_weighted_loudness(
+    wav,
+    sample_rate: int,
+    n_fft: int = 1024,
+    hop_length: int = 256,
+    floor_db: float = -100.0,
+) -> np.ndarray:
+    """A-weighted loudness envelope in dB, one value per centred frame.
+
+    Each frame (Hann window of ``n_fft`` samples centred on ``t * hop_length``, zero padding at
+    the edges) gives a power spectrum; it is weighted by the A-weighting curve (IEC 61672,
+    ``librosa.A_weighting``, converted from dB to power) and averaged over all ``n_fft``
+    frequency bins (both halves of the spectrum) then divided by the window's energy. By
+    Parseval this is the A-weighted mean square of the frame, so the scale is calibrated: a
+    1 kHz sine of amplitude ``a`` (A-weight ~0 dB) reads ``20 * log10(a) - 3.01`` dB, and a
+    full-scale square wave without weighting would read 0 dB.
+
+    Args:
+        wav: ``(T,)`` mono waveform.
+        floor_db: lower bound of the result; silence reads exactly ``floor_db``, never -inf.
+
+    Returns:
+        ``(1 + T // hop_length,)`` float64 array in dB, the same frames as :func:`f0_pyin` at
+        the same hop.
+
+    Raises:
+        ValueError: empty, non-1-D or non-finite audio, or invalid rate/n_fft/hop/floor.
+    """
+    import librosa
+
+    y = as_waveform(wav)
+    _check_rate_and_hop(sample_rate, hop_length)
+    if not (isinstance(n_fft, (int, np.integer)) and n_fft >= 2):
+        raise ValueError(f"n_fft must be an integer >= 2, got {n_fft!r}")
+    if not math.isfinite(floor_db):
+        raise ValueError(f"floor_db must be finite, got {floor_db}")
+
+    # Pad n_fft // 2 on the left (frame t centred on t * hop) and the rest on the right, so the
+    # frame count is 1 + T // hop for odd n_fft too.
+    left = n_fft // 2
+    padded = np.pad(y, (left, n_fft - left))
+    n_frames = frame_count(y.shape[0], hop_length)
+    window = librosa.filters.get_window("hann", n_fft, fftbins=True)
+    freqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    weight = np.zeros_like(freqs)  # A-weighting is -inf dB at DC (and librosa warns on log 0)
+    weight[1:] = 10.0 ** (librosa.A_weighting(freqs[1:]) / 10.0)
+    # Bins other than DC and Nyquist stand for two bins of the full spectrum.
+    weight[1:] *= 2.0
+    if n_fft % 2 == 0:
+        weight[-1] /= 2.0
+    weight /= n_fft * float(np.sum(window**2))
+
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length][:n_frames]
+    power = np.empty(n_frames)
+    block = max(1, (1 << 22) // n_fft)  # frames per FFT call: bounds memory on long clips
+    for start in range(0, n_frames, block):
+        spec = np.fft.rfft(frames[start : start + block] * window, axis=-1)
+        power[start : start + block] = (spec.real**2 + spec.imag**2) @ weight
+    floor = 10.0 ** (floor_db / 10.0)
+    # where() rather than max() in dB so that silence reads exactly floor_db (no round trip)
+    return np.where(power > floor, 10.0 * np.log10(np.maximum(power, floor)), float(floor_db))
