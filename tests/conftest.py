@@ -67,3 +67,16 @@ def synth_store(tmp_path_factory):
     prepare(root / "audio", root / "store", options=PrepareOptions(val_fraction=0.25),
             workers=1, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def debug_checkpoint(synth_store, tmp_path_factory) -> Path:
+    """A 2-step config/debug.yaml model trained on ``synth_store``: its latest.pt."""
+    from timbre_transfer.training.config import load_run_config
+    from timbre_transfer.training.trainer import Trainer
+
+    run = tmp_path_factory.mktemp("debug_run")
+    config = load_run_config(Path(__file__).resolve().parents[1] / "config" / "debug.yaml",
+                             ["train.max_steps=2"])
+    Trainer(config, synth_store / "store", run, progress=False).fit()
+    return run / "checkpoints" / "latest.pt"

@@ -141,11 +141,56 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out = Path(args.out)
     for domain in targets:
         wavs, mels = sample(tt, domain, n=args.n, seconds=args.seconds,
-                            temperature=args.temperature, seed=args.seed)
+                            temperature=args.temperature, seed=args.seed, around=args.around)
         for i, wav in enumerate(wavs):
             save_audio(out / f"{domain}_{i:02d}.wav", wav, tt.sample_rate)
         strip = save_strip(mels, out / f"{domain}.png")
         print(f"{domain}: {len(wavs)} samples -> {out}/{domain}_*.wav, {strip}")
+    return 0
+
+
+def cmd_latent_map(args: argparse.Namespace) -> int:
+    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.inference.latent import latent_map, save_latent_map
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    tt = TimbreTransfer.from_checkpoint(args.checkpoint)
+    store = FeatureStore(args.data)
+    latents = latent_map(tt, store, None if args.split == "all" else args.split)
+    path = save_latent_map(latents, args.out, f"{Path(args.checkpoint).name}: "
+                           f"{len(latents.files)} clips of {store.root.name}")
+    print(f"{len(latents.files)} clips; PC 1 and 2 hold {100 * latents.explained[0]:.0f}% and "
+          f"{100 * latents.explained[1]:.0f}% of the variance -> {path}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.evaluation.evaluate import (evaluate, format_value, log_to_tensorboard,
+                                                     write_report)
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    tt = TimbreTransfer.from_checkpoint(args.checkpoint)
+    store = FeatureStore(args.data)
+    tt.check_store(store)
+    out = Path(args.out)
+    classifier = Path(args.classifier or out.with_name("classifier.pt"))
+    report = evaluate(tt, store, classifier, split=args.split, inverter=args.inverter,
+                      embedder=args.embedder, fad_weights=args.fad_weights,
+                      max_clips=args.max_clips, twins=args.twins)
+    report["checkpoint"] = str(args.checkpoint)
+    written = write_report(report, out)
+    if args.tensorboard:
+        print(f"logged to {log_to_tensorboard(report, args.tensorboard)}")
+    c = report["classifier"]
+    print(f"domain classifier {classifier}: held-out accuracy "
+          f"{format_value(c['heldout_accuracy'])} ({c['heldout_windows']} windows)")
+    s = {k: format_value(v) for k, v in report["summary"].items()}
+    print(f"source != target: mean conversion accuracy {s['mean_conversion_accuracy']}; FAD "
+          f"transfer {s['mean_fad_transfer']} vs identity {s['mean_fad_identity']} (ratio "
+          f"{s['fad_ratio']})")
+    print(f"report: {written['json']} (summary {written['markdown']}, heatmaps "
+          f"{out.parent / (out.stem + '_*.png')})")
     return 0
 
 
@@ -307,8 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "sample", help="decode random latents from the prior into audio",
-        description="Draw N latents from N(0, t^2 I) and decode them with each chosen domain's "
-        "generator; writes OUT/<domain>_NN.wav and OUT/<domain>.png.",
+        description="Draw N latents from N(0, t^2 I), or from N(c, t^2 I) around a domain's "
+        "latent centroid c with --around, and decode them with each chosen domain's generator; "
+        "writes OUT/<domain>_NN.wav and OUT/<domain>.png.",
     )
     p.add_argument("checkpoint", metavar="CKPT")
     domain = p.add_mutually_exclusive_group(required=True)
@@ -317,9 +363,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=8, help="samples per domain (default: 8)")
     p.add_argument("--seconds", type=float, default=2.0, help="length (default: 2)")
     p.add_argument("--temperature", type=float, default=1.0, help="prior scale (default: 1)")
+    p.add_argument("--around", metavar="DOMAIN",
+                   help="centre the draws on this domain's latent centroid (kept by training)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser(
+        "latent-map", help="plot the clips of a feature store in the model's latent space",
+        description="Encode every clip of FEATURES_DIR (the model's prepared store), average "
+        "each clip's latent over time, project to 2-D by PCA and write a scatter plot coloured "
+        "by domain.",
+    )
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--data", required=True, metavar="FEATURES_DIR", help="prepared feature store")
+    p.add_argument("--split", choices=("train", "val", "all"), default="all",
+                   help="which clips to encode (default: all)")
+    p.add_argument("--out", required=True, metavar="MAP_PNG", help="output image, e.g. map.png")
+    p.set_defaults(func=cmd_latent_map)
+
+    p = sub.add_parser(
+        "evaluate", help="score a model on held-out clips: FAD, conversion accuracy, content",
+        description="Transfer the held-out clips of every domain of FEATURES_DIR (the model's "
+        "prepared store) to every domain and write REPORT (JSON) with source x target matrices "
+        "of FAD (against the target's training audio), conversion accuracy (by a domain "
+        "classifier trained on the store) and content kept (loudness-envelope correlation, f0 "
+        "error in cents on frames pitched in both, chroma similarity); the identity and "
+        "resynthesis baselines; reconstruction quality. A Markdown summary (.md) and PNG "
+        "heatmaps are written beside REPORT.",
+    )
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--data", required=True, metavar="FEATURES_DIR",
+                   help="the feature store the model was trained on (its split is reused)")
+    p.add_argument("--out", required=True, metavar="REPORT", help="report path, e.g. report.json")
+    p.add_argument("--split", choices=("val", "train"), default="val",
+                   help="clips to transfer (default: val, the held-out files)")
+    p.add_argument("--inverter", choices=INVERTERS, default="pghi+gla",
+                   help="phase reconstruction (default: pghi+gla)")
+    p.add_argument("--embedder", choices=("logmel", "vggish"), default="logmel",
+                   help="FAD embedder (default: logmel, built-in, not comparable with published "
+                   "FAD; vggish needs its weights)")
+    p.add_argument("--fad-weights", metavar="PATH", help="vggish-10086976.pth")
+    p.add_argument("--classifier", metavar="PATH",
+                   help="domain classifier: loaded if the file exists, else trained on the "
+                   "store's train split and saved there (default: classifier.pt beside REPORT)")
+    p.add_argument("--max-clips", type=int, metavar="N", help="at most N clips per domain")
+    p.add_argument("--twins", metavar="AUDIO_DIR",
+                   help="paired audio (<domain>/<name>.wav, e.g. from synth-data): also score "
+                   "transfers against their ground-truth twins")
+    p.add_argument("--tensorboard", metavar="RUN_DIR",
+                   help="also log the scores to RUN_DIR/tensorboard at the checkpoint's step")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
         "synth-data", help="write the built-in paired synthetic domains",

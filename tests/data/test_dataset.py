@@ -126,3 +126,30 @@ def test_store_errors(tmp_path, store):
         store.clips("cello")
     with pytest.raises(ValueError, match="short_clips"):
         CropDataset(store, short_clips="loop")
+
+
+def test_clip_audio_is_the_audio_that_was_analysed(store):
+    clips = store.clips("big", None)
+    for file, offset, frames in zip(clips.files[:3], clips.offsets, clips.frames):
+        wav = store.clip_audio("big", file)
+        with torch.no_grad():
+            log_mel = torch.log1p(store.transform.mel(torch.from_numpy(wav))).T.numpy()
+        stored = np.asarray(clips.features[offset:offset + frames], dtype=np.float32)
+        assert log_mel.shape == stored.shape
+        np.testing.assert_allclose(log_mel, stored, atol=2e-3 * max(1.0, float(stored.max())))
+    with pytest.raises(KeyError, match="no clip 'nope.wav'"):
+        store.clip_audio("big", "nope.wav")
+
+
+def test_clip_audio_names_a_moved_or_changed_source(tmp_path):
+    (tmp_path / "audio" / "a").mkdir(parents=True)
+    source = tmp_path / "audio" / "a" / "x.wav"
+    sf.write(source, _tone(1.0, 300), SR)
+    prepare(tmp_path / "audio", tmp_path / "store", progress=False)
+    store = FeatureStore(tmp_path / "store")
+    sf.write(source, _tone(2.0, 300), SR)  # edited after prepare
+    with pytest.raises(ValueError, match="x.wav changed since it was prepared"):
+        store.clip_audio("a", "x.wav")
+    source.unlink()
+    with pytest.raises(FileNotFoundError, match="x.wav"):
+        store.clip_audio("a", "x.wav")

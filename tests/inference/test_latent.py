@@ -8,7 +8,6 @@ from timbre_transfer.config import to_dict
 from timbre_transfer.inference.latent import interpolate, lerp, sample, slerp
 from timbre_transfer.inference.transfer import TimbreTransfer
 from timbre_transfer.training.config import load_run_config
-from timbre_transfer.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,11 +30,8 @@ def test_slerp_endpoints_unit_norm_and_parallel_case():
 
 
 @pytest.fixture(scope="module")
-def tt(synth_store, tmp_path_factory):
-    run = tmp_path_factory.mktemp("run")
-    cfg = load_run_config(REPO / "config" / "debug.yaml", ["train.max_steps=2"])
-    Trainer(cfg, synth_store / "store", run, progress=False).fit()
-    return TimbreTransfer.from_checkpoint(run / "checkpoints" / "latest.pt", device="cpu")
+def tt(debug_checkpoint):
+    return TimbreTransfer.from_checkpoint(debug_checkpoint, device="cpu")
 
 
 def test_interpolate_between_two_clips(tt, synth_store):
@@ -85,3 +81,55 @@ def test_interpolate_and_sample_commands(tt, synth_store, tmp_path, capsys):
                            + [f"{d}.png" for d in tt.domains])
     assert main(["sample", str(ckpt), "--to", "cello", "--out", str(tmp_path / "x")]) == 2
     assert "unknown domain 'cello'" in capsys.readouterr().err
+
+
+def test_sample_around_a_domain_centroid(tt):
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    assert set(tt.centroids) == set(tt.domains)  # training kept one per domain
+    # at temperature 0 the draw IS the centroid, broadcast over every latent position
+    _, mels = sample(tt, "reed", n=2, seconds=0.5, temperature=0.0, around="brass",
+                     inverter="pghi")
+    z = tt.centroids["brass"][None, :, None, None].expand(
+        1, -1, 128 // tt.model.downsample_factor, mels[0].shape[-1] // tt.model.downsample_factor)
+    with torch.no_grad():
+        expected = tt.model.decode(z.contiguous(), "reed")[0, 0].clamp(0, 1)
+    torch.testing.assert_close(mels[0], expected)
+    torch.testing.assert_close(mels[1], expected)
+    # around another centroid, the samples differ
+    _, other = sample(tt, "reed", n=1, seconds=0.5, temperature=0.0, around="flute",
+                      inverter="pghi")
+    assert (other[0] - expected).abs().max() > 0
+    bare = TimbreTransfer(tt.model, tt.transform, tt.domains)  # an export: no centroids
+    with pytest.raises(ValueError, match="no latent centroid for 'brass'"):
+        sample(bare, "reed", around="brass")
+
+
+def test_latent_map_is_a_pca_of_every_clip(tt, synth_store, debug_checkpoint, tmp_path, capsys):
+    from timbre_transfer.cli import main
+    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.inference.latent import latent_map
+
+    store = FeatureStore(synth_store / "store")
+    latents = latent_map(tt, store)
+    assert len(latents.files) == 12 and latents.points.shape == (12, 2)
+    assert sorted(set(latents.domains)) == sorted(tt.domains)
+    val = latent_map(tt, store, "val")
+    assert len(val.files) == 3
+    # PCA: centred coordinates, uncorrelated axes, decreasing shares of the variance
+    np.testing.assert_allclose(latents.points.mean(axis=0), 0, atol=1e-9)
+    cov = np.cov(latents.points.T)
+    assert abs(cov[0, 1]) < 1e-9 * cov[0, 0]
+    assert cov[0, 0] >= cov[1, 1]
+    assert 1 >= latents.explained[0] >= latents.explained[1] >= 0
+    assert sum(latents.explained) <= 1 + 1e-12
+    out = tmp_path / "map.png"
+    assert main(["latent-map", str(debug_checkpoint), "--data", str(synth_store / "store"),
+                 "--out", str(out)]) == 0
+    assert "12 clips" in capsys.readouterr().out
+    from matplotlib.image import imread
+
+    assert imread(out).shape[:2] == (450, 550)  # 5.5 x 4.5 inches at 100 dpi
+    assert main(["latent-map", str(tmp_path / "missing.pt"), "--data", str(synth_store / "store"),
+                 "--out", str(tmp_path / "x.png")]) == 2
+    assert "missing.pt: no such checkpoint" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Reading and writing audio files.
+"""Reading and writing audio files (and the atomic text write the rest of the package uses).
 
 Every error names the file and the problem, so that a bad file in a folder of thousands can be
 found; writes are atomic, so an interrupted save never leaves half a file behind.
@@ -83,6 +83,21 @@ def save_audio(
     os.close(fd)
     try:
         sf.write(tmp, wav, sample_rate, subtype=subtype)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

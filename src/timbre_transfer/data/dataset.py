@@ -59,6 +59,29 @@ class FeatureStore:
             [e["file"] for e in rows],
         )
 
+    def clip_audio(self, domain: str, file: str) -> np.ndarray:
+        """The audio of one clip as it was analysed: its source file decoded at the store's
+        rate and cleaned with the store's prepare options ``(T,)`` float32.
+
+        Raises:
+            FileNotFoundError: the source file moved since ``prepare`` (the path is named).
+            ValueError: the file changed since ``prepare`` (its length no longer matches).
+        """
+        from timbre_transfer.audio.io import load_audio
+        from timbre_transfer.data.prepare import PrepareOptions, clean_audio
+
+        entry = next((e for e in self._index.get(domain, []) if e["file"] == file), None)
+        if entry is None:
+            raise KeyError(f"{self.root}: no clip {file!r} in domain {domain!r}")
+        sample_rate = self.transform.params.sample_rate
+        wav = load_audio(entry["path"], sample_rate)
+        wav = clean_audio(wav, sample_rate, PrepareOptions.from_dict(self.manifest["prepare"]))
+        frames = len(wav) // self.transform.params.hop_length + 1
+        if frames != entry["frames"]:
+            raise ValueError(f"{entry['path']} changed since it was prepared ({frames} frames, "
+                             f"the store has {entry['frames']}); prepare {self.root} again")
+        return wav
+
 
 class CropDataset(Dataset):
     """Random fixed-length crops, balanced across domains, each ``(spec (1, n_mels, T), domain_id)``.

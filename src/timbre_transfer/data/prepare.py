@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from timbre_transfer.audio.io import AUDIO_EXTENSIONS, AudioFileError, load_audio
+from timbre_transfer.audio.io import AUDIO_EXTENSIONS, AudioFileError, atomic_write_text, load_audio
 
 STORE_FORMAT = 1
 NSYNTH_KEYS = {"family": "instrument_family_str", "source": "instrument_source_str",
@@ -316,7 +316,7 @@ def _process(source: SourceFile, part: Path, transform, options: PrepareOptions)
     try:
         features = file_features(source, transform, options)
     except SkipFile as exc:
-        _atomic_write_text(part.with_suffix(".skip.json"), json.dumps({"reason": str(exc)}))
+        atomic_write_text(part.with_suffix(".skip.json"), json.dumps({"reason": str(exc)}))
         return
     fd, tmp = tempfile.mkstemp(dir=part.parent, suffix=".npy")
     os.close(fd)
@@ -410,7 +410,7 @@ def _consolidate(out: Path, jobs, transform, options: PrepareOptions, digest: st
         array.flush()
         del array
         os.replace(tmp, out / domain / "features.npy")
-        _atomic_write_text(out / domain / "index.json", json.dumps(index, indent=1))
+        atomic_write_text(out / domain / "index.json", json.dumps(index, indent=1))
         index_by_domain[domain] = index
         skipped = sum(1 for s in report["skipped"] if s["domain"] == domain)
         report["domains"][domain] = {
@@ -419,7 +419,7 @@ def _consolidate(out: Path, jobs, transform, options: PrepareOptions, digest: st
             "val_files": sum(e["split"] == "val" for e in index),
             "seconds": round(sum(e["seconds"] for e in index), 2),
         }
-    _atomic_write_text(out / "prepare_report.json", json.dumps(report, indent=1))
+    atomic_write_text(out / "prepare_report.json", json.dumps(report, indent=1))
 
     if np.isfinite(low) and high > low:
         transform.norm_shift.fill_(low)
@@ -427,7 +427,7 @@ def _consolidate(out: Path, jobs, transform, options: PrepareOptions, digest: st
     manifest = {"format": STORE_FORMAT, "package_version": __version__, "hash": digest,
                 "transform": transform.to_dict(), "prepare": asdict(options), "domains": domains,
                 "split": {"seed": options.seed, "val_fraction": options.val_fraction}}
-    _atomic_write_text(out / "store.json", json.dumps(manifest, indent=1))
+    atomic_write_text(out / "store.json", json.dumps(manifest, indent=1))
     return report
 
 
@@ -440,14 +440,6 @@ def _split(n: int, val_fraction: float, rng: np.random.Generator) -> np.ndarray:
     is_val = np.zeros(n, dtype=bool)
     is_val[rng.permutation(n)[:n_val]] = True
     return is_val
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def format_summary(report: dict) -> str:

@@ -154,6 +154,35 @@ def logmel_embeddings(wav: np.ndarray) -> np.ndarray:
     return np.concatenate([patches.mean(axis=1), patches.std(axis=1)], axis=1)
 
 
+def make_embedder(embedder: str = "logmel", weights=None):
+    """A function ``(wav (T,), sample_rate) -> (N, D)`` embeddings, one per 0.96 s patch.
+
+    ``"logmel"``: :func:`logmel_embeddings` (offline, not comparable with published FAD);
+    ``"vggish"``: VGGish from ``weights`` (see :func:`~timbre_transfer.evaluation.vggish.load_vggish`).
+    Audio at another rate than 16 kHz is resampled first.
+    """
+    import torch
+
+    from timbre_transfer.evaluation.vggish import examples, load_vggish
+
+    if embedder not in EMBEDDERS:
+        raise ValueError(f"unknown embedder {embedder!r}; choose one of {EMBEDDERS}")
+    model = load_vggish(weights) if embedder == "vggish" else None
+
+    def embed(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+        if sample_rate != 16000:
+            import librosa
+
+            wav = librosa.resample(np.asarray(wav, np.float32), orig_sr=sample_rate,
+                                   target_sr=16000, res_type="soxr_hq")
+        if model is None:
+            return logmel_embeddings(wav)
+        with torch.no_grad():
+            return model(examples(wav)).numpy()
+
+    return embed
+
+
 def folder_statistics(folder, embedder: str = "logmel", weights=None) -> EmbeddingStatistics:
     """Statistics of the embeddings of every audio file under ``folder`` (streamed per file).
 
@@ -163,21 +192,15 @@ def folder_statistics(folder, embedder: str = "logmel", weights=None) -> Embeddi
     """
     from pathlib import Path
 
-    import torch
-
     from timbre_transfer.audio.io import AUDIO_EXTENSIONS, AudioFileError, load_audio
 
-    if embedder not in EMBEDDERS:
-        raise ValueError(f"unknown embedder {embedder!r}; choose one of {EMBEDDERS}")
+    embed = make_embedder(embedder, weights)
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
         raise ValueError(f"{folder}: no audio files")
-    from timbre_transfer.evaluation.vggish import examples, load_vggish
-
-    model = load_vggish(weights) if embedder == "vggish" else None
 
     def per_file():
         for path in files:
@@ -186,11 +209,7 @@ def folder_statistics(folder, embedder: str = "logmel", weights=None) -> Embeddi
             except AudioFileError as exc:
                 raise ValueError(f"cannot embed {exc}") from exc
             try:
-                if model is None:
-                    yield logmel_embeddings(wav)
-                else:
-                    with torch.no_grad():
-                        yield model(examples(wav)).numpy()
+                yield embed(wav)
             except ValueError as exc:
                 raise ValueError(f"{path}: {exc}") from exc
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -62,9 +65,14 @@ def interpolate(tt, wav_a: np.ndarray, wav_b: np.ndarray, to: str, steps: int = 
 
 @torch.no_grad()
 def sample(tt, to: str, n: int = 8, seconds: float = 2.0, temperature: float = 1.0,
-           seed: int = 0, inverter: str = "pghi+gla") -> tuple[list[np.ndarray], list[torch.Tensor]]:
-    """Decode ``n`` latents drawn from the prior N(0, temperature^2 I) with domain ``to``'s
-    generator; ``seconds`` sets the latent's length."""
+           seed: int = 0, inverter: str = "pghi+gla", around: str | None = None,
+           ) -> tuple[list[np.ndarray], list[torch.Tensor]]:
+    """Decode ``n`` latents with domain ``to``'s generator; ``seconds`` sets the latent's length.
+
+    The latents are drawn from the prior N(0, temperature^2 I), or, with ``around``, from
+    N(c, temperature^2 I) where ``c`` is that domain's latent centroid (its mean latent per
+    channel, kept by training), i.e. near where that domain's sounds encode.
+    """
     tt.check_domain(to)
     p = tt.transform.params
     factor = tt.model.downsample_factor
@@ -72,23 +80,90 @@ def sample(tt, to: str, n: int = 8, seconds: float = 2.0, temperature: float = 1
     shape = (n, tt.model.config.latent_channels, p.n_mels // factor, frames // factor)
     g = torch.Generator().manual_seed(seed)
     z = (temperature * torch.randn(shape, generator=g)).to(tt.device)
+    if around is not None:
+        tt.check_domain(around)
+        if around not in tt.centroids:
+            raise ValueError(f"the checkpoint keeps no latent centroid for {around!r} (trained "
+                             "with train.latent_loss=batch_mean, or an export without training "
+                             "state); sample from the prior instead")
+        z = z + tt.centroids[around].to(tt.device, z.dtype)[None, :, None, None]
     mels = tt.model.decode(z, to)[:, 0].clamp(0, 1)
     wavs = [tt.transform.invert(m, method=inverter).cpu().numpy() for m in mels]
     return wavs, [m.cpu() for m in mels]
 
 
-def save_strip(mels: list[torch.Tensor], path, titles: list[str] | None = None):
-    """One PNG with the mels side by side (normalised, shared colour scale)."""
-    from pathlib import Path
+@dataclass
+class LatentMap:
+    """Clip latents projected to 2-D by PCA."""
 
-    import matplotlib
+    points: np.ndarray  # (N, 2) coordinates on the first two principal components
+    domains: list[str]  # the domain of each point
+    files: list[str]  # the clip of each point
+    explained: tuple[float, float]  # share of the variance on each of the two axes
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+@torch.no_grad()
+def latent_map(tt, store, split: str | None = None) -> LatentMap:
+    """Encode every clip of a feature store (``split`` "train", "val" or None for both) and
+    project the clip latents to 2-D by PCA.
+
+    A clip's latent is its encoder mean ``mu`` ``(C, F', T')`` averaged over time, so a clip of
+    any length gives one ``C * F'`` vector that keeps the frequency layout, where much of the
+    timbre lives.
+    """
+    tt.check_store(store)
+    factor = tt.model.downsample_factor
+    vectors, domains, files = [], [], []
+    for domain in tt.domains:
+        clips = store.clips(domain, split)
+        for file, offset, frames in zip(clips.files, clips.offsets, clips.frames):
+            usable = max(int(frames) // factor * factor, 0)
+            if usable == 0:
+                continue  # shorter than the encoder's stride: nothing to encode
+            rows = np.asarray(clips.features[offset:offset + usable], dtype=np.float32)
+            spec = tt.transform.normalize(torch.from_numpy(rows.T).to(tt.device))
+            mu = tt.model.encode(spec[None, None]).mu[0]
+            vectors.append(mu.mean(dim=-1).flatten().double().cpu())
+            domains.append(domain)
+            files.append(file)
+    if len(vectors) < 3:
+        raise ValueError(f"{store.root}: a latent map needs at least 3 clips, found {len(vectors)}")
+    x = torch.stack(vectors)
+    x = x - x.mean(dim=0)
+    _, s, vh = torch.linalg.svd(x, full_matrices=False)
+    points = (x @ vh[:2].T).numpy()
+    var = (s ** 2) / (s ** 2).sum()
+    return LatentMap(points, domains, files, (float(var[0]), float(var[1])))
+
+
+def save_latent_map(latents: LatentMap, path, title: str = "") -> Path:
+    """Scatter plot of a :class:`LatentMap`, one colour per domain, as a PNG."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(mels), figsize=(1.8 * len(mels), 2.4), squeeze=False)
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
+    for domain in dict.fromkeys(latents.domains):
+        pick = [i for i, d in enumerate(latents.domains) if d == domain]
+        ax.scatter(latents.points[pick, 0], latents.points[pick, 1], s=22, label=domain)
+    ax.set_xlabel(f"PC 1 ({100 * latents.explained[0]:.0f}% of variance)")
+    ax.set_ylabel(f"PC 2 ({100 * latents.explained[1]:.0f}% of variance)")
+    ax.set_title(title or f"clip latents ({len(latents.files)} clips)", fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def save_strip(mels: list[torch.Tensor], path, titles: list[str] | None = None):
+    """One PNG with the mels side by side (normalised, shared colour scale)."""
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(1.8 * len(mels), 2.4))
+    axes = fig.subplots(1, len(mels), squeeze=False)
     for i, (ax, mel) in enumerate(zip(axes[0], mels)):
         ax.imshow(mel.numpy(), origin="lower", aspect="auto", vmin=0, vmax=1)
         ax.set_xticks([])
@@ -97,5 +172,4 @@ def save_strip(mels: list[torch.Tensor], path, titles: list[str] | None = None):
             ax.set_title(titles[i], fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path

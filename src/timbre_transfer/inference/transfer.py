@@ -21,12 +21,16 @@ class TimbreTransfer:
     """
 
     def __init__(self, model, transform, domains: list[str], target_dbfs: float = -20.0,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", step: int | None = None,
+                 centroids: dict[str, torch.Tensor] | None = None):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.transform = transform.to(self.device)
         self.domains = list(domains)
         self.target_dbfs = target_dbfs
+        self.step = step  # training steps behind the weights, when the checkpoint says
+        # each domain's running mean latent ``(C,)`` (channel means), when training kept them
+        self.centroids = centroids or {}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None):
@@ -47,7 +51,14 @@ class TimbreTransfer:
         transform = AudioTransform.from_dict(blob["transform"])
         target = blob.get("prepare", {}).get("target_dbfs", -20.0)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(model, transform, blob["domains"], target, device)
+        training = blob.get("training", {})
+        saved = training.get("centroids", {})
+        centroids = {}
+        if "centroids" in saved and saved["centroids"].numel():
+            centroids = {d: saved["centroids"][i] for i, d in enumerate(blob["domains"])
+                         if bool(saved["initialized"][i])}
+        step = int(training["step"]) if "step" in training else None
+        return cls(model, transform, blob["domains"], target, device, step, centroids)
 
     @property
     def sample_rate(self) -> int:
@@ -56,6 +67,16 @@ class TimbreTransfer:
     def check_domain(self, domain: str) -> None:
         if domain not in self.domains:
             raise KeyError(f"unknown domain {domain!r}; this model knows {self.domains}")
+
+    def check_store(self, store) -> None:
+        """Raise ValueError unless ``store`` (a FeatureStore) was analysed with this model's
+        transform (parameters and normalisation) and holds every domain of the model."""
+        if store.transform.to_dict() != self.transform.to_dict():
+            raise ValueError(f"{store.root} was prepared with another transform or normalisation "
+                             "than this model was trained with; evaluate on the model's own store")
+        missing = [d for d in self.domains if d not in store.domains]
+        if missing:
+            raise ValueError(f"{store.root} lacks the model's domains {missing}")
 
     @torch.no_grad()
     def transfer(self, wav, sample_rate: int, to: str, inverter: str = "pghi+gla") -> np.ndarray:

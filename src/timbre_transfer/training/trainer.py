@@ -283,15 +283,13 @@ class Trainer:
         writer = self._tb()
         if writer is None:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 
         self.model.eval()
         x = specs[0].to(self.device)  # (D, 1, F, T)
         n = len(self.domains)
-        fig, axes = plt.subplots(n, n + 1, figsize=(2.2 * (n + 1), 2 * n), squeeze=False)
+        fig = Figure(figsize=(2.2 * (n + 1), 2 * n))
+        axes = fig.subplots(n, n + 1, squeeze=False)
         transform = self.store.transform
         for d, dom in enumerate(self.domains):
             axes[d][0].imshow(x[d, 0].float().cpu().numpy(), origin="lower", aspect="auto", vmin=0, vmax=1)
@@ -309,7 +307,6 @@ class Trainer:
             ax.set_yticks([])
         fig.tight_layout()
         writer.add_figure("mel/source_recon_translations", fig, self.step)
-        plt.close(fig)
         self.model.train()
 
     def _write_config(self) -> None:

@@ -1,0 +1,351 @@
+"""``evaluate``: a trained model scored on the held-out clips of its feature store.
+
+For every source domain ``s`` and target domain ``t``, the held-out clips of ``s`` are transferred
+to ``t`` and scored:
+
+- ``fad``: FAD between the transfers and the target's training audio (the reference);
+- ``conversion_accuracy``: share of the transfers' mel windows the domain classifier calls ``t``;
+- content kept from the source: ``loudness_correlation``, ``f0_cents`` (median absolute error on
+  frames pitched in both) and ``chroma_similarity``.
+
+Two baselines frame those numbers:
+
+- ``identity``: the untouched source clips scored against the target (the FAD and accuracy a
+  model that does nothing gets);
+- ``resynthesis``: the target's own held-out clips through the mel front end and the inverter
+  (what a perfect generator would get, given the inverter).
+
+``reconstruction`` scores each domain's own path E -> G_own on its held-out mels (mel L1 and
+spectral convergence). With ``twins`` (the paired synthetic domains), ``paired`` gives the
+distance of transfers to their ground-truth twins.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from timbre_transfer.audio.io import atomic_write_text
+
+MATRICES = ("fad", "conversion_accuracy", "loudness_correlation", "f0_cents", "chroma_similarity")
+BASELINE_MATRICES = ("fad", "conversion_accuracy")
+SUMMARY_KEYS = ("mean_conversion_accuracy", "mean_fad_transfer", "mean_fad_identity",
+                "fad_ratio", "mean_loudness_correlation", "median_f0_cents",
+                "mean_chroma_similarity")
+REPORT_KEYS = ("checkpoint", "step", "data", "split", "inverter", "embedder", "domains", "clips",
+               "classifier", "matrix", "baselines", "reconstruction", "summary", "paired")
+LOWER_IS_BETTER = {"fad", "f0_cents"}
+
+
+def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gla",
+             embedder: str = "logmel", fad_weights=None, max_clips: int | None = None,
+             twins: str | Path | None = None, progress: bool = True) -> dict:
+    """Score ``tt`` (a :class:`~timbre_transfer.inference.transfer.TimbreTransfer`) on the
+    ``split`` clips of ``store`` (its own :class:`~timbre_transfer.data.dataset.FeatureStore`).
+
+    Args:
+        classifier: a :class:`~timbre_transfer.evaluation.classifier.Classifier` trained on the
+            same domains, or a path for :func:`~timbre_transfer.evaluation.classifier.classifier_for`
+            (loaded if it exists, else trained on ``store`` and saved there, once the inputs
+            have been checked).
+        max_clips: at most this many clips per source domain (default: all of the split).
+        twins: folder of paired audio (``<domain>/<name>.wav``); adds the ``paired`` scores.
+
+    Returns:
+        the report: a JSON-ready dict with the keys :data:`REPORT_KEYS`. Matrices are
+        ``{source: {target: value}}``; a value that cannot be measured (no frame pitched in both
+        clips, say) is ``None``.
+    """
+    from timbre_transfer.audio.features import f0_pyin
+    from timbre_transfer.evaluation.classifier import classifier_for
+    from timbre_transfer.evaluation.content import content_scores
+    from timbre_transfer.evaluation.fad import embedding_statistics, fad, make_embedder
+
+    tt.check_store(store)
+    domains, sr = tt.domains, tt.sample_rate
+    embed = make_embedder(embedder, fad_weights)
+
+    def stats(wavs, what: str = "audio"):
+        try:
+            return embedding_statistics(embed(w, sr) for w in wavs)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc} (FAD embeds 0.96 s patches; give the domain more "
+                             "or longer clips)") from exc
+
+    def accuracy(wavs, domain):
+        hits = torch.cat([classifier.predict_audio(w) == classifier.domains.index(domain)
+                          for w in wavs])
+        return float(hits.float().mean())
+
+    held_out = {}
+    for d in domains:
+        files = store.clips(d, split).files[:max_clips]
+        if not files:
+            raise ValueError(f"{store.root}: domain {d!r} has no {split} clips to evaluate")
+        held_out[d] = [store.clip_audio(d, f) for f in files]
+    source_stats = {d: stats(held_out[d], f"the {split} clips of {d!r}") for d in domains}
+    reference = {d: stats((store.clip_audio(d, f) for f in store.clips(d, "train").files),
+                          f"the train clips of {d!r}") for d in domains}
+    if not hasattr(classifier, "predict_audio"):
+        classifier = classifier_for(store, classifier, device=str(tt.device), progress=progress)
+    if sorted(classifier.domains) != sorted(domains):
+        raise ValueError(f"the classifier knows {classifier.domains}, the model {domains}")
+
+    matrix = {m: {s: {} for s in domains} for m in MATRICES}
+    identity = {m: {s: {} for s in domains} for m in BASELINE_MATRICES}
+    bar = _bar(len(domains) ** 2, progress)
+    for s in domains:
+        tracks = [f0_pyin(w, sr) for w in held_out[s]]
+        for t in domains:
+            bar.set_description(f"evaluate {s} -> {t}")
+            outs = [tt.transfer(w, sr, to=t, inverter=inverter) for w in held_out[s]]
+            matrix["fad"][s][t] = fad(reference[t], stats(outs))
+            matrix["conversion_accuracy"][s][t] = accuracy(outs, t)
+            content = [content_scores(w, o, sr, source_track=k)
+                       for w, o, k in zip(held_out[s], outs, tracks)]
+            matrix["loudness_correlation"][s][t] = _nanmean(c.loudness_correlation for c in content)
+            matrix["f0_cents"][s][t] = _nanmean(c.f0_median_cents for c in content)
+            matrix["chroma_similarity"][s][t] = _nanmean(c.chroma_similarity for c in content)
+            identity["fad"][s][t] = fad(reference[t], source_stats[s])
+            identity["conversion_accuracy"][s][t] = accuracy(held_out[s], t)
+            bar.update()
+    bar.close()
+
+    resynthesis = {"fad": {}, "conversion_accuracy": {}}
+    reconstruction = {"mel_l1": {}, "spectral_convergence_db": {}}
+    for d in domains:
+        resynth = [_resynthesize(tt, w, inverter) for w in held_out[d]]
+        resynthesis["fad"][d] = fad(reference[d], stats(resynth))
+        resynthesis["conversion_accuracy"][d] = accuracy(resynth, d)
+        l1, sc = _reconstruction(tt, held_out[d], d)
+        reconstruction["mel_l1"][d], reconstruction["spectral_convergence_db"][d] = l1, sc
+
+    paired = None
+    if twins is not None:
+        from dataclasses import asdict
+
+        from timbre_transfer.evaluation.paired import paired_scores
+
+        paired = asdict(paired_scores(tt, twins, store, split, inverter=inverter))
+
+    report = {
+        "checkpoint": None,  # filled in by the caller that knows the path
+        "step": tt.step,
+        "data": str(store.root),
+        "split": split,
+        "inverter": inverter,
+        "embedder": embedder,
+        "domains": list(domains),
+        "clips": {d: len(held_out[d]) for d in domains},
+        "classifier": {"heldout_accuracy": classifier.heldout_accuracy,
+                       "heldout_per_domain": classifier.heldout_per_domain,
+                       "heldout_windows": classifier.heldout_windows,
+                       "window_frames": classifier.config.crop_frames},
+        "matrix": matrix,
+        "baselines": {"identity": identity, "resynthesis": resynthesis},
+        "reconstruction": reconstruction,
+        "summary": summarize(matrix, identity),
+        "paired": paired,
+    }
+    return _json_ready(report)
+
+
+def summarize(matrix: dict, identity: dict) -> dict:
+    """Means over the pairs with source != target (the actual conversions)."""
+    def off(m):
+        return [v for s, row in m.items() for t, v in row.items() if s != t]
+
+    fad_transfer = _nanmean(off(matrix["fad"]))
+    fad_identity = _nanmean(off(identity["fad"]))
+    f0 = [v for v in off(matrix["f0_cents"]) if v is not None and not math.isnan(v)]
+    return {
+        "mean_conversion_accuracy": _nanmean(off(matrix["conversion_accuracy"])),
+        "mean_fad_transfer": fad_transfer,
+        "mean_fad_identity": fad_identity,
+        "fad_ratio": fad_transfer / fad_identity if fad_identity else float("nan"),
+        "mean_loudness_correlation": _nanmean(off(matrix["loudness_correlation"])),
+        "median_f0_cents": float(np.median(f0)) if f0 else float("nan"),
+        "mean_chroma_similarity": _nanmean(off(matrix["chroma_similarity"])),
+    }
+
+
+def _resynthesize(tt, wav: np.ndarray, inverter: str) -> np.ndarray:
+    with torch.no_grad():
+        spec = tt.transform(torch.from_numpy(wav).to(tt.device))
+        return tt.transform.invert(spec, method=inverter, length=len(wav)).cpu().numpy()
+
+
+@torch.no_grad()
+def _reconstruction(tt, wavs: list[np.ndarray], domain: str) -> tuple[float, float]:
+    """Mean over clips of the mel L1 (normalised scale) and the spectral convergence (dB, on the
+    linear-amplitude mel) of E -> G_own."""
+    from timbre_transfer.audio.inversion import spectral_convergence_db
+
+    factor = tt.model.downsample_factor
+    l1, sc = [], []
+    for wav in wavs:
+        spec = tt.transform(torch.from_numpy(wav).to(tt.device))
+        spec = spec[:, : spec.shape[-1] // factor * factor]
+        if spec.shape[-1] == 0:
+            continue
+        recon = tt.model.decode(tt.model.encode(spec[None, None]).mu, domain)[0, 0].clamp(0, 1)
+        l1.append(float((recon - spec).abs().mean()))
+        sc.append(float(spectral_convergence_db(tt.transform.spec_to_mel(spec)[None],
+                                                tt.transform.spec_to_mel(recon)[None])[0]))
+    return _nanmean(l1), _nanmean(sc)
+
+
+def _nanmean(values) -> float:
+    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return float(np.mean(kept)) if kept else float("nan")
+
+
+def _json_ready(value):
+    """NaN and inf become None (JSON has no NaN); numpy scalars become floats."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="pair", disable=not enabled, leave=False)
+
+
+# ---- writing the report --------------------------------------------------------------------------
+
+
+def write_report(report: dict, path: str | Path) -> dict[str, Path]:
+    """Write ``report`` as JSON at ``path``, with ``<stem>.md`` (a Markdown summary) and one
+    ``<stem>_<metric>.png`` heatmap per matrix beside it. Returns every path written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = {"json": atomic_write_text(path, json.dumps(report, indent=2) + "\n"),
+               "markdown": atomic_write_text(path.with_suffix(".md"), markdown_summary(report))}
+    for name, fig in heatmaps(report).items():
+        target = path.with_name(f"{path.stem}_{name}.png")
+        fig.savefig(target, dpi=100)
+        written[name] = target
+    return written
+
+
+def markdown_summary(report: dict) -> str:
+    s = report["summary"]
+    lines = [
+        f"# Evaluation of {report['checkpoint']}",
+        "",
+        f"Step {report['step']}; {report['split']} clips of {report['data']} "
+        f"({', '.join(f'{d}: {n}' for d, n in report['clips'].items())}); inverter "
+        f"{report['inverter']}; FAD embedder {report['embedder']}"
+        + (" (built-in: not comparable with published FAD)" if report["embedder"] == "logmel" else "")
+        + ".",
+        "",
+        f"Domain classifier: held-out accuracy {format_value(report['classifier']['heldout_accuracy'])} "
+        f"over {report['classifier']['heldout_windows']} windows of "
+        f"{report['classifier']['window_frames']} frames.",
+        "",
+        "## Summary (source != target)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {format_value(s[k])} |" for k in SUMMARY_KEYS]
+    if report.get("paired"):
+        p = report["paired"]
+        lines += [f"| twin distance: transfer / identity | {format_value(p['transfer'])} / "
+                  f"{format_value(p['identity'])} ({p['pairs']} pairs) |"]
+    sections = [(f"{m} (rows: source, columns: target)", report["matrix"][m]) for m in MATRICES]
+    sections += [(f"baseline identity: {m}", report["baselines"]["identity"][m])
+                 for m in BASELINE_MATRICES]
+    for title, m in sections:
+        lines += ["", f"## {title}", "", _table(m, report["domains"])]
+    lines += ["", "## Per domain", "", "| domain | resynthesis FAD | resynthesis accuracy | "
+              "recon mel L1 | recon SC dB | classifier held-out accuracy |", "|---|---|---|---|---|---|"]
+    for d in report["domains"]:
+        lines.append(
+            f"| {d} | {format_value(report['baselines']['resynthesis']['fad'][d])} | "
+            f"{format_value(report['baselines']['resynthesis']['conversion_accuracy'][d])} | "
+            f"{format_value(report['reconstruction']['mel_l1'][d])} | "
+            f"{format_value(report['reconstruction']['spectral_convergence_db'][d])} | "
+            f"{format_value(report['classifier']['heldout_per_domain'].get(d))} |")
+    return "\n".join(lines) + "\n"
+
+
+def heatmaps(report: dict) -> dict:
+    """One matplotlib Figure per matrix (transfer matrices and the identity FAD)."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
+
+    domains = report["domains"]
+    panels = {m: report["matrix"][m] for m in MATRICES}
+    panels["fad_identity"] = report["baselines"]["identity"]["fad"]
+    figures = {}
+    for name, m in panels.items():
+        values = np.array([[np.nan if m[s][t] is None else m[s][t] for t in domains]
+                           for s in domains], dtype=float)
+        fig = Figure(figsize=(1.0 + 0.9 * len(domains), 0.8 + 0.8 * len(domains)))
+        ax = fig.subplots()
+        cmap = "viridis_r" if name.startswith("fad") or name in LOWER_IS_BETTER else "viridis"
+        image = ax.imshow(values, cmap=cmap)
+        for i in range(len(domains)):
+            for j in range(len(domains)):
+                if not np.isnan(values[i, j]):
+                    shade = image.cmap(image.norm(values[i, j]))  # dark text on light cells
+                    light = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] > 0.5
+                    ax.text(j, i, f"{values[i, j]:.2g}", ha="center", va="center", fontsize=7,
+                            color="black" if light else "white")
+        ax.set_xticks(range(len(domains)), domains, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(domains)), domains, fontsize=7)
+        ax.set_xlabel("target")
+        ax.set_ylabel("source")
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+        fig.tight_layout()
+        figures[name] = fig
+    return figures
+
+
+def log_to_tensorboard(report: dict, run_dir: str | Path) -> Path:
+    """Log the summary, every matrix cell and the heatmaps under ``eval/`` in
+    ``run_dir/tensorboard`` (where ``train`` logs), at the checkpoint's step."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    folder = Path(run_dir) / "tensorboard"
+    step = report["step"] or 0
+    with SummaryWriter(folder) as writer:
+        for key, value in report["summary"].items():
+            if value is not None:
+                writer.add_scalar(f"eval/{key}", value, step)
+        for name, m in report["matrix"].items():
+            for s, row in m.items():
+                for t, value in row.items():
+                    if value is not None:
+                        writer.add_scalar(f"eval/{name}/{s}_to_{t}", value, step)
+        for name, fig in heatmaps(report).items():
+            writer.add_figure(f"eval/{name}", fig, step)
+    return folder
+
+
+def _table(m: dict, domains: list[str]) -> str:
+    rows = ["| source \\ target | " + " | ".join(domains) + " |",
+            "|---" * (len(domains) + 1) + "|"]
+    rows += [f"| {s} | " + " | ".join(format_value(m[s][t]) for t in domains) + " |" for s in domains]
+    return "\n".join(rows)
+
+
+def format_value(value) -> str:
+    """A report number for people: 3 decimals (1 beyond 100), ``n/a`` for None."""
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+

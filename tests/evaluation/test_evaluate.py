@@ -1,0 +1,133 @@
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from timbre_transfer.evaluation.evaluate import (
+    BASELINE_MATRICES,
+    MATRICES,
+    REPORT_KEYS,
+    SUMMARY_KEYS,
+    _json_ready,
+    evaluate,
+    summarize,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Paired clips of 2.5 s (two 0.96 s FAD patches each), a 2-step debug model and a small
+    domain classifier saved where `evaluate --classifier` will find it."""
+    from timbre_transfer.data.prepare import PrepareOptions, prepare
+    from timbre_transfer.data.synthetic import write_paired_dataset
+    from timbre_transfer.evaluation.classifier import ClassifierConfig, train_classifier
+    from timbre_transfer.training.config import load_run_config
+    from timbre_transfer.training.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("evaluate")
+    write_paired_dataset(root / "audio", n_domains=3, n_clips=4, seconds=2.5)
+    prepare(root / "audio", root / "store", options=PrepareOptions(val_fraction=0.25),
+            workers=1, progress=False)
+    config = load_run_config(REPO / "config" / "debug.yaml", ["train.max_steps=2"])
+    Trainer(config, root / "store", root / "run", progress=False).fit()
+    train_classifier(root / "store", ClassifierConfig(steps=20, batch_size=8),
+                     progress=False).save(root / "classifier.pt")
+    return root
+
+
+def test_evaluate_command_writes_every_key_of_the_report(setup, tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from timbre_transfer.cli import main
+
+    out = tmp_path / "eval" / "report.json"
+    assert main(["evaluate", str(setup / "run" / "checkpoints" / "latest.pt"),
+                 "--data", str(setup / "store"), "--out", str(out), "--inverter", "pghi",
+                 "--classifier", str(setup / "classifier.pt"), "--twins", str(setup / "audio"),
+                 "--tensorboard", str(setup / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert "mean conversion accuracy" in printed and str(out) in printed
+    report = json.loads(out.read_text())
+    assert set(report) == set(REPORT_KEYS)
+    domains = report["domains"]
+    assert domains == ["brass", "flute", "reed"] and report["step"] == 2
+    assert report["clips"] == {d: 1 for d in domains}
+
+    def full(m, allow_none=False):
+        assert set(m) == set(domains)
+        for row in m.values():
+            assert set(row) == set(domains)
+            for v in row.values():
+                assert (v is None and allow_none) or isinstance(v, float)
+
+    for name in MATRICES:
+        full(report["matrix"][name], allow_none=name == "f0_cents")
+    for name in BASELINE_MATRICES:
+        full(report["baselines"]["identity"][name])
+    for part in ("fad", "conversion_accuracy"):
+        assert set(report["baselines"]["resynthesis"][part]) == set(domains)
+    for part in ("mel_l1", "spectral_convergence_db"):
+        assert set(report["reconstruction"][part]) == set(domains)
+    assert set(report["summary"]) == set(SUMMARY_KEYS)
+    assert report["paired"]["pairs"] == 6  # 3 held-out clips x 2 other domains
+    assert set(report["classifier"]) == {"heldout_accuracy", "heldout_per_domain",
+                                         "heldout_windows", "window_frames"}
+
+    # values that must hold whatever the model: every window gets one label, so a source's
+    # identity accuracies over all targets add up to one; FADs are non-negative
+    for s in domains:
+        assert sum(report["baselines"]["identity"]["conversion_accuracy"][s].values()) == \
+            pytest.approx(1.0)
+        assert all(v >= 0 for v in report["matrix"]["fad"][s].values())
+        assert all(-1 <= v <= 1 for v in report["matrix"]["loudness_correlation"][s].values())
+
+    summary = out.with_suffix(".md").read_text()
+    assert "## Summary (source != target)" in summary and "fad_ratio" in summary
+    from matplotlib.image import imread
+
+    for name in (*MATRICES, "fad_identity"):
+        image = imread(out.with_name(f"report_{name}.png"))
+        assert image.shape[0] > 100 and image.shape[1] > 100
+    events = EventAccumulator(str(setup / "run" / "tensorboard")).Reload()
+    assert "eval/mean_conversion_accuracy" in events.Tags()["scalars"]
+    assert "eval/fad/brass_to_flute" in events.Tags()["scalars"]
+
+
+def test_clips_too_short_for_fad_are_a_clear_error(synth_store, debug_checkpoint):
+    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    tt = TimbreTransfer.from_checkpoint(debug_checkpoint, device="cpu")
+    # synth_store's held-out clips last 1.5 s: one 0.96 s patch each, no covariance
+    with pytest.raises(ValueError, match="the val clips of 'brass'.*give the domain more"):
+        evaluate(tt, FeatureStore(synth_store / "store"), "unused.pt", progress=False)
+
+
+def test_summary_is_the_mean_over_actual_conversions():
+    matrix = {
+        "fad": {"a": {"a": 1.0, "b": 4.0}, "b": {"a": 6.0, "b": 0.5}},
+        "conversion_accuracy": {"a": {"a": 1.0, "b": 0.5}, "b": {"a": 1.0, "b": 1.0}},
+        "loudness_correlation": {"a": {"a": 1.0, "b": 0.8}, "b": {"a": float("nan"), "b": 1.0}},
+        "f0_cents": {"a": {"a": 0.0, "b": 30.0}, "b": {"a": 10.0, "b": 0.0}},
+        "chroma_similarity": {"a": {"a": 1.0, "b": 0.6}, "b": {"a": 0.8, "b": 1.0}},
+    }
+    identity = {"fad": {"a": {"a": 0.0, "b": 10.0}, "b": {"a": 10.0, "b": 0.0}}}
+    s = summarize(matrix, identity)
+    assert s["mean_conversion_accuracy"] == pytest.approx(0.75)
+    assert s["mean_fad_transfer"] == pytest.approx(5.0)
+    assert s["mean_fad_identity"] == pytest.approx(10.0)
+    assert s["fad_ratio"] == pytest.approx(0.5)
+    assert s["mean_loudness_correlation"] == pytest.approx(0.8)  # the NaN cell is left out
+    assert s["median_f0_cents"] == pytest.approx(20.0)
+    assert s["mean_chroma_similarity"] == pytest.approx(0.7)
+
+
+def test_json_ready_replaces_nan_and_numpy_scalars():
+    import numpy as np
+
+    out = _json_ready({"a": float("nan"), "b": [np.float32(0.5), np.int64(3)], "c": math.inf})
+    assert out == {"a": None, "b": [0.5, 3], "c": None}
+    json.dumps(out, allow_nan=False)
