@@ -91,15 +91,40 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     from timbre_transfer.inference.transfer import TimbreTransfer
 
     tt = TimbreTransfer.from_checkpoint(args.checkpoint)
+    if args.ddsp:
+        tt.attach_ddsp(args.ddsp)
     targets = tt.domains if args.all else args.to
     if not targets:
         raise ValueError(f"give --to DOMAIN (one or more) or --all; domains: {tt.domains}")
     for domain in targets:
         tt.check_domain(domain)
+        if args.inverter == "ddsp" and domain not in tt.ddsp:
+            raise ValueError(f"--inverter ddsp needs a head for {domain!r}: pass --ddsp PATH "
+                             f"(heads loaded: {sorted(tt.ddsp) or 'none'})")
     for path in args.inputs:
         for domain in targets:
-            out = tt.transfer_file(path, domain, args.out, inverter=args.inverter)
+            out = tt.transfer_file(path, domain, args.out, inverter=args.inverter,
+                                   pitch_shift=args.pitch_shift,
+                                   loudness_shift=args.loudness_shift)
             print(f"{path} -> {domain}: {out}")
+    return 0
+
+
+def cmd_train_ddsp(args: argparse.Namespace) -> int:
+    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.training.ddsp_trainer import DDSPTrainer, load_ddsp_config
+
+    overrides = list(args.overrides)
+    if args.max_steps is not None:
+        overrides.append(f"train.max_steps={args.max_steps}")
+    config = load_ddsp_config(args.config, overrides)
+    store = FeatureStore(args.data)
+    domains = store.domains if args.all else [args.domain]
+    trainer = DDSPTrainer(config, store, domains, args.out, resume=args.resume)
+    print(f"training a DDSP head on {domains} ({len(trainer.clips)} clips) from step "
+          f"{trainer.step} to {config.train.max_steps}; TensorBoard: tensorboard --logdir {args.out}")
+    trainer.fit()
+    print(f"checkpoint: {Path(args.out) / 'checkpoints' / 'latest.pt'}")
     return 0
 
 
@@ -317,9 +342,37 @@ def build_parser() -> argparse.ArgumentParser:
     targets.add_argument("--to", action="append", metavar="DOMAIN", help="target domain (repeatable)")
     targets.add_argument("--all", action="store_true", help="every domain of the model")
     p.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder")
-    p.add_argument("--inverter", choices=INVERTERS, default="pghi+gla",
-                   help="phase reconstruction (default: pghi+gla)")
+    p.add_argument("--inverter", choices=INVERTERS + ("ddsp",), default="pghi+gla",
+                   help="phase reconstruction, or ddsp: the DDSP head of --ddsp renders the "
+                   "generated mel with the source's pitch and loudness (default: pghi+gla)")
+    p.add_argument("--ddsp", metavar="CKPT_DDSP", help="a head trained by train-ddsp")
+    p.add_argument("--pitch-shift", type=float, default=0.0, metavar="SEMITONES",
+                   help="DDSP only: shift the source's pitch (default: 0)")
+    p.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB",
+                   help="DDSP only: shift the source's loudness (default: 0)")
     p.set_defaults(func=cmd_transfer)
+
+    p = sub.add_parser(
+        "train-ddsp", help="train a DDSP harmonic-plus-noise head on real audio of a domain",
+        description="Train the DDSP re-synthesis head on the train split of one domain (or all) "
+        "of FEATURES_DIR: input each clip's mel, f0 (pYIN) and A-weighted loudness, target the "
+        "audio itself (multi-scale spectral loss). Writes OUT/config.yaml, OUT/controls.npz "
+        "(the cached f0 and loudness), OUT/checkpoints/ and OUT/tensorboard/. Use the head with "
+        "`transfer --inverter ddsp --ddsp OUT/checkpoints/latest.pt`.",
+    )
+    p.add_argument("--data", required=True, metavar="FEATURES_DIR", help="prepared feature store")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--domain", metavar="DOMAIN", help="the domain whose audio the head learns")
+    which.add_argument("--all", action="store_true", help="one head for every domain of the store")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
+    p.add_argument("--max-steps", type=int, help="stop at this step (overrides train.max_steps)")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/latest.pt")
+    p.add_argument("--config", default=None,
+                   help="YAML with 'head' and 'train' sections (default: built-in defaults, the "
+                   "same as config/ddsp.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. train.lr=5e-4 or head.n_harmonics=40")
+    p.set_defaults(func=cmd_train_ddsp)
 
     p = sub.add_parser(
         "fad", help="Frechet Audio Distance between two folders of audio",

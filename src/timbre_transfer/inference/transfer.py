@@ -31,6 +31,7 @@ class TimbreTransfer:
         self.step = step  # training steps behind the weights, when the checkpoint says
         # each domain's running mean latent ``(C,)`` (channel means), when training kept them
         self.centroids = centroids or {}
+        self.ddsp = {}  # domain -> DDSPHead, see attach_ddsp
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None):
@@ -68,6 +69,24 @@ class TimbreTransfer:
         if domain not in self.domains:
             raise KeyError(f"unknown domain {domain!r}; this model knows {self.domains}")
 
+    def attach_ddsp(self, path: str | Path) -> list[str]:
+        """Load a head trained by ``train-ddsp`` for the domains it was trained on; returns them.
+
+        Raises:
+            ValueError: the head reads another mel (transform or normalisation) than this model
+                writes.
+        """
+        from timbre_transfer.training.ddsp_trainer import load_ddsp_head
+
+        head, domains, transform = load_ddsp_head(path, self.device)
+        if transform != self.transform.to_dict():
+            raise ValueError(f"{path} was trained on mels of another transform or normalisation "
+                             "than this model's; train the head on the model's feature store")
+        for domain in domains:
+            self.check_domain(domain)
+            self.ddsp[domain] = head
+        return domains
+
     def check_store(self, store) -> None:
         """Raise ValueError unless ``store`` (a FeatureStore) was analysed with this model's
         transform (parameters and normalisation) and holds every domain of the model."""
@@ -79,10 +98,21 @@ class TimbreTransfer:
             raise ValueError(f"{store.root} lacks the model's domains {missing}")
 
     @torch.no_grad()
-    def transfer(self, wav, sample_rate: int, to: str, inverter: str = "pghi+gla") -> np.ndarray:
+    def transfer(self, wav, sample_rate: int, to: str, inverter: str = "pghi+gla",
+                 pitch_shift: float = 0.0, loudness_shift: float = 0.0) -> np.ndarray:
         """``(T,)`` audio at ``sample_rate`` -> ``(T',)`` float32 in domain ``to``, at
-        :attr:`sample_rate`, with the input's duration and loudness."""
+        :attr:`sample_rate`, with the input's duration and loudness.
+
+        ``inverter="ddsp"`` renders the generated mel with the domain's DDSP head (see
+        :meth:`attach_ddsp`), steered by the source's f0 and loudness, optionally shifted by
+        ``pitch_shift`` semitones and ``loudness_shift`` dB (DDSP only).
+        """
         self.check_domain(to)
+        if inverter == "ddsp" and to not in self.ddsp:
+            raise ValueError(f"no DDSP head for {to!r} (heads: {sorted(self.ddsp) or 'none'}); "
+                             "train one with `timbre-transfer train-ddsp` and pass --ddsp PATH")
+        if inverter != "ddsp" and (pitch_shift or loudness_shift):
+            raise ValueError("pitch and loudness shifts need the DDSP head (inverter 'ddsp')")
         wav = np.asarray(wav, dtype=np.float32)
         if wav.ndim != 1 or wav.size == 0:
             raise ValueError(f"expected mono audio of shape (T,), got {wav.shape}")
@@ -98,14 +128,23 @@ class TimbreTransfer:
         gain = min(gain, 0.99 / float(np.abs(wav).max()))
         spec = self.transform(torch.from_numpy(wav * gain).to(self.device))
         out_spec = self.model.translate(spec[None, None], to)[0, 0].clamp(0, 1)
+        if inverter == "ddsp":
+            from timbre_transfer.models.ddsp_head import extract_controls
+
+            head = self.ddsp[to]
+            controls = extract_controls(wav * gain, self.sample_rate, head.hop_length, head.config)
+            out = head.render(out_spec, controls, len(wav), pitch_shift, loudness_shift)
+            return (out / gain).astype(np.float32)
         out = self.transform.invert(out_spec, method=inverter, length=len(wav))
         return (out.cpu().numpy() / gain).astype(np.float32)
 
     def transfer_file(self, path: str | Path, to: str, out_dir: str | Path,
-                      inverter: str = "pghi+gla") -> Path:
+                      inverter: str = "pghi+gla", pitch_shift: float = 0.0,
+                      loudness_shift: float = 0.0) -> Path:
         """Transfer one file; writes ``out_dir/<stem>_to_<domain>.wav`` and returns its path."""
         from timbre_transfer.audio.io import load_audio, save_audio
 
         path = Path(path)
-        out = self.transfer(load_audio(path, self.sample_rate), self.sample_rate, to, inverter)
+        out = self.transfer(load_audio(path, self.sample_rate), self.sample_rate, to, inverter,
+                            pitch_shift, loudness_shift)
         return save_audio(Path(out_dir) / f"{path.stem}_to_{to}.wav", out, self.sample_rate)

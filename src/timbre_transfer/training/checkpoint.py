@@ -72,3 +72,23 @@ def keep_last(folder: Path, pattern: str, keep: int) -> None:
     files = sorted(folder.glob(pattern))
     for old in files[:-keep] if keep > 0 else files:
         old.unlink(missing_ok=True)
+
+
+def check_resumable(path, saved: dict, current: dict, allowed: set[str]) -> None:
+    """Raise ValueError unless the run config ``current`` equals the checkpoint's ``saved`` one,
+    apart from the dotted keys in ``allowed`` (bookkeeping such as ``train.max_steps``)."""
+    diff = [d for d in _differences(saved, current) if d.split(":")[0] not in allowed]
+    if diff:
+        raise ValueError(f"{path} was written with another config ({'; '.join(diff[:5])}); "
+                         f"resume with the same config (only {sorted(allowed)} may change)")
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out

@@ -23,8 +23,8 @@ from timbre_transfer.losses.latent import LatentCentroids, batch_mean_latent_los
 from timbre_transfer.losses.vae import beta_warmup, kl_divergence, l1
 from timbre_transfer.models.multidomain import TimbreModel
 from timbre_transfer.training import distributed
-from timbre_transfer.training.checkpoint import (keep_last, load_state_strict, read_checkpoint,
-                                                 save_checkpoint)
+from timbre_transfer.training.checkpoint import (check_resumable, keep_last, load_state_strict,
+                                                 read_checkpoint, save_checkpoint)
 from timbre_transfer.training.config import RunConfig
 
 
@@ -355,12 +355,7 @@ class Trainer:
     def load(self, path: str | Path) -> None:
         """Restore everything :meth:`checkpoint_payload` saved; the config must match."""
         blob = read_checkpoint(path, map_location=self.device)
-        diff = [d for d in _differences(blob["config"], to_dict(self.config))
-                if d.split(":")[0] not in RESUMABLE_CHANGES]
-        if diff:
-            raise ValueError(f"{path} was written with another config ({'; '.join(diff[:5])}); "
-                             f"resume with the same config (only {sorted(RESUMABLE_CHANGES)} "
-                             "may change)")
+        check_resumable(path, blob["config"], to_dict(self.config), RESUMABLE_CHANGES)
         if blob["domains"] != list(self.domains):
             raise ValueError(f"{path} has domains {blob['domains']}, the store {self.domains}")
         if "training" not in blob:
@@ -375,14 +370,3 @@ class Trainer:
         self.noise.set_state(state["noise"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
         self.step, self.bad_steps = int(state["step"]), int(state["bad_steps"])
-
-
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return out

@@ -1,0 +1,173 @@
+"""The DDSP re-synthesis head: a decoder from (mel frame, f0, loudness) to the controls of a
+harmonic-plus-noise synthesizer (:mod:`timbre_transfer.models.ddsp`), so audio comes back with no
+phase to reconstruct.
+
+Frames: the head runs at ``mel_stride`` times the mel hop (hop 256 = 16 ms at 16 kHz for the
+default transform), on every ``mel_stride``-th mel frame. Both use centred frames, so a clip of
+``T`` samples has ``1 + T // hop_length`` head frames, the same as its f0 track and loudness
+envelope at that hop (:mod:`timbre_transfer.audio.features`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from timbre_transfer.models.ddsp import Reverb, exp_sigmoid, filtered_noise, harmonic_synth, upsample
+
+
+@dataclass(frozen=True)
+class DDSPConfig:
+    n_harmonics: int = 60
+    n_noise_bands: int = 65
+    hidden: int = 256
+    mel_stride: int = 2  # head frames every mel_stride mel frames
+    reverb_seconds: float = 0.0  # 0: no reverb module
+    f0_min: float = 65.0  # pYIN search range (Hz)
+    f0_max: float = 2093.0
+    gate_db: float = -70.0  # frames quieter than this (A-weighted dB) are silenced
+
+
+@dataclass
+class Controls:
+    """Frame-rate performance controls of a clip, ``N = 1 + T // hop_length`` frames."""
+
+    f0_hz: np.ndarray  # (N,) f0 with unvoiced frames filled from their voiced neighbours
+    voiced_prob: np.ndarray  # (N,) pYIN's voicing probability
+    loudness_db: np.ndarray  # (N,) A-weighted loudness
+
+
+def extract_controls(wav: np.ndarray, sample_rate: int, hop_length: int,
+                     config: DDSPConfig = DDSPConfig()) -> Controls:
+    """f0 (pYIN) and A-weighted loudness of ``(T,)`` audio at ``hop_length``.
+
+    Unvoiced frames get the f0 of the nearest voiced frame (or 0 Hz in a clip with none), so the
+    oscillator glides instead of jumping; the voicing probability tells the decoder whether to use
+    it at all.
+    """
+    from timbre_transfer.audio.features import a_weighted_loudness, f0_pyin
+
+    track = f0_pyin(wav, sample_rate, hop_length, config.f0_min, config.f0_max)
+    loudness = a_weighted_loudness(wav, sample_rate, hop_length=hop_length)
+    return Controls(fill_unvoiced(track.f0), np.nan_to_num(track.voiced_prob), loudness)
+
+
+def fill_unvoiced(f0: np.ndarray) -> np.ndarray:
+    """NaN frames take the value of the nearest non-NaN frame; all-NaN gives zeros."""
+    f0 = np.asarray(f0, dtype=np.float64)
+    known = np.flatnonzero(~np.isnan(f0))
+    if known.size == 0:
+        return np.zeros_like(f0)
+    positions = np.arange(len(f0))
+    nearest = known[np.clip(np.searchsorted(known, positions), 0, known.size - 1)]
+    before = known[np.clip(np.searchsorted(known, positions) - 1, 0, known.size - 1)]
+    pick = np.where(np.abs(positions - before) <= np.abs(nearest - positions), before, nearest)
+    return f0[pick]
+
+
+def _mlp(n_in: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, n_out), nn.LayerNorm(n_out), nn.LeakyReLU(0.2),
+                         nn.Linear(n_out, n_out), nn.LayerNorm(n_out), nn.LeakyReLU(0.2))
+
+
+class DDSPDecoder(nn.Module):
+    """``(mel (B, N, n_mels), f0 (B, N), voiced (B, N), loudness (B, N))`` -> synth controls.
+
+    Each input goes through its own MLP (dense, LayerNorm, LeakyReLU, twice), a GRU runs over
+    their concatenation, and a last MLP over the GRU output and the inputs' features predicts
+    the harmonic amplitude, the harmonic distribution and the noise band magnitudes. Loudness is
+    an input, so the decoder shapes the envelope it is given instead of rediscovering it.
+    """
+
+    def __init__(self, n_mels: int, config: DDSPConfig = DDSPConfig()):
+        super().__init__()
+        h = config.hidden
+        self.config = config
+        self.mel_in = _mlp(n_mels, h)
+        self.pitch_in = _mlp(2, h)  # scaled f0 and the voicing probability
+        self.loudness_in = _mlp(1, h)
+        self.gru = nn.GRU(3 * h, h, batch_first=True)
+        self.out = _mlp(4 * h, h)
+        self.proj = nn.Linear(h, 1 + config.n_harmonics + config.n_noise_bands)
+
+    def forward(self, mel, f0_hz, voiced, loudness_db):
+        pitch = torch.stack([_scale_f0(f0_hz), voiced], dim=-1)
+        loud = ((loudness_db + 100.0) / 100.0)[..., None]  # -100..0 dB -> 0..1
+        feats = torch.cat([self.mel_in(mel), self.pitch_in(pitch), self.loudness_in(loud)], dim=-1)
+        hidden, _ = self.gru(feats)
+        raw = self.proj(self.out(torch.cat([hidden, feats], dim=-1)))
+        k = self.config.n_harmonics
+        amplitude = exp_sigmoid(raw[..., 0])
+        distribution = exp_sigmoid(raw[..., 1:1 + k])
+        noise = exp_sigmoid(raw[..., 1 + k:] - 5.0)  # DDSP's bias: start with little noise
+        return amplitude, distribution, noise
+
+
+def _scale_f0(f0_hz: torch.Tensor) -> torch.Tensor:
+    """Hz -> MIDI / 127 (0 Hz -> 0): pitch on a perceptual, roughly unit scale."""
+    midi = 69.0 + 12.0 * torch.log2(f0_hz.clamp_min(1.0) / 440.0)
+    return torch.where(f0_hz > 0, midi.clamp_min(0.0) / 127.0, torch.zeros_like(f0_hz))
+
+
+class DDSPHead(nn.Module):
+    """Decoder + harmonic-plus-noise synthesizer (+ optional reverb) at one sample rate.
+
+    Args:
+        n_mels, sample_rate, mel_hop: of the mel front end the head reads.
+    """
+
+    def __init__(self, n_mels: int, sample_rate: int, mel_hop: int,
+                 config: DDSPConfig = DDSPConfig()):
+        super().__init__()
+        self.config = config
+        self.sample_rate = sample_rate
+        self.hop_length = mel_hop * config.mel_stride
+        self.decoder = DDSPDecoder(n_mels, config)
+        self.reverb = (Reverb(int(config.reverb_seconds * sample_rate), sample_rate)
+                       if config.reverb_seconds > 0 else None)
+
+    def frames(self, mel: torch.Tensor) -> torch.Tensor:
+        """Normalised mel ``(B, n_mels, T_mel)`` -> head-rate frames ``(B, N, n_mels)``."""
+        return mel[..., :: self.config.mel_stride].transpose(1, 2)
+
+    def forward(self, mel_frames, f0_hz, voiced, loudness_db, n_samples: int,
+                noise_seed: int | None = None) -> torch.Tensor:
+        """Render ``(B, n_samples)`` audio from ``(B, N, n_mels)`` mel frames and ``(B, N)``
+        controls (frame ``k`` centred on sample ``k * hop_length``)."""
+        amplitude, distribution, noise = self.decoder(mel_frames, f0_hz, voiced, loudness_db)
+        harmonic, _ = harmonic_synth(f0_hz, amplitude, distribution, self.sample_rate,
+                                     self.hop_length, n_samples)
+        generator = None
+        if noise_seed is not None:
+            generator = torch.Generator(mel_frames.device).manual_seed(noise_seed)
+        audio = harmonic + filtered_noise(noise, self.hop_length, n_samples, generator=generator)
+        return self.reverb(audio) if self.reverb is not None else audio
+
+    @torch.no_grad()
+    def render(self, mel: torch.Tensor, controls: Controls, n_samples: int,
+               pitch_shift: float = 0.0, loudness_shift: float = 0.0, seed: int = 0) -> np.ndarray:
+        """Audio ``(n_samples,)`` for one clip: a normalised mel ``(n_mels, T_mel)`` from any
+        generator, and the source's :class:`Controls` at this head's hop.
+
+        Performance controls, as in the DDSP timbre-transfer demo: ``pitch_shift`` in semitones,
+        ``loudness_shift`` in dB (what the decoder is told; the envelope follows), and a gate
+        that silences frames quieter than ``config.gate_db`` (before the shift), so silence and
+        unpitched quiet input come out quiet.
+        """
+        device = next(self.parameters()).device
+        n = len(controls.f0_hz)
+        frames = self.frames(mel[None].to(device))[:, :n]
+        if frames.shape[1] < n:  # a generator may return a few frames less: hold the last
+            frames = torch.cat([frames, frames[:, -1:].expand(-1, n - frames.shape[1], -1)], 1)
+        tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)[None]
+        f0 = (tensor(controls.f0_hz) * 2.0 ** (pitch_shift / 12.0)).clamp(max=self.sample_rate / 2 - 1)
+        loudness = tensor(controls.loudness_db)
+        self.eval()
+        audio = self(frames, f0, tensor(controls.voiced_prob), loudness + loudness_shift,
+                     n_samples, noise_seed=seed)
+        # the gate closes per frame; upsampled linearly so that it never clicks
+        gate = upsample((loudness > self.config.gate_db).float(), n_samples, self.hop_length)
+        return (audio * gate)[0].cpu().numpy().astype(np.float32)

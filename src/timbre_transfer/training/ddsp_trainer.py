@@ -1,0 +1,262 @@
+"""Training the DDSP head on the real audio of one or more domains of a feature store.
+
+Input: each clip's normalised mel (from the store), its f0 and loudness (extracted once from the
+clip's cleaned audio and cached in the run folder); target: the audio itself, through the
+multi-scale spectral loss. Checkpoints (atomic, ``weights_only`` loading), TensorBoard scalars
+and exact resume work as for the VAE-GAN :class:`~timbre_transfer.training.trainer.Trainer` and
+use the same checkpoint functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from timbre_transfer.config import to_dict
+from timbre_transfer.models.ddsp_head import Controls, DDSPConfig, DDSPHead, extract_controls
+from timbre_transfer.training.checkpoint import (check_resumable, keep_last, load_state_strict,
+                                                 read_checkpoint, save_checkpoint)
+
+HEAD_KIND = "ddsp_head"
+# Settings a resumed run may change (bookkeeping, and max_steps to train longer).
+RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.checkpoint_every",
+                     "train.keep_last"}
+
+
+@dataclass(frozen=True)
+class DDSPTrainConfig:
+    batch_size: int = 8
+    crop_frames: int = 64  # head frames per crop: ~1 s at hop 256 and 16 kHz
+    max_steps: int = 3000
+    lr: float = 1e-3
+    mel_weight: float = 1.0  # the log-mel term of the spectral loss
+    log_every: int = 25
+    checkpoint_every: int = 250
+    keep_last: int = 3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DDSPRunConfig:
+    head: DDSPConfig = field(default_factory=DDSPConfig)
+    train: DDSPTrainConfig = field(default_factory=DDSPTrainConfig)
+
+
+def load_ddsp_config(path=None, overrides=()) -> DDSPRunConfig:
+    """A :class:`DDSPRunConfig` from YAML (sections ``head`` and ``train``) and overrides."""
+    from timbre_transfer.config import build, load_config
+
+    return build(DDSPRunConfig, load_config(path, list(overrides)))
+
+
+@dataclass
+class _Clip:
+    mel: np.ndarray  # (N, n_mels) normalised, head-rate frames
+    controls: Controls
+    audio: np.ndarray  # (T,)
+
+
+class DDSPTrainer:
+    """Trains a :class:`DDSPHead` on the train split of ``domains`` of a feature store.
+
+    Args:
+        domains: the domains whose audio the head learns (one head may serve several).
+        run_dir: ``config.yaml``, ``controls.npz`` (the f0/loudness cache), ``checkpoints/``,
+            ``tensorboard/``.
+    """
+
+    def __init__(self, config: DDSPRunConfig, store, domains: list[str], run_dir: str | Path,
+                 resume: bool = False, device: str | None = None, progress: bool = True):
+        import yaml
+
+        from timbre_transfer.data.dataset import FeatureStore
+        from timbre_transfer.losses.spectral import MultiScaleSpectralLoss
+
+        self.config = config
+        self.store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+        for d in domains:
+            if d not in self.store.domains:
+                raise KeyError(f"unknown domain {d!r}; the store has {self.store.domains}")
+        self.domains = list(domains)
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        p = self.store.transform.params
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.train.seed)
+            self.head = DDSPHead(p.n_mels, p.sample_rate, p.hop_length, config.head).to(self.device)
+        self.loss = MultiScaleSpectralLoss(mel_weight=config.train.mel_weight,
+                                           sample_rate=p.sample_rate).to(self.device)
+        self.optimizer = torch.optim.Adam(self.head.parameters(), lr=config.train.lr)
+        self.step = 0
+        self.writer = None
+        self.clips = self._load_clips()
+        if resume:
+            self.load(self.run_dir / "checkpoints" / "latest.pt")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(
+            {**to_dict(config), "domains": self.domains}, sort_keys=False))
+
+    # ---- data -----------------------------------------------------------------------------------
+
+    def _load_clips(self) -> list[_Clip]:
+        """Every train clip of the domains with its controls (pYIN is slow: cached on disk)."""
+        from tqdm import tqdm
+
+        hop = self.head.hop_length
+        sr = self.store.transform.params.sample_rate
+        cache_path = self.run_dir / "controls.npz"
+        cache = dict(np.load(cache_path)) if cache_path.is_file() else {}
+        jobs = []
+        for d in self.domains:
+            c = self.store.clips(d, "train")
+            jobs += [(d, f, o, n) for f, o, n in zip(c.files, c.offsets, c.frames)]
+        if not jobs:
+            raise ValueError(f"{self.store.root}: no train clips in {self.domains}")
+        clips, changed = [], False
+        for domain, file, offset, frames in tqdm(jobs, desc="controls", unit="clip",
+                                                 disable=not self.progress, leave=False):
+            audio = self.store.clip_audio(domain, file)
+            key = f"{domain}/{file}/{hop}"
+            if key + "/f0" not in cache:
+                c = extract_controls(audio, sr, hop, self.config.head)
+                cache.update({key + "/f0": c.f0_hz, key + "/voiced": c.voiced_prob,
+                              key + "/loudness": c.loudness_db})
+                changed = True
+            controls = Controls(cache[key + "/f0"], cache[key + "/voiced"], cache[key + "/loudness"])
+            rows = np.asarray(self.store.clips(domain, "train").features[offset:offset + frames],
+                              dtype=np.float32)
+            mel = self.store.transform.normalize(torch.from_numpy(rows)).numpy()
+            mel = mel[:: self.config.head.mel_stride][: len(controls.f0_hz)]
+            clips.append(_Clip(mel, controls, audio))
+        if changed:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            tmp = cache_path.with_name(".controls.tmp.npz")
+            np.savez(tmp, **cache)
+            tmp.replace(cache_path)  # atomic: an interrupted write never leaves half a cache
+        return clips
+
+    def batch(self, step: int):
+        """The crops of ``step``: a function of (seed, step) only, so a resumed run sees the
+        same data as an uninterrupted one. Clips are drawn in proportion to their length."""
+        cfg = self.config.train
+        rng = np.random.default_rng([cfg.seed, step])
+        lengths = np.array([len(c.controls.f0_hz) for c in self.clips], dtype=np.float64)
+        picks = rng.choice(len(self.clips), size=cfg.batch_size, p=lengths / lengths.sum())
+        hop, n = self.head.hop_length, cfg.crop_frames
+        mel, f0, voiced, loud, audio = [], [], [], [], []
+        for i in picks:
+            clip = self.clips[i]
+            start = int(rng.integers(0, max(len(clip.controls.f0_hz) - n, 0) + 1))
+            take = lambda a: _fit(a[start:start + n], n)
+            mel.append(_fit(clip.mel[start:start + n], n))
+            f0.append(take(clip.controls.f0_hz))
+            voiced.append(take(clip.controls.voiced_prob))
+            loud.append(_fit(clip.controls.loudness_db[start:start + n], n, fill=-100.0))
+            audio.append(_fit(clip.audio[start * hop:(start + n) * hop], n * hop))
+        as_t = lambda x: torch.as_tensor(np.stack(x), dtype=torch.float32, device=self.device)
+        return as_t(mel), as_t(f0), as_t(voiced), as_t(loud), as_t(audio)
+
+    # ---- training -------------------------------------------------------------------------------
+
+    def train_step(self) -> torch.Tensor:
+        mel, f0, voiced, loud, audio = self.batch(self.step)
+        out = self.head(mel, f0, voiced, loud, audio.shape[-1],
+                        noise_seed=self.config.train.seed * 1_000_003 + self.step)
+        loss = self.loss(audio, out)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return loss.detach()
+
+    def fit(self, max_steps: int | None = None) -> list[dict]:
+        """Train until ``max_steps`` (default: the config's); returns the logged averages."""
+        from tqdm import tqdm
+
+        cfg = self.config.train
+        max_steps = cfg.max_steps if max_steps is None else max_steps
+        history, total, count = [], 0.0, 0
+        self.head.train()
+        bar = tqdm(total=max_steps, initial=self.step, unit="step", desc="train-ddsp",
+                   disable=not self.progress or self.step >= max_steps)
+        while self.step < max_steps:
+            total, count = total + self.train_step(), count + 1
+            bar.update()
+            if self.step % cfg.log_every == 0 or self.step == max_steps:
+                logged = {"step": self.step, "loss/spectral": float(total) / count}
+                history.append(logged)
+                self._tb().add_scalar("loss/spectral", logged["loss/spectral"], self.step)
+                bar.set_postfix(loss=f"{logged['loss/spectral']:.3f}")
+                total, count = 0.0, 0
+            if self.step % cfg.checkpoint_every == 0 or self.step == max_steps:
+                self.save()
+        bar.close()
+        if self.writer is not None:
+            self.writer.flush()
+        return history
+
+    def _tb(self):
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        return self.writer
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+
+    def checkpoint_payload(self) -> dict:
+        from timbre_transfer import __version__
+
+        return {
+            "kind": HEAD_KIND,
+            "package_version": __version__,
+            "config": to_dict(self.config),
+            "transform": self.store.transform.to_dict(),
+            "domains": self.domains,
+            "model": self.head.state_dict(),
+            "training": {"step": self.step, "optimizer": self.optimizer.state_dict()},
+        }
+
+    def save(self) -> Path:
+        folder = self.run_dir / "checkpoints"
+        payload = self.checkpoint_payload()
+        save_checkpoint(folder / f"step_{self.step:08d}.pt", payload)
+        keep_last(folder, "step_*.pt", self.config.train.keep_last)
+        return save_checkpoint(folder / "latest.pt", payload)
+
+    def load(self, path: str | Path) -> None:
+        blob = read_checkpoint(path, map_location=self.device)
+        if blob.get("kind") != HEAD_KIND:
+            raise ValueError(f"{path}: not a DDSP head checkpoint")
+        check_resumable(path, blob["config"], to_dict(self.config), RESUMABLE_CHANGES)
+        if blob["domains"] != self.domains:
+            raise ValueError(f"{path} was trained on {blob['domains']}, not {self.domains}")
+        load_state_strict(self.head, blob["model"], f"{path} (DDSP head)")
+        self.optimizer.load_state_dict(blob["training"]["optimizer"])
+        self.step = int(blob["training"]["step"])
+
+
+def load_ddsp_head(path: str | Path, device: str | torch.device = "cpu") -> tuple[DDSPHead, list[str], dict]:
+    """A trained head from its checkpoint: ``(head, domains, transform dict)``."""
+    from timbre_transfer.config import build
+
+    blob = read_checkpoint(path, map_location=device)
+    if blob.get("kind") != HEAD_KIND:
+        raise ValueError(f"{path}: not a DDSP head checkpoint (train one with `train-ddsp`)")
+    config = build(DDSPRunConfig, blob["config"])
+    params = blob["transform"]["params"]
+    head = DDSPHead(params["n_mels"], params["sample_rate"], params["hop_length"], config.head)
+    load_state_strict(head, blob["model"], f"{path} (DDSP head)")
+    return head.to(device).eval(), list(blob["domains"]), blob["transform"]
+
+
+def _fit(a: np.ndarray, n: int, fill: float = 0.0) -> np.ndarray:
+    """``a`` cut or padded (with ``fill``) to length ``n`` along its first axis."""
+    if len(a) >= n:
+        return a[:n]
+    pad = np.full((n - len(a),) + a.shape[1:], fill, dtype=a.dtype)
+    return np.concatenate([a, pad])
