@@ -110,6 +110,25 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from timbre_transfer.inference.transfer import TimbreTransfer
+    from timbre_transfer.training.checkpoint import read_checkpoint, save_checkpoint
+
+    tt = TimbreTransfer.from_checkpoint(args.checkpoint, device="cpu")
+    blob = read_checkpoint(args.checkpoint)
+    heads = list(blob.get("ddsp_heads", []))
+    for path in args.ddsp:
+        head = read_checkpoint(path)
+        domains = tt.attach_ddsp_payload(head, str(path))  # checked before anything is written
+        heads.append(head)
+        print(f"{path}: DDSP head for {domains}")
+    blob.pop("format", None)
+    out = save_checkpoint(args.out, {**blob, "ddsp_heads": heads})
+    print(f"wrote {out}: the model with heads for {sorted(tt.ddsp)}; use it with "
+          "`transfer --inverter ddsp` and no --ddsp")
+    return 0
+
+
 def cmd_train_ddsp(args: argparse.Namespace) -> int:
     from timbre_transfer.data.dataset import FeatureStore
     from timbre_transfer.training.ddsp_trainer import DDSPTrainer, load_ddsp_config
@@ -373,6 +392,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. train.lr=5e-4 or head.n_harmonics=40")
     p.set_defaults(func=cmd_train_ddsp)
+
+    p = sub.add_parser(
+        "bundle", help="put DDSP heads into a model checkpoint",
+        description="Write OUT: the model checkpoint CKPT carrying the given DDSP heads (each "
+        "checked against the model's domains and mel first), so that `transfer --inverter "
+        "ddsp` needs no --ddsp.",
+    )
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--ddsp", nargs="+", required=True, metavar="CKPT_DDSP", help="heads from train-ddsp")
+    p.add_argument("--out", required=True, metavar="OUT", help="output checkpoint")
+    p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser(
         "fad", help="Frechet Audio Distance between two folders of audio",

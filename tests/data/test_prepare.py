@@ -1,6 +1,7 @@
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,6 +90,12 @@ def test_second_run_is_up_to_date(real_data, real_store):
     result = prepare(real_data, out, workers=1, progress=False)
     assert result.processed == 0 and result.reused == 9
     assert (out / "violin" / "features.npy").stat().st_mtime_ns == before
+    # the same folder spelled as a relative path is the same files
+    import os
+
+    relative = Path(os.path.relpath(real_data))
+    assert not relative.is_absolute()
+    assert prepare(relative, out, workers=1, progress=False).processed == 0
 
 
 def test_changed_parameters_never_mix(real_data, real_store, tmp_path):

@@ -106,6 +106,14 @@ def test_transfer_with_the_ddsp_head_keeps_the_length(real_store, tmp_path, caps
     assert info.samplerate == 16000
     assert info.frames == len(load_audio(source, 16000))  # the input's duration at 16 kHz
     assert abs(info.frames - sf.info(source).duration * 16000) <= 1
+    # a model checkpoint that carries the head transfers the same without --ddsp
+    bundled = str(tmp_path / "bundled.pt")
+    assert main(["bundle", ckpt, "--ddsp", head, "--out", bundled]) == 0
+    assert main(["transfer", bundled, str(source), "--to", "violin", "--inverter", "ddsp",
+                 "--pitch-shift", "12", "--out", str(tmp_path / "out2")]) == 0
+    a, _ = sf.read(out)
+    b, _ = sf.read(tmp_path / "out2" / out.name)
+    np.testing.assert_array_equal(a, b)
     capsys.readouterr()
     # no head for flute, and shifts without the head, are clear errors
     assert main(["transfer", ckpt, str(source), "--to", "flute", "--inverter", "ddsp", "--ddsp",

@@ -341,13 +341,14 @@ def _up_to_date(out: Path, digest: str, sources: list[SourceFile]) -> dict | Non
     if json.loads(manifest.read_text()).get("hash") != digest:
         return None
     report = json.loads(report_path.read_text())
-    done = {(s["domain"], s["path"]) for s in report["skipped"]}
+    # resolved: the same files named by a relative and an absolute path are still the same
+    done = {(s["domain"], Path(s["path"]).resolve()) for s in report["skipped"]}
     for domain in report["domains"]:
         index_path = out / domain / "index.json"
         if not index_path.exists():
             return None
-        done |= {(domain, e["path"]) for e in json.loads(index_path.read_text())}
-    return report if done == {(s.domain, str(s.path)) for s in sources} else None
+        done |= {(domain, Path(e["path"]).resolve()) for e in json.loads(index_path.read_text())}
+    return report if done == {(s.domain, s.path.resolve()) for s in sources} else None
 
 
 def _check_existing(out: Path, digest: str, overwrite: bool) -> None:

@@ -59,7 +59,10 @@ class TimbreTransfer:
             centroids = {d: saved["centroids"][i] for i, d in enumerate(blob["domains"])
                          if bool(saved["initialized"][i])}
         step = int(training["step"]) if "step" in training else None
-        return cls(model, transform, blob["domains"], target, device, step, centroids)
+        tt = cls(model, transform, blob["domains"], target, device, step, centroids)
+        for i, head in enumerate(blob.get("ddsp_heads", [])):  # bundled by `bundle`
+            tt.attach_ddsp_payload(head, f"{path} (DDSP head {i})")
+        return tt
 
     @property
     def sample_rate(self) -> int:
@@ -76,11 +79,17 @@ class TimbreTransfer:
             ValueError: the head reads another mel (transform or normalisation) than this model
                 writes.
         """
-        from timbre_transfer.training.ddsp_trainer import load_ddsp_head
+        from timbre_transfer.training.checkpoint import read_checkpoint
 
-        head, domains, transform = load_ddsp_head(path, self.device)
+        return self.attach_ddsp_payload(read_checkpoint(path, map_location=self.device), str(path))
+
+    def attach_ddsp_payload(self, blob: dict, where: str) -> list[str]:
+        """:meth:`attach_ddsp` for a head checkpoint already read; ``where`` names it in errors."""
+        from timbre_transfer.training.ddsp_trainer import head_from_payload
+
+        head, domains, transform = head_from_payload(blob, where, self.device)
         if transform != self.transform.to_dict():
-            raise ValueError(f"{path} was trained on mels of another transform or normalisation "
+            raise ValueError(f"{where} was trained on mels of another transform or normalisation "
                              "than this model's; train the head on the model's feature store")
         for domain in domains:
             self.check_domain(domain)

@@ -242,15 +242,20 @@ class DDSPTrainer:
 
 def load_ddsp_head(path: str | Path, device: str | torch.device = "cpu") -> tuple[DDSPHead, list[str], dict]:
     """A trained head from its checkpoint: ``(head, domains, transform dict)``."""
+    return head_from_payload(read_checkpoint(path, map_location=device), str(path), device)
+
+
+def head_from_payload(blob: dict, where: str, device: str | torch.device = "cpu"):
+    """:func:`load_ddsp_head` on a checkpoint already read (also a head bundled into a model
+    checkpoint by ``timbre-transfer bundle``); ``where`` names it in errors."""
     from timbre_transfer.config import build
 
-    blob = read_checkpoint(path, map_location=device)
     if blob.get("kind") != HEAD_KIND:
-        raise ValueError(f"{path}: not a DDSP head checkpoint (train one with `train-ddsp`)")
+        raise ValueError(f"{where}: not a DDSP head checkpoint (train one with `train-ddsp`)")
     config = build(DDSPRunConfig, blob["config"])
     params = blob["transform"]["params"]
     head = DDSPHead(params["n_mels"], params["sample_rate"], params["hop_length"], config.head)
-    load_state_strict(head, blob["model"], f"{path} (DDSP head)")
+    load_state_strict(head, blob["model"], f"{where} (DDSP head)")
     return head.to(device).eval(), list(blob["domains"]), blob["transform"]
 
 
