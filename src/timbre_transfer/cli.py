@@ -238,6 +238,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from timbre_transfer.inference.report import write_listening_page
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    tt = TimbreTransfer.from_checkpoint(args.checkpoint)
+    if args.ddsp:
+        tt.attach_ddsp(args.ddsp)
+    index = write_listening_page(tt, args.inputs, args.out, checkpoint=str(args.checkpoint),
+                                 evaluation=args.evaluation, inverter=args.inverter,
+                                 audio_format=args.audio_format)
+    print(f"listening page: {index} (open it in a browser; it works offline)")
+    return 0
+
+
 def cmd_synth_data(args: argparse.Namespace) -> int:
     from timbre_transfer.data.synthetic import write_paired_dataset
 
@@ -497,6 +511,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", metavar="RUN_DIR",
                    help="also log the scores to RUN_DIR/tensorboard at the checkpoint's step")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "report", help="write a listening page: inputs, transfers, inverters, latent, scores",
+        description="Write a self-contained static site in OUT (index.html plus media/): each "
+        "input next to its transfer to every domain (players and mel images), the inverters side "
+        "by side on one transfer, a latent interpolation strip between the first two inputs, and "
+        "the heatmaps of an evaluate report. It works offline and from file://.",
+    )
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--inputs", nargs="+", required=True, metavar="IN", help="audio files")
+    p.add_argument("--out", required=True, metavar="SITE_DIR", help="output folder")
+    p.add_argument("--evaluation", metavar="REPORT_JSON",
+                   help="an evaluate report; its heatmaps (REPORT_*.png beside it) are shown")
+    p.add_argument("--ddsp", metavar="CKPT_DDSP", help="a DDSP head, shown among the inverters")
+    p.add_argument("--inverter", choices=INVERTERS, default="pghi+gla",
+                   help="inverter for the transfers (default: pghi+gla)")
+    p.add_argument("--audio-format", choices=("wav", "ogg"), default="wav",
+                   help="wav, or ogg (Vorbis, compressed) (default: wav)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "synth-data", help="write the built-in paired synthetic domains",
