@@ -131,3 +131,11 @@ def test_json_ready_replaces_nan_and_numpy_scalars():
     out = _json_ready({"a": float("nan"), "b": [np.float32(0.5), np.int64(3)], "c": math.inf})
     assert out == {"a": None, "b": [0.5, 3], "c": None}
     json.dumps(out, allow_nan=False)
+
+
+def test_reference_clips_are_spread_over_the_split():
+    from timbre_transfer.evaluation.evaluate import _spread
+
+    assert _spread(list(range(10)), 3) == [0, 4, 9]
+    assert _spread(list(range(3)), 5) == [0, 1, 2]
+    assert _spread(list(range(4)), None) == [0, 1, 2, 3]

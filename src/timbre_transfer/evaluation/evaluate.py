@@ -43,7 +43,7 @@ LOWER_IS_BETTER = {"fad", "f0_cents"}
 
 def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gla",
              embedder: str = "logmel", fad_weights=None, max_clips: int | None = None,
-             twins: str | Path | None = None, progress: bool = True) -> dict:
+             reference_clips: int | None = 200, twins: str | Path | None = None, progress: bool = True) -> dict:
     """Score ``tt`` (a :class:`~timbre_transfer.inference.transfer.TimbreTransfer`) on the
     ``split`` clips of ``store`` (its own :class:`~timbre_transfer.data.dataset.FeatureStore`).
 
@@ -53,6 +53,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
             (loaded if it exists, else trained on ``store`` and saved there, once the inputs
             have been checked).
         max_clips: at most this many clips per source domain (default: all of the split).
+        reference_clips: at most this many training clips per domain make the FAD reference,
+            spread evenly over the split (None: all), so a large store is not re-read in full.
         twins: folder of paired audio (``<domain>/<name>.wav``); adds the ``paired`` scores.
 
     Returns:
@@ -88,7 +90,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
             raise ValueError(f"{store.root}: domain {d!r} has no {split} clips to evaluate")
         held_out[d] = [store.clip_audio(d, f) for f in files]
     source_stats = {d: stats(held_out[d], f"the {split} clips of {d!r}") for d in domains}
-    reference = {d: stats((store.clip_audio(d, f) for f in store.clips(d, "train").files),
+    reference = {d: stats((store.clip_audio(d, f)
+                           for f in _spread(store.clips(d, "train").files, reference_clips)),
                           f"the train clips of {d!r}") for d in domains}
     if not hasattr(classifier, "predict_audio"):
         classifier = classifier_for(store, classifier, device=str(tt.device), progress=progress)
@@ -197,6 +200,13 @@ def _reconstruction(tt, wavs: list[np.ndarray], domain: str) -> tuple[float, flo
         sc.append(float(spectral_convergence_db(tt.transform.spec_to_mel(spec)[None],
                                                 tt.transform.spec_to_mel(recon)[None])[0]))
     return _nanmean(l1), _nanmean(sc)
+
+
+def _spread(items: list, n: int | None) -> list:
+    """At most ``n`` items, evenly spaced over ``items`` (all of them when n is None)."""
+    if n is None or len(items) <= n:
+        return list(items)
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, n)]
 
 
 def _nanmean(values) -> float:

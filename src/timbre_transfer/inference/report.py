@@ -146,7 +146,10 @@ def _mel_png(mel: np.ndarray, path: Path, tt) -> Path:
     p = tt.transform.params
     fig = Figure(figsize=(3.2, 2.0))
     ax = fig.subplots()
-    ax.imshow(mel, origin="lower", aspect="auto", vmin=0, vmax=1,
+    # real audio fills little of the normalised [0, 1] range: scale each image to its own
+    # 99.5th percentile so quiet partials stay visible
+    ax.imshow(mel, origin="lower", aspect="auto", vmin=0,
+              vmax=max(float(np.percentile(mel, 99.5)), 1e-3),
               extent=(0, mel.shape[-1] * p.hop_length / p.sample_rate, 0, mel.shape[0]))
     ax.set_xlabel("s", fontsize=7)
     ax.set_ylabel("mel band", fontsize=7)
