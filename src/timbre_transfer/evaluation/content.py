@@ -120,7 +120,10 @@ def f0_error_cents(
     :func:`~timbre_transfer.audio.features.f0_pyin` for its defaults).
 
     Args:
-        source, output: ``(T,)`` waveforms at ``sample_rate``.
+        source: ``(T,)`` waveform at ``sample_rate``.
+        output: ``(T,)`` waveform at ``sample_rate``.
+        sample_rate: sample rate of both waveforms, in Hz.
+        hop_length: analysis hop in samples.
         source_track: the source's :class:`F0Track` from ``f0_pyin(source, sample_rate,
             hop_length)``, to skip recomputing it when one source is transferred to many
             targets. It must match ``source``'s frame count, ``hop_length`` and ``sample_rate``.

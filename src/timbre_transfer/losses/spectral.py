@@ -143,7 +143,8 @@ def multiscale_spectral_distance(target, estimate, **options) -> torch.Tensor:
     """:class:`MultiScaleSpectralLoss` per clip, without gradients, for benchmarks and metrics.
 
     Args:
-        target, estimate: ``(B, T)`` or ``(T,)`` audio (tensors or array-likes), same shape.
+        target: ``(B, T)`` or ``(T,)`` audio (tensors or array-likes).
+        estimate: audio of the same shape as ``target``.
         **options: :class:`MultiScaleSpectralLoss` arguments (``reduction`` is always "none").
 
     Returns:

@@ -116,7 +116,10 @@ class DDSPHead(nn.Module):
     """Decoder + harmonic-plus-noise synthesizer (+ optional reverb) at one sample rate.
 
     Args:
-        n_mels, sample_rate, mel_hop: of the mel front end the head reads.
+        n_mels: mel bands of the front end the head reads.
+        sample_rate: sample rate of that front end (and of the head's audio).
+        mel_hop: hop length of that front end, in samples.
+        config: the head's settings.
     """
 
     def __init__(self, n_mels: int, sample_rate: int, mel_hop: int,
