@@ -113,12 +113,12 @@ class DDSPTrainer:
         jobs = []
         for d in self.domains:
             c = self.store.clips(d, "train")
-            jobs += [(d, f, o, n) for f, o, n in zip(c.files, c.offsets, c.frames)]
+            jobs += [(d, c.features, f, o, n) for f, o, n in zip(c.files, c.offsets, c.frames)]
         if not jobs:
             raise ValueError(f"{self.store.root}: no train clips in {self.domains}")
         clips, changed = [], False
-        for domain, file, offset, frames in tqdm(jobs, desc="controls", unit="clip",
-                                                 disable=not self.progress, leave=False):
+        for domain, features, file, offset, frames in tqdm(
+                jobs, desc="controls", unit="clip", disable=not self.progress, leave=False):
             audio = self.store.clip_audio(domain, file)
             key = f"{domain}/{file}/{hop}"
             if key + "/f0" not in cache:
@@ -127,8 +127,7 @@ class DDSPTrainer:
                               key + "/loudness": c.loudness_db})
                 changed = True
             controls = Controls(cache[key + "/f0"], cache[key + "/voiced"], cache[key + "/loudness"])
-            rows = np.asarray(self.store.clips(domain, "train").features[offset:offset + frames],
-                              dtype=np.float32)
+            rows = np.asarray(features[offset:offset + frames], dtype=np.float32)
             mel = self.store.transform.normalize(torch.from_numpy(rows)).numpy()
             mel = mel[:: self.config.head.mel_stride][: len(controls.f0_hz)]
             clips.append(_Clip(mel, controls, audio))
