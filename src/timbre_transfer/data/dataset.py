@@ -43,6 +43,7 @@ class FeatureStore:
         self.domains: list[str] = list(self.manifest["domains"])
         self._features = {}
         self._index = {}
+        self._by_file = {}
         for domain in self.domains:
             self._features[domain] = np.load(self.root / domain / "features.npy", mmap_mode="r")
             self._index[domain] = json.loads((self.root / domain / "index.json").read_text())
@@ -70,7 +71,9 @@ class FeatureStore:
         from timbre_transfer.audio.io import load_audio
         from timbre_transfer.data.prepare import PrepareOptions, clean_audio
 
-        entry = next((e for e in self._index.get(domain, []) if e["file"] == file), None)
+        if domain not in self._by_file:  # built once per domain: stores may hold many files
+            self._by_file[domain] = {e["file"]: e for e in self._index.get(domain, [])}
+        entry = self._by_file[domain].get(file)
         if entry is None:
             raise KeyError(f"{self.root}: no clip {file!r} in domain {domain!r}")
         sample_rate = self.transform.params.sample_rate
