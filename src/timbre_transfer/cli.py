@@ -30,6 +30,12 @@ def _add_audio_options(parser: argparse.ArgumentParser) -> None:
                         help="config overrides, e.g. audio.hop_length=256 or train.lr=2e-4")
 
 
+def _overrides_with_max_steps(args: argparse.Namespace) -> list[str]:
+    """The key=value overrides, plus ``train.max_steps`` when ``--max-steps`` is given."""
+    extra = [] if args.max_steps is None else [f"train.max_steps={args.max_steps}"]
+    return list(getattr(args, "overrides", [])) + extra
+
+
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from timbre_transfer.audio.io import load_audio, save_audio
     from timbre_transfer.audio.transform import round_trip
@@ -68,10 +74,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from timbre_transfer.training.config import load_run_config
     from timbre_transfer.training.trainer import Trainer
 
-    overrides = list(args.overrides)
-    if args.max_steps is not None:
-        overrides.append(f"train.max_steps={args.max_steps}")
-    config = load_run_config(args.config, overrides)
+    config = load_run_config(args.config, _overrides_with_max_steps(args))
     trainer = Trainer(config, args.data, args.out, resume=args.resume)
     if trainer.dist.is_main:
         print(f"training {len(trainer.domains)} domains {trainer.domains} from step {trainer.step} "
@@ -133,10 +136,7 @@ def cmd_train_ddsp(args: argparse.Namespace) -> int:
     from timbre_transfer.data.dataset import FeatureStore
     from timbre_transfer.training.ddsp_trainer import DDSPTrainer, load_ddsp_config
 
-    overrides = list(args.overrides)
-    if args.max_steps is not None:
-        overrides.append(f"train.max_steps={args.max_steps}")
-    config = load_ddsp_config(args.config, overrides)
+    config = load_ddsp_config(args.config, _overrides_with_max_steps(args))
     store = FeatureStore(args.data)
     domains = store.domains if args.all else [args.domain]
     trainer = DDSPTrainer(config, store, domains, args.out, resume=args.resume)
@@ -273,8 +273,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from timbre_transfer.training.trainer import Trainer
 
     out = Path(args.out)
-    overrides = [] if args.max_steps is None else [f"train.max_steps={args.max_steps}"]
-    config = load_run_config(args.config, overrides)
+    config = load_run_config(args.config, _overrides_with_max_steps(args))
     print(f"1/5 synthesising {args.clips} paired clips in 3 timbres -> {out / 'audio'}")
     write_paired_dataset(out / "audio", n_domains=3, n_clips=args.clips, seconds=4.0,
                          seed=args.seed)

@@ -33,7 +33,9 @@ def site(synth_store, debug_checkpoint, tmp_path_factory):
 def test_page_states_the_model_and_links_only_local_files(site):
     text = (site / "index.html").read_text()
     assert "domains brass, flute, reed" in text and "2 training steps" in text
-    assert "timbre_transfer 0.1.0" in text
+    from timbre_transfer import __version__
+
+    assert f"timbre_transfer {__version__}" in text
     assert "http://" not in text and "https://" not in text  # no CDN: works offline
     # 2 inputs x (original + 3 domains) + 3 inverters + 6 interpolation steps
     assert text.count("<audio") == 2 * 4 + 3 + 6

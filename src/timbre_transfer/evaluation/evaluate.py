@@ -78,10 +78,12 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
             raise ValueError(f"{what}: {exc} (FAD embeds 0.96 s patches; give the domain more "
                              "or longer clips)") from exc
 
-    def accuracy(wavs, domain):
-        hits = torch.cat([classifier.predict_audio(w) == classifier.domains.index(domain)
-                          for w in wavs])
-        return float(hits.float().mean())
+    def predict(wavs) -> torch.Tensor:
+        """The classifier's label of every window of the clips."""
+        return torch.cat([classifier.predict_audio(w) for w in wavs])
+
+    def accuracy(labels: torch.Tensor, domain: str) -> float:
+        return float((labels == classifier.domains.index(domain)).float().mean())
 
     held_out = {}
     for d in domains:
@@ -102,19 +104,20 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     identity = {m: {s: {} for s in domains} for m in BASELINE_MATRICES}
     bar = _bar(len(domains) ** 2, progress)
     for s in domains:
-        tracks = [f0_pyin(w, sr) for w in held_out[s]]
+        tracks = [f0_pyin(w, sr) for w in held_out[s]]  # once per clip, not per target
+        source_labels = predict(held_out[s])
         for t in domains:
             bar.set_description(f"evaluate {s} -> {t}")
             outs = [tt.transfer(w, sr, to=t, inverter=inverter) for w in held_out[s]]
             matrix["fad"][s][t] = fad(reference[t], stats(outs))
-            matrix["conversion_accuracy"][s][t] = accuracy(outs, t)
+            matrix["conversion_accuracy"][s][t] = accuracy(predict(outs), t)
             content = [content_scores(w, o, sr, source_track=k)
                        for w, o, k in zip(held_out[s], outs, tracks)]
             matrix["loudness_correlation"][s][t] = _nanmean(c.loudness_correlation for c in content)
             matrix["f0_cents"][s][t] = _nanmean(c.f0_median_cents for c in content)
             matrix["chroma_similarity"][s][t] = _nanmean(c.chroma_similarity for c in content)
             identity["fad"][s][t] = fad(reference[t], source_stats[s])
-            identity["conversion_accuracy"][s][t] = accuracy(held_out[s], t)
+            identity["conversion_accuracy"][s][t] = accuracy(source_labels, t)
             bar.update()
     bar.close()
 
@@ -123,7 +126,7 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     for d in domains:
         resynth = [_resynthesize(tt, w, inverter) for w in held_out[d]]
         resynthesis["fad"][d] = fad(reference[d], stats(resynth))
-        resynthesis["conversion_accuracy"][d] = accuracy(resynth, d)
+        resynthesis["conversion_accuracy"][d] = accuracy(predict(resynth), d)
         l1, sc = _reconstruction(tt, held_out[d], d)
         reconstruction["mel_l1"][d], reconstruction["spectral_convergence_db"][d] = l1, sc
 

@@ -32,6 +32,15 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     return path
 
 
+def save_run_checkpoint(run_dir: str | Path, step: int, payload: dict, keep: int) -> Path:
+    """A trainer's save: ``run_dir/checkpoints/step_XXXXXXXX.pt`` (the newest ``keep`` of them are
+    kept) and ``latest.pt``; returns the path of ``latest.pt``."""
+    folder = Path(run_dir) / "checkpoints"
+    save_checkpoint(folder / f"step_{step:08d}.pt", payload)
+    keep_last(folder, "step_*.pt", keep)
+    return save_checkpoint(folder / "latest.pt", payload)
+
+
 def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load a checkpoint with ``weights_only=True``; clear errors for missing or foreign files."""
     path = Path(path)

@@ -17,8 +17,8 @@ import torch
 
 from timbre_transfer.config import to_dict
 from timbre_transfer.models.ddsp_head import Controls, DDSPConfig, DDSPHead, extract_controls
-from timbre_transfer.training.checkpoint import (check_resumable, keep_last, load_state_strict,
-                                                 read_checkpoint, save_checkpoint)
+from timbre_transfer.training.checkpoint import (check_resumable, load_state_strict,
+                                                 read_checkpoint, save_run_checkpoint)
 
 HEAD_KIND = "ddsp_head"
 # Settings a resumed run may change (bookkeeping, and max_steps to train longer).
@@ -94,6 +94,8 @@ class DDSPTrainer:
         self.step = 0
         self.writer = None
         self.clips = self._load_clips()
+        lengths = np.array([len(c.controls.f0_hz) for c in self.clips], dtype=np.float64)
+        self.clip_weights = lengths / lengths.sum()  # clips are drawn in proportion to length
         if resume:
             self.load(self.run_dir / "checkpoints" / "latest.pt")
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -143,8 +145,7 @@ class DDSPTrainer:
         same data as an uninterrupted one. Clips are drawn in proportion to their length."""
         cfg = self.config.train
         rng = np.random.default_rng([cfg.seed, step])
-        lengths = np.array([len(c.controls.f0_hz) for c in self.clips], dtype=np.float64)
-        picks = rng.choice(len(self.clips), size=cfg.batch_size, p=lengths / lengths.sum())
+        picks = rng.choice(len(self.clips), size=cfg.batch_size, p=self.clip_weights)
         hop, n = self.head.hop_length, cfg.crop_frames
         mel, f0, voiced, loud, audio = [], [], [], [], []
         for i in picks:
@@ -221,11 +222,8 @@ class DDSPTrainer:
         }
 
     def save(self) -> Path:
-        folder = self.run_dir / "checkpoints"
-        payload = self.checkpoint_payload()
-        save_checkpoint(folder / f"step_{self.step:08d}.pt", payload)
-        keep_last(folder, "step_*.pt", self.config.train.keep_last)
-        return save_checkpoint(folder / "latest.pt", payload)
+        return save_run_checkpoint(self.run_dir, self.step, self.checkpoint_payload(),
+                                   self.config.train.keep_last)
 
     def load(self, path: str | Path) -> None:
         blob = read_checkpoint(path, map_location=self.device)

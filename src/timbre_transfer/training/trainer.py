@@ -23,8 +23,8 @@ from timbre_transfer.losses.latent import LatentCentroids, batch_mean_latent_los
 from timbre_transfer.losses.vae import beta_warmup, kl_divergence, l1
 from timbre_transfer.models.multidomain import TimbreModel
 from timbre_transfer.training import distributed
-from timbre_transfer.training.checkpoint import (check_resumable, keep_last, load_state_strict,
-                                                 read_checkpoint, save_checkpoint)
+from timbre_transfer.training.checkpoint import (check_resumable, load_state_strict,
+                                                 read_checkpoint, save_run_checkpoint)
 from timbre_transfer.training.config import RunConfig
 
 
@@ -346,11 +346,8 @@ class Trainer:
         """``latest.pt`` and ``step_XXXXXXXX.pt`` (keeping the newest ``keep_last``); rank 0 only."""
         if not self.dist.is_main:
             return None
-        folder = self.run_dir / "checkpoints"
-        payload = self.checkpoint_payload()
-        save_checkpoint(folder / f"step_{self.step:08d}.pt", payload)
-        keep_last(folder, "step_*.pt", self.config.train.keep_last)
-        return save_checkpoint(folder / "latest.pt", payload)
+        return save_run_checkpoint(self.run_dir, self.step, self.checkpoint_payload(),
+                                   self.config.train.keep_last)
 
     def load(self, path: str | Path) -> None:
         """Restore everything :meth:`checkpoint_payload` saved; the config must match."""
