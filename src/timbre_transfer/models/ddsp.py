@@ -207,46 +207,6 @@ def harmonic_synth(
     return HarmonicOutput(audio, final_phase)
 
 
-class HarmonicSynth(nn.Module):
-    """:func:`harmonic_synth` with its fixed settings; no parameters.
-
-    ``forward(f0 (B, N), amplitude (B, N), harmonic_distribution (B, N, n_harmonics), n_samples,
-    initial_phase=None) -> HarmonicOutput``.
-    """
-
-    def __init__(self, sample_rate: int, hop_length: int, n_harmonics: int):
-        super().__init__()
-        if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-        if hop_length <= 0:
-            raise ValueError(f"hop_length must be positive, got {hop_length}")
-        if n_harmonics < 1:
-            raise ValueError(f"n_harmonics must be >= 1, got {n_harmonics}")
-        self.sample_rate = sample_rate
-        self.hop_length = hop_length
-        self.n_harmonics = n_harmonics
-
-    def forward(
-        self,
-        f0: torch.Tensor,
-        amplitude: torch.Tensor,
-        harmonic_distribution: torch.Tensor,
-        n_samples: int,
-        initial_phase: torch.Tensor | None = None,
-    ) -> HarmonicOutput:
-        if harmonic_distribution.shape[-1] != self.n_harmonics:
-            raise ValueError(
-                f"harmonic_distribution has {harmonic_distribution.shape[-1]} harmonics, "
-                f"this synth was built for n_harmonics={self.n_harmonics}"
-            )
-        return harmonic_synth(f0, amplitude, harmonic_distribution, self.sample_rate,
-                              self.hop_length, n_samples, initial_phase)
-
-    def extra_repr(self) -> str:
-        return (f"sample_rate={self.sample_rate}, hop_length={self.hop_length}, "
-                f"n_harmonics={self.n_harmonics}")
-
-
 def noise_filter_ir(magnitudes: torch.Tensor, ir_size: int) -> torch.Tensor:
     """Linear-phase FIR filters by frequency sampling: ``(B, N, M)`` -> ``(B, N, ir_size)``.
 
@@ -336,30 +296,6 @@ def filtered_noise(
     # array index 0 is sample -hop_length // 2; the filter adds ir_size // 2 of delay
     start = hop_length // 2 + ir_size // 2
     return out[:, start:start + n_samples]
-
-
-class FilteredNoise(nn.Module):
-    """:func:`filtered_noise` with fixed ``hop_length`` and ``ir_size``; no parameters.
-
-    ``forward(magnitudes (B, N, M), n_samples, generator=None) -> (B, n_samples)``.
-    """
-
-    def __init__(self, hop_length: int, ir_size: int | None = None):
-        super().__init__()
-        if hop_length <= 0:
-            raise ValueError(f"hop_length must be positive, got {hop_length}")
-        if ir_size is not None and ir_size < 1:
-            raise ValueError(f"ir_size must be >= 1, got {ir_size}")
-        self.hop_length = hop_length
-        self.ir_size = ir_size
-
-    def forward(
-        self, magnitudes: torch.Tensor, n_samples: int, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        return filtered_noise(magnitudes, self.hop_length, n_samples, self.ir_size, generator)
-
-    def extra_repr(self) -> str:
-        return f"hop_length={self.hop_length}, ir_size={self.ir_size}"
 
 
 def _fft_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
