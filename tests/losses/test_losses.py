@@ -135,35 +135,39 @@ def test_latent_helper_layout():
     assert mu[1, 0, 0].tolist() == [5.0, 7.0]
 
 
-def test_centroids_update_and_loss_by_hand():
+def test_centroids_estimate_commit_and_loss_by_hand():
     lc = LatentCentroids(["a", "b"], momentum=0.5)
     mu_a = latent([[1, 3], [5, 7]], [[2, 2], [2, 2]])  # channel means 4, 2
     mu_b = torch.zeros(2, 2, 1, 2)
-    ca = lc.update(mu_a, "a")  # first batch: the batch mean itself
-    cb = lc.update(mu_b, "b")
+    ca = lc.estimate(mu_a, "a")  # first batch: the batch mean itself
+    cb = lc.estimate(mu_b, "b")
     assert ca.tolist() == [4.0, 2.0] and cb.tolist() == [0.0, 0.0]
+    assert lc.initialized.tolist() == [False, False]  # nothing stored before commit
     close(lc.loss({"a": ca, "b": cb}), (4 + 2) / 2)  # mean |(4, 2) - (0, 0)| = 3
+    lc.commit({"a": ca, "b": cb})
     assert lc.initialized.tolist() == [True, True]
 
     mu_a2 = latent([[2, 2], [2, 2]], [[0, 12], [4, 8]]).requires_grad_()  # means 2, 6
-    ca2 = lc.update(mu_a2, "a")
-    # 0.5 * stored (4, 2) + 0.5 * batch (2, 6) = (3, 4)
+    ca2 = lc.estimate(mu_a2, "a")
+    # value: 0.5 * stored (4, 2) + 0.5 * batch (2, 6) = (3, 4)
     assert ca2.tolist() == [3.0, 4.0]
-    assert lc.centroids.tolist() == [[3.0, 4.0], [0.0, 0.0]]
+    assert lc.centroids.tolist() == [[4.0, 2.0], [0.0, 0.0]]  # still the committed values
     close(lc.loss({"a": ca2, "b": cb}), (3 + 4) / 2)
-    # gradient only through the batch mean: (1 - momentum) / (B * F' * T') = 0.5 / 4
+    # gradient: the batch mean's own, 1 / (B * F' * T') = 1 / 4, not (1 - momentum) / 4
     ca2.sum().backward()
-    assert torch.equal(mu_a2.grad, torch.full_like(mu_a2, 0.125))
+    assert torch.equal(mu_a2.grad, torch.full_like(mu_a2, 0.25))
+    lc.commit({"a": ca2})
+    assert lc.centroids.tolist() == [[3.0, 4.0], [0.0, 0.0]]
     assert not lc.centroids.requires_grad
 
 
-def test_centroids_first_update_gradient_and_momentum_zero():
+def test_centroids_pooled_mean_sets_the_value_not_the_gradient():
     lc = LatentCentroids(["a", "b"], momentum=0.0, channels=2)
     mu = torch.ones(2, 2, 2, 2, requires_grad=True)
-    lc.update(mu, "a").sum().backward()
-    assert torch.equal(mu.grad, torch.full_like(mu, 1 / 8))  # mean over B * F' * T' = 8
-    lc.update(torch.full((1, 2, 1, 1), 5.0), "a")
-    assert lc.centroids[0].tolist() == [5.0, 5.0]  # momentum 0: the batch mean replaces it
+    c = lc.estimate(mu, "a", pooled_mean=torch.tensor([5.0, 7.0]))
+    assert c.tolist() == [5.0, 7.0]  # the mean over all ranks
+    c.sum().backward()
+    assert torch.equal(mu.grad, torch.full_like(mu, 1 / 8))  # this rank's: B * F' * T' = 8
 
 
 def test_centroid_loss_three_domains():
@@ -180,7 +184,7 @@ def test_centroid_loss_three_domains():
 
 def test_centroids_state_dict_round_trip():
     lc = LatentCentroids(["a", "b", "c"], momentum=0.5)
-    lc.update(torch.randn(2, 3, 2, 2), "b")
+    lc.commit({"b": lc.estimate(torch.randn(2, 3, 2, 2), "b")})
     state = lc.state_dict()
     assert set(state) == {"centroids", "initialized"}
     assert state["centroids"].shape == (3, 3)
@@ -199,10 +203,10 @@ def test_centroids_state_dict_round_trip():
 def test_centroid_errors():
     lc = LatentCentroids(["a", "b"])
     with pytest.raises(KeyError, match="'a', 'b'"):
-        lc.update(torch.zeros(1, 2, 1, 1), "c")
-    lc.update(torch.zeros(1, 2, 1, 1), "a")
+        lc.estimate(torch.zeros(1, 2, 1, 1), "c")
+    lc.commit({"a": lc.estimate(torch.zeros(1, 2, 1, 1), "a")})
     with pytest.raises(ValueError, match="channels"):
-        lc.update(torch.zeros(1, 3, 1, 1), "b")
+        lc.estimate(torch.zeros(1, 3, 1, 1), "b")
     with pytest.raises(ValueError, match="momentum"):
         LatentCentroids(["a"], momentum=1.0)
     with pytest.raises(ValueError, match="duplicate"):

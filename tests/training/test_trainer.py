@@ -72,21 +72,139 @@ def test_resume_matches_uninterrupted_training(synth_store, tmp_path):
         assert torch.equal(p, q), name
 
 
-def test_lr_decays_linearly_per_epoch(synth_store, tmp_path):
-    t = _trainer(synth_store / "store", tmp_path, ["train.max_steps=40", "train.lr=0.01"])
-    spe, epochs = t.steps_per_epoch, t.total_epochs
-    start = int(epochs * 0.5)
+class TaggingModel:
+    """Stand-in for TimbreModel whose outputs say where they came from: the encoder is the
+    identity (unit variance, no noise), generator d multiplies by GAIN[d] and discriminator d
+    by SCALE[d]. A crop that went through the wrong generator or discriminator gives another
+    value, which the hand-computed terms below catch."""
+
+    GAIN = (2.0, 3.0, 5.0)
+    SCALE = (7.0, 11.0, 13.0)
+
+    def __init__(self, domains):
+        self.index = {d: i for i, d in enumerate(domains)}
+
+    def encode(self, x):
+        from timbre_transfer.models.encoder import Encoded
+
+        return Encoded(mu=x.clone(), logvar=None)
+
+    def sample(self, enc, generator=None):
+        return enc.mu
+
+    def decode(self, z, domain):
+        return z * self.GAIN[self.index[domain]]
+
+    def discriminate(self, x, domain):
+        return x * self.SCALE[self.index[domain]]
+
+
+def _distinct_crops(n_dom=3, batch=2):
+    # domain d's crops live in [d + 1, d + 2): a crop of the wrong domain shows in every term
+    x = torch.rand(batch, n_dom, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    return x + torch.arange(1, n_dom + 1, dtype=torch.float32).view(1, n_dom, 1, 1, 1)
+
+
+@pytest.mark.parametrize("latent_loss", ["centroid", "batch_mean"])
+def test_loss_wiring_by_hand(synth_store, tmp_path, latent_loss):
+    t = _trainer(synth_store / "store", tmp_path, [f"train.latent_loss={latent_loss}"])
+    t.model = TaggingModel(t.domains)
+    x = _distinct_crops()
+    step = 3
+    src = t.pairs(step)
+    assert src != list(range(3))  # a real pairing: every target has another source
+    g = t.losses(x, step)
+    gain, scale = TaggingModel.GAIN, TaggingModel.SCALE
+    mean = lambda v: float(v.mean())
+
+    # reconstruction: each domain through its own generator
+    recon = [mean((gain[d] * x[:, d] - x[:, d]).abs()) for d in range(3)]
+    assert float(g.terms["recon"]) == pytest.approx(sum(recon) / 3)
+    # translation into target b comes from source src[b] through generator b
+    for b in range(3):
+        assert torch.equal(g.fakes[b], gain[b] * x[:, src[b]])
+    # each translation judged by its target's discriminator (LSGAN)
+    for b, dom in enumerate(t.domains):
+        assert float(g.terms[f"gan/{dom}"]) == pytest.approx(
+            mean((scale[b] * gain[b] * x[:, src[b]] - 1) ** 2))
+    # the cycle of target b returns to source src[b] through src[b]'s generator
+    cycle = [mean((gain[src[b]] * gain[b] * x[:, src[b]] - x[:, src[b]]).abs()) for b in range(3)]
+    assert float(g.terms["cycle"]) == pytest.approx(sum(cycle) / 3)
+    # KL (unit variance: mean mu^2) of the real crops and of all the translations
+    assert float(g.terms["kl"]) == pytest.approx(mean(x ** 2))
+    kl_cycle = [mean((gain[b] * x[:, src[b]]) ** 2) for b in range(3)]
+    assert float(g.terms["kl_cycle"]) == pytest.approx(sum(kl_cycle) / 3)
+    # latent: first step, so the centroids are the batch means (one channel here)
+    centre = [mean(x[:, d]) for d in range(3)]
+    if latent_loss == "centroid":
+        pairs = [abs(centre[a] - centre[b]) for a, b in ((0, 1), (0, 2), (1, 2))]
+        assert float(g.terms["latent"]) == pytest.approx(sum(pairs) / 3)
+    else:  # the reference: target b's batch-mean latent against its source's, per position
+        per = [mean((x[:, src[b]].mean(0) - x[:, b].mean(0)).abs()) for b in range(3)]
+        assert float(g.terms["latent"]) == pytest.approx(sum(per) / 3)
+
+    # discriminator d: its own real crops against the translation into d
+    d_terms = t.discriminator_losses(x, g.fakes)
+    for d, dom in enumerate(t.domains):
+        expected = mean((scale[d] * x[:, d] - 1) ** 2) + mean((scale[d] * g.fakes[d]) ** 2)
+        assert float(d_terms[f"disc/{dom}"]) == pytest.approx(expected)
+
+
+def test_latent_loss_acts_at_its_stated_weight(synth_store, tmp_path):
+    # The gradient on the latents is that of the loss on the batch centroids, whatever the
+    # momentum: at 0.99 the old running average passed on only 1 % of it.
+    grads = {}
+    for momentum in (0.0, 0.99):
+        t = _trainer(synth_store / "store", tmp_path / str(momentum),
+                     [f"train.centroid_momentum={momentum}"])
+        t.model = TaggingModel(t.domains)
+        x = _distinct_crops()
+        t.centroids.commit({d: torch.full((1,), 5.0) for d in t.domains})  # seen before
+        x.requires_grad_(True)
+        t.losses(x, 0).terms["latent"].backward()
+        grads[momentum] = x.grad.clone()
+        assert x.grad.abs().sum() > 0
+    assert torch.allclose(grads[0.0], grads[0.99])
+
+
+def _lrs(trainer, until):
+    """The LR each step from trainer.step up to ``until`` trained with."""
     lrs = []
-    for specs in t.batches():
-        if t.step >= 40:
-            break
-        lrs.append(t.opt_g.param_groups[0]["lr"])
-        t.train_step(specs)
-    for step, lr in enumerate(lrs):
-        epoch = step // spe
-        factor = 1.0 if epoch < start else 1 - (epoch - start) / (epochs - start)
-        assert lr == pytest.approx(0.01 * factor)
-    assert len(set(lrs[:spe])) == 1  # constant within an epoch
+    for specs in trainer.batches():
+        if trainer.step >= until:
+            return lrs
+        trainer.train_step(specs)
+        lrs.append(trainer.opt_g.param_groups[0]["lr"])
+        assert trainer.opt_d.param_groups[0]["lr"] == lrs[-1]
+
+
+def test_lr_schedule_first_middle_last_and_after_resume(synth_store, tmp_path):
+    store = synth_store / "store"
+    t = _trainer(store, tmp_path / "full", ["train.max_steps=40", "train.lr=0.01"])
+    spe, epochs = t.steps_per_epoch, t.total_epochs
+    assert epochs >= 4
+    lrs = _lrs(t, 40)
+    start = epochs // 2  # lr_decay_start 0.5
+    n = epochs - start
+    # first step and the whole first half: the base rate
+    assert lrs[0] == pytest.approx(0.01) and lrs[start * spe - 1] == pytest.approx(0.01)
+    # the first decayed epoch (the middle): one step down of n + 1
+    assert lrs[start * spe] == pytest.approx(0.01 * (1 - 1 / (n + 1)))
+    # the last step: the last of n linear steps, not zero
+    assert lrs[-1] == pytest.approx(0.01 / (n + 1)) and lrs[-1] > 0
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert all(len(set(lrs[e * spe:(e + 1) * spe])) == 1 for e in range(epochs))
+    with pytest.raises(ValueError, match="train.max_steps=40"):
+        t.fit(41)
+
+    # a 20-step run resumed to 40 steps trains every later step at the 40-step run's rate,
+    # from the first resumed step on
+    short = _trainer(store, tmp_path / "grown", ["train.max_steps=20", "train.lr=0.01"])
+    short.fit()
+    grown = _trainer(store, tmp_path / "grown", ["train.max_steps=40", "train.lr=0.01"],
+                     resume=True)
+    assert grown.step == 20
+    assert _lrs(grown, 40) == pytest.approx(lrs[20:])
 
 
 def test_nan_guard_skips_then_stops(synth_store, tmp_path, monkeypatch):
@@ -95,18 +213,45 @@ def test_nan_guard_skips_then_stops(synth_store, tmp_path, monkeypatch):
     real_losses = t.losses
 
     def poisoned(x, step):
-        terms, fakes = real_losses(x, step)
-        terms["recon"] = terms["recon"] * float("nan")
-        return terms, fakes
+        g = real_losses(x, step)
+        g.terms["recon"] = g.terms["recon"] * float("nan")
+        return g
 
     monkeypatch.setattr(t, "losses", poisoned)
     batches = t.batches()
     with pytest.warns(RuntimeWarning, match="non-finite loss, update skipped"):
         assert t.train_step(next(batches)) == {}
-        t.train_step(next(batches))
+        assert t.train_step(next(batches)) == {}
+    assert t.step == 2 and t.bad_steps == 2
     assert all(torch.equal(before[k], v) for k, v in t.model.state_dict().items())
     with pytest.raises(NonFiniteLossError, match="3 non-finite steps in a row"), pytest.warns(RuntimeWarning):
         t.train_step(next(batches))
+
+
+def test_one_poisoned_latent_leaves_the_centroids_finite_and_training_on(synth_store, tmp_path,
+                                                                          monkeypatch):
+    t = _trainer(synth_store / "store", tmp_path, ["train.max_bad_steps=2"])
+    batches = t.batches()
+    assert t.train_step(next(batches))  # a good step: the centroids are set
+    saved = t.centroids.centroids.clone()
+    real_encode = t.model.encode
+    calls = []
+
+    def poisoned_once(x):
+        enc = real_encode(x)
+        calls.append(1)
+        if len(calls) == 1:
+            enc.mu = enc.mu * float("nan")
+        return enc
+
+    monkeypatch.setattr(t.model, "encode", poisoned_once)
+    with pytest.warns(RuntimeWarning, match="update skipped"):
+        assert t.train_step(next(batches)) == {}
+    assert torch.equal(t.centroids.centroids, saved)
+    for _ in range(3):  # more steps than max_bad_steps: each must be a real update
+        terms = t.train_step(next(batches))
+        assert terms and all(torch.isfinite(v) for v in terms.values())
+    assert torch.isfinite(t.centroids.centroids).all() and t.bad_steps == 0
 
 
 def test_checkpoint_rebuilds_the_model_with_identical_outputs(synth_store, tmp_path):
@@ -150,6 +295,7 @@ def test_every_config_builds_and_runs_one_step(synth_store, tmp_path, config):
     cfg = load_run_config(config, ["train.max_steps=1", "train.batch_size=1"])
     t = Trainer(cfg, synth_store / "store", tmp_path, progress=False)
     terms = t.train_step(next(t.batches()))
+    assert terms, "the step was skipped"
     assert all(torch.isfinite(v) for v in terms.values()) and t.step == 1
 
 

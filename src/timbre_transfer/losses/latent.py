@@ -1,7 +1,8 @@
 """Latent alignment: pull the domains' latent distributions together.
 
 The paper (Eq. 5-6) penalises the L1 distance between each domain's latent centroid; a batch of
-a few crops gives a noisy centroid, so :class:`LatentCentroids` keeps running averages. The
+a few crops gives a noisy centroid, so :class:`LatentCentroids` keeps running averages for the
+loss's value while the gradient flows through the current batch at the loss's full weight. The
 reference code's variant, :func:`batch_mean_latent_loss`, compares two batches' mean latents
 position by position.
 """
@@ -38,7 +39,7 @@ class LatentCentroids(nn.Module):
         domains: domain names, in the model's order.
         momentum: weight of the stored average in each update, in [0, 1); 0 = batch mean only.
         channels: C; when None (default) the buffers take their size from the first
-            :meth:`update` or from a loaded ``state_dict``.
+            :meth:`estimate` or from a loaded ``state_dict``.
 
     All updates stay on the device: no host synchronisation.
     """
@@ -62,35 +63,52 @@ class LatentCentroids(nn.Module):
             raise KeyError(f"unknown domain {domain!r}; known domains are {self.domains}")
         return self._index[domain]
 
-    def update(self, mu: torch.Tensor, domain: str) -> torch.Tensor:
-        """Fold a batch ``mu`` ``(B, C, F', T')`` of ``domain`` into its centroid.
+    def estimate(self, mu: torch.Tensor, domain: str,
+                 pooled_mean: torch.Tensor | None = None) -> torch.Tensor:
+        """This step's ``(C,)`` centroid of ``domain`` from a batch ``mu`` ``(B, C, F', T')``;
+        nothing is stored until :meth:`commit`.
 
-        Returns the differentiable ``(C,)`` estimate
-        ``momentum * stored + (1 - momentum) * batch_mean`` (``batch_mean`` for a domain's
-        first batch); gradients flow only through ``batch_mean``. Stores its detached value.
+        Value: ``momentum * stored + (1 - momentum) * batch_mean`` (``batch_mean`` for a
+        domain's first batch), a low-noise estimate. Gradient: that of ``batch_mean`` itself
+        (straight-through). Were the gradient to flow only through ``(1 - momentum) *
+        batch_mean``, a weight of 10 at momentum 0.99 would act like 0.1; this way the latent
+        loss acts at its stated weight, pointed by the running centroids.
+
+        ``pooled_mean``: the batch mean over all processes (detached) under data parallelism,
+        so that every rank keeps the same centroids; the gradient stays this rank's.
         """
         i = self._domain_index(domain)
         if mu.dim() < 2:
             raise ValueError(f"mu must be (B, C, ...), got shape {tuple(mu.shape)}")
         batch_mean = mu.mean(dim=[d for d in range(mu.dim()) if d != 1])
-        c = batch_mean.shape[0]
+        self._fit_width(batch_mean)
+        observed = batch_mean.detach() if pooled_mean is None else pooled_mean.detach()
+        stored = self.centroids[i].to(batch_mean.dtype)
+        w = self.initialized[i].to(batch_mean.dtype) * self.momentum  # 0 when unseen
+        value = w * stored + (1 - w) * observed.to(batch_mean.dtype)
+        return value + (batch_mean - batch_mean.detach())
+
+    def _fit_width(self, centroid: torch.Tensor) -> None:
+        c = centroid.shape[0]
         if self.centroids.shape[1] == 0:
             # lazy size: the owner need not know the latent width
-            self.centroids = torch.zeros(len(self.domains), c, device=mu.device)
+            self.centroids = torch.zeros(len(self.domains), c, device=centroid.device)
         elif self.centroids.shape[1] != c:
             raise ValueError(f"mu has {c} channels, the centroids have {self.centroids.shape[1]}")
-        # clones: the buffers are written in place below, after autograd may have saved them
-        stored = self.centroids[i].detach().clone().to(batch_mean.dtype)
-        w = self.initialized[i].clone().to(batch_mean.dtype) * self.momentum  # 0 when unseen
-        current = w * stored + (1 - w) * batch_mean
-        with torch.no_grad():
-            self.centroids[i] = current.detach().to(self.centroids.dtype)
+
+    @torch.no_grad()
+    def commit(self, current: Mapping[str, torch.Tensor]) -> None:
+        """Store this step's estimates (from :meth:`estimate`). The trainer calls it only once
+        the step's losses are known to be finite, so one NaN cannot poison the averages."""
+        for domain, value in current.items():
+            i = self._domain_index(domain)
+            self._fit_width(value)
+            self.centroids[i] = value.detach().to(self.centroids.dtype)
             self.initialized[i] = True
-        return current
 
     def loss(self, current: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Mean over domain pairs of the L1 (mean absolute) distance between their ``(C,)``
-        centroids, e.g. the values :meth:`update` returned this step. Zero for fewer than two."""
+        centroids, e.g. the values :meth:`estimate` returned this step. Zero for fewer than two."""
         for d in current:
             self._domain_index(d)
         values = list(current.values())

@@ -56,6 +56,24 @@ def average_gradients(params: list[torch.nn.Parameter], world_size: int) -> None
         offset += g.numel()
 
 
+def all_ranks_true(flag: torch.Tensor, world_size: int) -> bool:
+    """Whether a 0-d 0./1. tensor is 1 on every process (one all-reduce, MIN). Ranks that
+    decide alone whether to step fall out of step in the gradient all-reduce."""
+    if world_size > 1:
+        flag = flag.clone()
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag)
+
+
+def mean_over_ranks(tensor: torch.Tensor, world_size: int) -> torch.Tensor:
+    """The mean of a (detached) tensor over all processes; the tensor itself for one."""
+    if world_size <= 1:
+        return tensor
+    out = tensor.clone()
+    dist.all_reduce(out)
+    return out / world_size
+
+
 def shutdown(info: DistInfo) -> None:
     if info.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()

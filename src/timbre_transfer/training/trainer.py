@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,23 @@ from timbre_transfer.training.config import RunConfig
 # then follows the new length).
 RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.sample_every",
                      "train.checkpoint_every", "train.keep_last", "train.num_workers"}
+
+
+@dataclass
+class GeneratorLosses:
+    """What :meth:`Trainer.losses` computes.
+
+    Attributes:
+        terms: raw (unweighted) loss terms by name: ``recon``, ``kl``, ``cycle``, ``kl_cycle``,
+            ``latent``, ``gan/<domain>``.
+        fakes: ``fakes[t]``, the translation into target domain ``t``, ``(B, 1, F, T)``.
+        centroids: this step's latent centroid estimates by domain (empty for the batch-mean
+            latent loss); the trainer commits them once the step is known to be finite.
+    """
+
+    terms: dict[str, torch.Tensor]
+    fakes: list[torch.Tensor]
+    centroids: dict[str, torch.Tensor]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -84,13 +102,8 @@ class Trainer:
         self.d_params = self.model.discriminator_parameters()
         self.opt_g = torch.optim.Adam(self.g_params, lr=cfg.lr, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.lr, betas=cfg.betas)
-        decay_start = int(self.total_epochs * cfg.lr_decay_start)
-        span = max(1, self.total_epochs - decay_start)
-        # Linear decay over the epochs after decay_start, stepped per EPOCH (the reference steps
-        # it per batch, which drives the LR through zero).
-        factor = lambda epoch: 1.0 if epoch < decay_start else max(0.0, 1 - (epoch - decay_start) / span)
-        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, factor)
-        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, factor)
+        self.decay_start_epoch = int(self.total_epochs * cfg.lr_decay_start)
+        self._set_lr(0)
         self.noise = torch.Generator(self.device).manual_seed(cfg.seed + self.dist.rank)
         self.step = 0
         self.bad_steps = 0
@@ -126,43 +139,69 @@ class Trainer:
 
     # ---- one step -------------------------------------------------------------------------------
 
-    def losses(self, x: torch.Tensor, step: int) -> tuple[dict, list[torch.Tensor]]:
-        """Raw loss terms of the generator side for a batch ``(B, D, 1, F, T)``; also returns
-        the translations (index = target domain) for the discriminator update."""
+    def losses(self, x: torch.Tensor, step: int) -> GeneratorLosses:
+        """Raw generator-side loss terms for a batch ``(B, D, 1, F, T)`` (``x[:, d]``: crops of
+        domain ``d``), with the translations the discriminators judge next.
+
+        Each target domain ``t`` is paired with a source ``s = self.pairs(step)[t]``:
+
+        - recon: ``G_d(E(x_d)) ~ x_d``, every domain through its own generator;
+        - translation: ``fake_t = G_t(E(x_s))``, judged by ``D_t`` (``gan/<t>``);
+        - cycle: ``G_s(E(fake_t)) ~ x_s``, back to where it came from;
+        - kl / kl_cycle: of the encodings of the real crops / of the translations;
+        - latent: the domains' latent centroids pulled together.
+        """
         cfg = self.config.train
         model, domains = self.model, self.domains
         n_dom, batch = x.shape[1], x.shape[0]
-        per_domain = x.transpose(0, 1)  # (D, B, 1, F, T)
-        flat = per_domain.reshape(n_dom * batch, *x.shape[2:])
+        real = x.transpose(0, 1)  # (D, B, 1, F, T): real[d] holds domain d's crops
+        enc, z = self._encode(real.reshape(n_dom * batch, *x.shape[2:]), n_dom)
+        source_of = self.pairs(step)  # source_of[t]: the domain translated into target t
+
+        recon = [l1(model.decode(z[d], domain), real[d]) for d, domain in enumerate(domains)]
+        fakes = [model.decode(z[s], domains[t]) for t, s in enumerate(source_of)]
+        enc_fake, z_fake = self._encode(torch.cat(fakes), n_dom)
+        cycle = [l1(model.decode(z_fake[t], domains[s]), real[s]) for t, s in enumerate(source_of)]
+        terms = {
+            "recon": torch.stack(recon).mean(),
+            "kl": kl_divergence(enc.mu, enc.logvar),
+            "cycle": torch.stack(cycle).mean(),
+            "kl_cycle": kl_divergence(enc_fake.mu, enc_fake.logvar),
+        }
+        mu = enc.mu.view(n_dom, batch, *enc.mu.shape[1:])
+        centroids = {}
+        if cfg.latent_loss == "centroid":
+            pooled = [None] * n_dom  # under torchrun: every rank keeps the same centroids
+            if self.dist.world_size > 1:
+                pooled = distributed.mean_over_ranks(
+                    torch.stack([m.detach().mean(dim=(0, 2, 3)) for m in mu]), self.dist.world_size)
+            centroids = {domain: self.centroids.estimate(mu[d], domain, pooled[d])
+                         for d, domain in enumerate(domains)}
+            terms["latent"] = self.centroids.loss(centroids)
+        else:
+            terms["latent"] = torch.stack([batch_mean_latent_loss(mu[s], mu[t])
+                                           for t, s in enumerate(source_of)]).mean()
+        for t, target in enumerate(domains):
+            terms[f"gan/{target}"] = generator_loss(model.discriminate(fakes[t], target),
+                                                    cfg.gan_loss)
+        return GeneratorLosses(terms, fakes, centroids)
+
+    def _encode(self, flat: torch.Tensor, n_dom: int):
+        """Encode ``(D * B, 1, F, T)``; returns the encoding and its samples as ``(D, B, ...)``."""
         if self.channels_last:
             flat = flat.contiguous(memory_format=torch.channels_last)
-        enc = model.encode(flat)
-        z = model.sample(enc, self.noise).view(n_dom, batch, *enc.mu.shape[1:])
-        mu = enc.mu.view(n_dom, batch, *enc.mu.shape[1:])
-        src = self.pairs(step)
+        enc = self.model.encode(flat)
+        z = self.model.sample(enc, self.noise)
+        return enc, z.view(n_dom, -1, *z.shape[1:])
 
-        recon = torch.stack([l1(model.decode(z[d], domains[d]), per_domain[d]) for d in range(n_dom)])
-        fakes = [model.decode(z[src[b]], domains[b]) for b in range(n_dom)]
-        enc_f = model.encode(torch.cat(fakes))
-        z_f = model.sample(enc_f, self.noise).view(n_dom, batch, *enc_f.mu.shape[1:])
-        cycle = torch.stack([l1(model.decode(z_f[b], domains[src[b]]), per_domain[src[b]])
-                             for b in range(n_dom)])
-        terms = {
-            "recon": recon.mean(),
-            "kl": kl_divergence(enc.mu, enc.logvar),
-            "cycle": cycle.mean(),
-            "kl_cycle": kl_divergence(enc_f.mu, enc_f.logvar),
-        }
-        if cfg.latent_loss == "centroid":
-            current = {domains[d]: self.centroids.update(mu[d], domains[d]) for d in range(n_dom)}
-            terms["latent"] = self.centroids.loss(current)
-        else:
-            terms["latent"] = torch.stack([batch_mean_latent_loss(mu[src[b]], mu[b])
-                                           for b in range(n_dom)]).mean()
-        for b in range(n_dom):
-            terms[f"gan/{domains[b]}"] = generator_loss(model.discriminate(fakes[b], domains[b]),
-                                                        cfg.gan_loss)
-        return terms, fakes
+    def discriminator_losses(self, x: torch.Tensor, fakes: list[torch.Tensor]) -> dict:
+        """``disc/<d>``: domain ``d``'s discriminator on its real crops ``x[:, d]`` against the
+        (detached) translation into ``d``."""
+        cfg, model = self.config.train, self.model
+        return {f"disc/{domain}": discriminator_loss(model.discriminate(x[:, d], domain),
+                                                     model.discriminate(fakes[d].detach(), domain),
+                                                     cfg.gan_loss)
+                for d, domain in enumerate(self.domains)}
 
     def weighted_total(self, terms: dict, step: int) -> torch.Tensor:
         """The one place where loss weights are applied."""
@@ -173,26 +212,29 @@ class Trainer:
                 + beta * w.kl_cycle * terms["kl_cycle"] + w.latent * terms["latent"] + w.gan * gan)
 
     def train_step(self, specs: torch.Tensor) -> dict:
-        """One generator and one discriminator update; returns detached raw terms (no sync)."""
+        """One generator and one discriminator update; returns detached raw terms (no sync), or
+        ``{}`` when the step was skipped for a non-finite loss."""
         cfg = self.config.train
         x = specs.to(self.device, non_blocking=True)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
+        self._set_lr(self.step)
 
         for p in self.d_params:  # the generator loss needs no discriminator gradients
             p.requires_grad_(False)
         with autocast:
-            terms, fakes = self.losses(x, self.step)
-            total = self.weighted_total(terms, self.step)
+            g = self.losses(x, self.step)
+            total = self.weighted_total(g.terms, self.step)
         for p in self.d_params:
             p.requires_grad_(True)
         with autocast:
-            d_terms = {f"disc/{dom}": discriminator_loss(
-                self.model.discriminate(x[:, d], dom), self.model.discriminate(fakes[d].detach(), dom),
-                cfg.gan_loss) for d, dom in enumerate(self.domains)}
+            d_terms = self.discriminator_losses(x, g.fakes)
             d_total = torch.stack(list(d_terms.values())).mean()
 
-        # The one deliberate host sync per step: a NaN/inf guard must decide before stepping.
-        if not bool(torch.isfinite(total) & torch.isfinite(d_total)):
+        # The one deliberate host sync per step: a NaN/inf guard must decide before stepping,
+        # and under torchrun all ranks must decide alike, or they fall out of step in the
+        # gradient all-reduce.
+        finite = (torch.isfinite(total) & torch.isfinite(d_total)).float()
+        if not distributed.all_ranks_true(finite, self.dist.world_size):
             self.bad_steps += 1
             warnings.warn(f"step {self.step}: non-finite loss, update skipped "
                           f"({self.bad_steps} in a row)", RuntimeWarning, stacklevel=2)
@@ -203,15 +245,37 @@ class Trainer:
             self.step += 1
             return {}
         self.bad_steps = 0
+        self.centroids.commit(g.centroids)  # only finite steps move the running centroids
         self._update(self.opt_g, self.g_params, total)
         self._update(self.opt_d, self.d_params, d_total)
         self.step += 1
-        if self.step % self.steps_per_epoch == 0:
-            self.sched_g.step()
-            self.sched_d.step()
-        out = {f"loss/{k}": v.detach() for k, v in {**terms, **d_terms}.items()}
+        out = {f"loss/{k}": v.detach() for k, v in {**g.terms, **d_terms}.items()}
         out["loss/total"] = total.detach()
         return out
+
+    # ---- learning rate --------------------------------------------------------------------------
+
+    def lr_factor(self, step: int) -> float:
+        """The LR multiplier at ``step``, a function of the step alone (so a resumed run, even
+        one resumed with a larger ``max_steps``, picks up the right rate at once).
+
+        Constant for the first ``lr_decay_start`` fraction of the ``total_epochs`` epochs, then
+        linear per epoch over the remaining ``n`` epochs: ``1 - k / (n + 1)`` in the k-th of
+        them (k = 1..n), so the rate would reach 0 one epoch after the last and no step trains
+        at 0. (The reference steps its decay per batch, which drives the LR through zero.)
+        """
+        epoch = step // self.steps_per_epoch
+        if epoch < self.decay_start_epoch:
+            return 1.0
+        n = self.total_epochs - self.decay_start_epoch
+        k = min(epoch, self.total_epochs - 1) - self.decay_start_epoch + 1
+        return 1.0 - k / (n + 1)
+
+    def _set_lr(self, step: int) -> None:
+        lr = self.config.train.lr * self.lr_factor(step)
+        for optimizer in (self.opt_g, self.opt_d):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
     def _update(self, optimizer, params, loss):
         optimizer.zero_grad(set_to_none=True)
@@ -229,6 +293,9 @@ class Trainer:
 
         cfg = self.config.train
         max_steps = cfg.max_steps if max_steps is None else max_steps
+        if max_steps > cfg.max_steps:
+            raise ValueError(f"fit({max_steps}) goes past train.max_steps={cfg.max_steps}, the "
+                             "length the LR schedule was built for; raise train.max_steps")
         history, sums, count = [], {}, 0
         bar = tqdm(total=max_steps, initial=self.step, unit="step", desc="train",
                    disable=not self.progress or self.step >= max_steps)
@@ -334,8 +401,6 @@ class Trainer:
                 "bad_steps": self.bad_steps,
                 "opt_g": self.opt_g.state_dict(),
                 "opt_d": self.opt_d.state_dict(),
-                "sched_g": self.sched_g.state_dict(),
-                "sched_d": self.sched_d.state_dict(),
                 "centroids": self.centroids.state_dict(),
                 "noise": self.noise.get_state(),
                 "torch_rng": torch.get_rng_state(),
@@ -361,8 +426,6 @@ class Trainer:
         load_state_strict(self.model, blob["model"], f"{path} (model)")
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.sched_g.load_state_dict(state["sched_g"])
-        self.sched_d.load_state_dict(state["sched_d"])
         self.centroids.load_state_dict(state["centroids"])
         self.noise.set_state(state["noise"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
