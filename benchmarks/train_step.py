@@ -1,41 +1,41 @@
-"""Benchmark one training step: ours (``Trainer.train_step``) against the published step.
+"""Benchmark the training step against the published one, at equal work, and time to a fixed
+reconstruction L1.
 
-Everything runs in one process, on the same batch shape and the same layers:
+Peers, all in one process, on the same layers (``TimbreModel`` built from the same config):
 
-* **ours**: :meth:`timbre_transfer.training.trainer.Trainer.train_step` with
-  ``config/reference.yaml`` (3 synthetic domains, batch 4, 128 mels x 128 frames): ONE generator
-  update and ONE discriminator update over all D target domains, the encoder batched over all
-  domains (sources, then translations).
-* **peer**: a plain re-implementation, written here, of the training step of the published code
-  (AlBadawy & Lyu 2020, built on the UNIT trainer). For each target domain b, with a random source
-  a != b, it makes a discriminator update for the pair (encode x_a and x_b separately, translate
-  both ways, LSGAN loss of D_a and D_b on real vs detached fakes, backward, step) and then a
-  generator update for the pair (encode both, reconstruct both, translate both ways, GAN losses on
-  both translations, re-encode both, cycle both ways, KL of the four encodings, L1 recon and cycle,
-  the batch-mean latent loss; weights GAN 10, KL 0.1, recon 100, KL-cycle 0.1, cycle 100,
-  latent 10). As in the UNIT code, the discriminators are not frozen during the generator update
-  and the translations of the discriminator update are built with autograd on. Separate Adam
-  optimisers (lr 1e-4, betas (0.5, 0.999)). One peer step = all D pairs, so it consumes the same
-  B crops per domain as one of ours.
+* **published**: the training step of the published code (ebadawy/voice_conversion,
+  ``src/train.py``, ``train_local``), re-implemented here term for term. For each target domain
+  b of a batch, with a random source a != b: ONE generator update for the pair (encode x_a and
+  x_b, reconstruct both, translate both ways, re-encode both translations, cycle both ways; GAN
+  10, KL 0.1 of both encodings, recon 100, KL-cycle 0.1, cycle 100, latent 10 as the L1 between
+  the two batches' flattened mean latents; the discriminators are not frozen, as there), THEN
+  D_a and D_b each updated on the real crops against the same ``fake.detach()``, unweighted,
+  each with its own Adam. A pair update makes 2 translations and consumes 2B crops.
+* **ours**: :meth:`timbre_transfer.training.trainer.Trainer.train_step`: one generator and one
+  discriminator update over all D target domains at once: D translations, B*D crops.
 
-Why it is fair: both build the same ``TimbreModel`` (same ModelConfig, same modules, same kernels,
-same dtype and device), see the same number of crops per step and optimise the same loss terms
-with the same optimiser; only the update schedule differs (per pair and unfused in the peer,
-batched over domains in ours). A "sample" is one 128x128 crop of one domain: samples/s =
-batch_size * n_domains / seconds per step, for both.
+Work is counted in translations (one crop rendered in another domain, with its cycle back) and
+in crops consumed; both make the same per-translation work (2 encodes, 3 decodes, 3
+discriminator passes per translated crop), so seconds per translation compare the two at equal
+work.
 
-FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` over one full step (forward and
-backward; it counts convolutions and matmuls only, not norms, elementwise ops or the optimiser).
-The peak is the best fp32 (or, with ``--bf16``, bf16) ``torch.mm`` throughput measured in the same
-process. Run from the repository root::
+``--time-to-l1 SECONDS`` also trains ours and the published step from the same initial weights on
+the same paired synthetic store, for the same wall-clock budget each, and reports the held-out
+reconstruction L1 (E -> G_own on fixed validation crops) over time and the time each first
+reaches ``--l1-target``.
 
-    .venv/bin/python benchmarks/train_step.py [--device cpu|cuda] [--steps 3] [--bf16]
+``--profile`` prints the operators that take the most time in our step (``torch.profiler``).
+
+Run alone, from the repository root (another torch process on 2 cores makes the numbers
+meaningless)::
+
+    .venv/bin/python benchmarks/train_step.py [--config config/reference.yaml] [--steps 3]
+        [--profile] [--time-to-l1 300 --l1-config config/cpu-small.yaml]
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import random
 import statistics
@@ -44,13 +44,11 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from timbre_transfer.data.prepare import prepare
+from timbre_transfer.data.prepare import PrepareOptions, prepare
 from timbre_transfer.data.synthetic import write_paired_dataset
 from timbre_transfer.losses import (batch_mean_latent_loss, discriminator_loss, generator_loss,
                                     kl_divergence, l1)
-from timbre_transfer.models.multidomain import TimbreModel
 from timbre_transfer.training.config import load_run_config
 from timbre_transfer.training.trainer import Trainer
 
@@ -60,11 +58,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument("--steps", type=int, default=3, help="timed steps per method (after 1 warm-up)")
-    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
-    ap.add_argument("--config", type=Path, default=ROOT / "config" / "reference.yaml")
-    ap.add_argument("--mm-size", type=int, default=None,
-                    help="matrix size of the peak matmul (default 2048 on CPU, 8192 on CUDA)")
+    ap.add_argument("--config", type=Path, default=ROOT / "config" / "reference.yaml",
+                    help="model/training config of the throughput table (default: reference)")
+    ap.add_argument("--steps", type=int, default=3,
+                    help="timed rounds (each: one step of ours, one batch of the published)")
+    ap.add_argument("--profile", action="store_true", help="print our step's top operators")
+    ap.add_argument("--time-to-l1", type=float, default=0.0, metavar="SECONDS",
+                    help="also train each method for this many seconds and compare held-out "
+                    "reconstruction L1 over time (default: off)")
+    ap.add_argument("--l1-config", type=Path, default=ROOT / "config" / "cpu-small.yaml",
+                    help="config of the time-to-L1 runs (default: cpu-small)")
+    ap.add_argument("--l1-target", type=float, default=0.05,
+                    help="held-out reconstruction L1 to reach (default: 0.05)")
     return ap.parse_args(argv)
 
 
@@ -73,102 +78,164 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, n: int, reps: int = 10) -> float:
-    """Best-of-``reps`` GFLOP/s of an ``n x n`` by ``n x n`` matmul (after a warm-up)."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    inner = 1 if device.type == "cpu" else 10  # amortise the launch on a GPU
-    for _ in range(2):
-        torch.mm(a, b)
-    best = float("inf")
-    for _ in range(reps):
-        sync(device)
-        start = time.perf_counter()
-        for _ in range(inner):
-            torch.mm(a, b)
-        sync(device)
-        best = min(best, (time.perf_counter() - start) / inner)
-    return 2 * n**3 / best / 1e9
+class PublishedStep:
+    """ebadawy/voice_conversion's ``train_local`` per (source, target) pair: G update, then D_a
+    and D_b. Uses the trainer's model, so both start from the same weights when asked."""
 
-
-class PeerStep:
-    """The published per-pair update order (UNIT's ``dis_update`` then ``gen_update``), unfused."""
-
-    def __init__(self, config, domains, device: torch.device, bf16: bool, seed: int = 0):
-        torch.manual_seed(seed)
-        self.model = TimbreModel(config.model, domains).to(device)
-        self.weights, self.kind = config.loss, "lsgan"
-        opt = dict(lr=1e-4, betas=(0.5, 0.999))
-        self.opt_g = torch.optim.Adam(self.model.generator_parameters(), **opt)
-        self.opt_d = torch.optim.Adam(self.model.discriminator_parameters(), **opt)
-        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    def __init__(self, trainer: Trainer, seed: int = 0):
+        self.model = trainer.model
+        self.domains = list(trainer.domains)
+        self.weights = trainer.config.loss
+        self.noise = torch.Generator(trainer.device).manual_seed(seed)
+        lr, betas = trainer.config.train.lr, trainer.config.train.betas
+        self.opt_g = torch.optim.Adam(self.model.generator_parameters(), lr=lr, betas=betas)
+        self.opt_d = {d: torch.optim.Adam(self.model.discriminators[d].parameters(), lr=lr,
+                                          betas=betas) for d in self.domains}
         self.rng = random.Random(seed)
-        self.domains = list(domains)
 
-    def dis_update(self, xa, xb, a: str, b: str) -> None:
-        m = self.model
-        self.opt_d.zero_grad(set_to_none=True)
-        with self.autocast:
-            za, zb = m.sample(m.encode(xa)), m.sample(m.encode(xb))
-            x_ba, x_ab = m.decode(zb, a), m.decode(za, b)
-            loss = self.weights.gan * (
-                discriminator_loss(m.discriminate(xa, a), m.discriminate(x_ba.detach(), a), self.kind)
-                + discriminator_loss(m.discriminate(xb, b), m.discriminate(x_ab.detach(), b), self.kind))
-        loss.backward()
-        self.opt_d.step()
-
-    def gen_update(self, xa, xb, a: str, b: str) -> None:
+    def pair_update(self, x1, x2, d1: str, d2: str) -> torch.Tensor:
         m, w = self.model, self.weights
         self.opt_g.zero_grad(set_to_none=True)
-        with self.autocast:
-            ea, eb = m.encode(xa), m.encode(xb)
-            za, zb = m.sample(ea), m.sample(eb)
-            xa_rec, xb_rec = m.decode(za, a), m.decode(zb, b)
-            x_ba, x_ab = m.decode(zb, a), m.decode(za, b)
-            e_ba, e_ab = m.encode(x_ba), m.encode(x_ab)
-            x_bab, x_aba = m.decode(m.sample(e_ba), b), m.decode(m.sample(e_ab), a)
-            loss = (w.gan * (generator_loss(m.discriminate(x_ba, a), self.kind)
-                             + generator_loss(m.discriminate(x_ab, b), self.kind))
-                    + w.recon * (l1(xa_rec, xa) + l1(xb_rec, xb))
-                    + w.kl * (kl_divergence(ea.mu, ea.logvar) + kl_divergence(eb.mu, eb.logvar))
-                    + w.cycle * (l1(x_aba, xa) + l1(x_bab, xb))
-                    + w.kl_cycle * (kl_divergence(e_ab.mu, e_ab.logvar)
-                                    + kl_divergence(e_ba.mu, e_ba.logvar))
-                    + w.latent * batch_mean_latent_loss(ea.mu, eb.mu))
-        loss.backward()
+        e1, e2 = m.encode(x1), m.encode(x2)
+        z1, z2 = m.sample(e1, self.noise), m.sample(e2, self.noise)
+        recon_1, recon_2 = m.decode(z1, d1), m.decode(z2, d2)
+        fake_1, fake_2 = m.decode(z2, d1), m.decode(z1, d2)  # fake_1: x2 rendered in d1
+        e1_, e2_ = m.encode(fake_1), m.encode(fake_2)
+        cycle_1 = m.decode(m.sample(e2_, self.noise), d1)  # x1 -> d2 -> d1
+        cycle_2 = m.decode(m.sample(e1_, self.noise), d2)
+        loss_g = (w.gan * (generator_loss(m.discriminate(fake_1, d1))
+                           + generator_loss(m.discriminate(fake_2, d2)))
+                  + w.kl * (kl_divergence(e1.mu) + kl_divergence(e2.mu))
+                  + w.recon * (l1(recon_1, x1) + l1(recon_2, x2))
+                  + w.kl_cycle * (kl_divergence(e1_.mu) + kl_divergence(e2_.mu))
+                  + w.cycle * (l1(cycle_1, x1) + l1(cycle_2, x2))
+                  + w.latent * batch_mean_latent_loss(e1.mu, e2.mu))  # L1 of flattened batch means
+        loss_g.backward()
         self.opt_g.step()
+        for x, fake, d in ((x1, fake_1, d1), (x2, fake_2, d2)):
+            self.opt_d[d].zero_grad(set_to_none=True)
+            loss_d = discriminator_loss(m.discriminate(x, d), m.discriminate(fake.detach(), d))
+            loss_d.backward()
+            self.opt_d[d].step()
+        return loss_g.detach()
 
-    def train_step(self, specs: torch.Tensor) -> None:
-        """All D pairs of a ``(B, D, 1, F, T)`` batch: each target once, with a random source."""
+    def train_batch(self, specs: torch.Tensor) -> None:
+        """A ``(B, D, 1, F, T)`` batch: each target once, with a random source (as published)."""
         n = len(self.domains)
-        for b in range(n):
-            a = self.rng.choice([d for d in range(n) if d != b])
-            xa, xb = specs[:, a].contiguous(), specs[:, b].contiguous()
-            self.dis_update(xa, xb, self.domains[a], self.domains[b])
-            self.gen_update(xa, xb, self.domains[a], self.domains[b])
+        for target in range(n):
+            source = self.rng.choice([d for d in range(n) if d != target])
+            self.pair_update(specs[:, source].contiguous(), specs[:, target].contiguous(),
+                             self.domains[source], self.domains[target])
 
 
-def measure(name: str, step, specs, device: torch.device, steps: int) -> dict:
-    """Warm-up, FLOP count of one step, then ``steps`` timed steps."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    step(specs)  # warm-up (allocates the Adam state)
-    sync(device)
-    with FlopCounterMode(display=False) as counter:
-        step(specs)
-    sync(device)
-    times = []
-    for i in range(steps):
-        start = time.perf_counter()
-        step(specs)
-        sync(device)
-        times.append(time.perf_counter() - start)
-        print(f"  {name} step {i + 1}/{steps}: {times[-1]:.3f} s", flush=True)
-    out = {"name": name, "times": times, "s": statistics.median(times),
-           "gflop": counter.get_total_flops() / 1e9}
-    if device.type == "cuda":
-        out["mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-    return out
+def make_store(tmp: Path, clips: int, seconds: float) -> Path:
+    write_paired_dataset(tmp / "audio", n_domains=3, n_clips=clips, seconds=seconds)
+    prepare(tmp / "audio", tmp / "store", options=PrepareOptions(val_fraction=0.2), workers=1,
+            progress=False)
+    return tmp / "store"
+
+
+def throughput(args, device, store: Path, tmp: Path) -> None:
+    config = load_run_config(args.config)
+    ours = Trainer(config, store, tmp / "ours", device=device, progress=False)
+    published = PublishedStep(Trainer(config, store, tmp / "pub", device=device, progress=False))
+    specs = next(ours.batches()).to(device)
+    batch, n_dom = specs.shape[:2]
+    print(f"config {args.config.name}: batch {tuple(specs.shape)} (B={batch} crops x D={n_dom} "
+          f"domains, {specs.shape[-2]} mels x {specs.shape[-1]} frames)", flush=True)
+    ours.train_step(specs)  # warm-ups: Adam state, allocator
+    published.train_batch(specs)
+    times = {"ours": [], "published": []}
+    for i in range(args.steps):  # interleaved, so that drift in the machine's load hits both
+        for name, step in (("ours", ours.train_step), ("published", published.train_batch)):
+            sync(device)
+            start = time.perf_counter()
+            step(specs)
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+        print(f"  round {i + 1}/{args.steps}: ours {times['ours'][-1]:.2f} s, published "
+              f"{times['published'][-1]:.2f} s", flush=True)
+    # per update: ours makes D translations of B crops; a published pair update makes 2
+    rows = [("ours (one update over all domains)", statistics.median(times["ours"]), 1, n_dom),
+            ("published (per pair update)", statistics.median(times["published"]) / n_dom, 2, 2)]
+    print(f"\n{'method':<36} | {'s/update':>8} | {'translations':>12} | {'s/translation':>13} | "
+          f"{'crops/s':>7} | {'translations/s':>14}")
+    print("-" * 106)
+    per_translation = {}
+    for name, s, translations_per, _ in rows:
+        crops = batch * translations_per if name.startswith("published") else batch * n_dom
+        per = s / translations_per
+        per_translation[name.split()[0]] = per
+        print(f"{name:<36} | {s:>8.3f} | {translations_per:>12} | {per:>13.3f} | "
+              f"{crops / s:>7.2f} | {1 / per:>14.3f}")
+    print(f"\nours / published, translations per second at equal work: "
+          f"{per_translation['published'] / per_translation['ours']:.2f}x "
+          f"(median of {args.steps} interleaved rounds; a translation = B={batch} crops)")
+    if args.profile:
+        profile(ours, specs)
+
+
+def profile(trainer: Trainer, specs: torch.Tensor, top: int = 15) -> None:
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        trainer.train_step(specs)
+    print(f"\nTop {top} operators of one step of ours (self CPU time):")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top,
+                                    max_name_column_width=40))
+
+
+@torch.no_grad()
+def held_out_recon_l1(trainer: Trainer, crops: torch.Tensor) -> float:
+    """E -> G_own L1 on fixed validation crops ``(N, D, 1, F, T)``, from ``mu`` (no noise)."""
+    model = trainer.model
+    model.eval()
+    errors = [float(l1(model.decode(model.encode(crops[:, d]).mu, dom), crops[:, d]))
+              for d, dom in enumerate(trainer.domains)]
+    model.train()
+    return sum(errors) / len(errors)
+
+
+def time_to_l1(args, device, store: Path, tmp: Path) -> None:
+    from timbre_transfer.data.dataset import MultiDomainCropDataset
+
+    config = load_run_config(args.l1_config, ["train.max_steps=1000000"])
+    val = MultiDomainCropDataset(store, "val", config.train.crop_frames, seed=123)
+    crops = torch.stack([val[i][0] for i in range(8)]).to(device)
+    results = {}
+    for name in ("ours", "published"):
+        # same seed: the same initial weights and batches for both
+        trainer = Trainer(config, store, tmp / f"l1_{name}", device=device, progress=False)
+        step = trainer.train_step if name == "ours" else PublishedStep(trainer).train_batch
+        curve, elapsed, updates, reached = [(0.0, held_out_recon_l1(trainer, crops))], 0.0, 0, None
+        next_check = 15.0
+        for specs in trainer.batches():
+            start = time.perf_counter()
+            step(specs.to(device))
+            sync(device)
+            elapsed += time.perf_counter() - start  # training time only, not the evaluations
+            updates += 1
+            if elapsed >= next_check or elapsed >= args.time_to_l1:
+                value = held_out_recon_l1(trainer, crops)
+                curve.append((elapsed, value))
+                if reached is None and value <= args.l1_target:
+                    reached = elapsed
+                next_check += 15.0
+                if elapsed >= args.time_to_l1:
+                    break
+        results[name] = (curve, reached, updates)
+        print(f"  {name}: {updates} batches in {elapsed:.0f} s, held-out recon L1 "
+              f"{curve[-1][1]:.4f}", flush=True)
+    print(f"\nTime to held-out reconstruction L1 <= {args.l1_target} ({args.l1_config.name}, "
+          f"{args.time_to_l1:.0f} s of training each, same initial weights and batches):")
+    print(f"{'method':<10} | {'batches':>7} | {'time to target s':>16} | {'L1 at end':>9} | "
+          "L1 at 60 / 120 / 240 s")
+    for name, (curve, reached, updates) in results.items():
+        # the last evaluation at or before each mark ('-' past the budget)
+        at = [[v for t, v in curve if t <= mark][-1] if mark <= curve[-1][0] else None
+              for mark in (60, 120, 240)]
+        print(f"{name:<10} | {updates:>7} | {('%.0f' % reached) if reached else 'not reached':>16} | "
+              f"{curve[-1][1]:>9.4f} | " + " / ".join("-" if a is None else f"{a:.4f}" for a in at))
 
 
 def main(argv=None) -> None:
@@ -176,66 +243,15 @@ def main(argv=None) -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: CUDA is not available")
     device = torch.device(args.device)
-    bf16 = args.bf16 and device.type == "cuda"
-    if args.bf16 and not bf16:
-        print("note: --bf16 only applies on CUDA; running fp32")
-    mm_size = args.mm_size or (8192 if device.type == "cuda" else 2048)
-
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
-          + (f" ({torch.cuda.get_device_name(device)}, cudnn tf32 "
-             f"{torch.backends.cudnn.allow_tf32}, matmul tf32 "
-             f"{torch.backends.cuda.matmul.allow_tf32})" if device.type == "cuda" else "")
-          + f", {'bf16 autocast' if bf16 else 'fp32'}", flush=True)
-    print(f"load average (1 min) at start: {os.getloadavg()[0]:.2f}", flush=True)
-    peak_dtype = torch.bfloat16 if bf16 else torch.float32
-    peak_before = matmul_peak(device, peak_dtype, mm_size)
-
-    results = []
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}; "
+          f"load average (1 min) at start: {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_train_step_") as tmp:
         tmp = Path(tmp)
-        write_paired_dataset(tmp / "audio", n_domains=3, n_clips=4, seconds=2.0)
-        prepare(tmp / "audio", tmp / "store", workers=1, progress=False)
-        overrides = ["train.bf16=true"] if bf16 else []
-        config = load_run_config(args.config, overrides)
-        trainer = Trainer(config, tmp / "store", tmp / "run", device=device, progress=False)
-        specs = next(trainer.batches()).to(device)
-        batch, n_dom = specs.shape[:2]
-        domains = list(trainer.domains)
-        print(f"batch {tuple(specs.shape)}: B={batch} crops x D={n_dom} domains "
-              f"({specs.shape[-2]} mels x {specs.shape[-1]} frames); "
-              f"1 sample = 1 crop, {batch * n_dom} samples per step", flush=True)
-
-        results.append(measure("ours", trainer.train_step, specs, device, args.steps))
-        del trainer
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        peer = PeerStep(config, domains, device, bf16)
-        results.append(measure("peer", peer.train_step, specs, device, args.steps))
-
-    # The CPU may be shared: measure the peak again at the end and keep the better one.
-    peak_after = matmul_peak(device, peak_dtype, mm_size)
-    peak = max(peak_before, peak_after)
-    print(f"\nmatmul peak: {peak:.1f} GFLOP/s ({str(peak_dtype).split('.')[-1]} torch.mm "
-          f"{mm_size}x{mm_size}, best of 10; {peak_before:.1f} before the steps, "
-          f"{peak_after:.1f} after); load average (1 min) at end: {os.getloadavg()[0]:.2f}")
-    samples = batch * n_dom
-    cuda = device.type == "cuda"
-    head = (f"{'method':<6} | {'s/step':>8} | {'samples/s':>9} | {'GFLOP/step':>10} | "
-            f"{'GFLOP/s':>8} | {'% of mm peak':>12}" + (f" | {'peak mem GiB':>12}" if cuda else ""))
-    print(head)
-    print("-" * len(head))
-    for r in results:
-        rate = r["gflop"] / r["s"]
-        line = (f"{r['name']:<6} | {r['s']:>8.3f} | {samples / r['s']:>9.2f} | "
-                f"{r['gflop']:>10.1f} | {rate:>8.1f} | {100 * rate / peak:>11.1f}%")
-        print(line + (f" | {r['mem_gib']:>12.2f}" if cuda else ""))
-    ours, peer_r = results
-    print(f"\ns/step = median of {args.steps} timed steps after 1 warm-up; samples = crops "
-          f"(B={batch} x D={n_dom}); peer: {peer_r['s'] / n_dom:.3f} s per pair update "
-          f"(D + G update of one pair)")
-    print(f"ours/peer samples/s: {peer_r['s'] / ours['s']:.2f}x   "
-          f"(GFLOP/step peer/ours: {peer_r['gflop'] / ours['gflop']:.2f}x)")
+        store = make_store(tmp, clips=10, seconds=3.0)
+        throughput(args, device, store, tmp)
+        if args.time_to_l1 > 0:
+            time_to_l1(args, device, store, tmp)
+    print(f"load average (1 min) at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
