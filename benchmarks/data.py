@@ -4,13 +4,12 @@ Prints three tables, every row measured in the same run:
 
 1. prepare throughput (seconds of source audio per wall second) on shared/data/realaudio and on
    a synthetic set of at least 30 minutes, at 1 and 2 workers;
-2. crops per second from ``MultiDomainCropDataset`` through a DataLoader, against a naive
-   baseline in the same run (load a wav file and compute its mel on the fly for every crop);
-3. the crops per second a training step consumes. The model does not exist yet, so the step is a
-   stand-in with the reference architecture (DESIGN.md: encoder, generator, PatchGAN
-   discriminator, dim 32): per domain, encode, reconstruct and score with the discriminator,
-   then backward. A real step also translates, re-encodes and cycles, so it costs more and
-   consumes fewer crops per second: the loader/step ratio printed is a lower bound.
+2. crops per second from ``MultiDomainCropDataset`` through a DataLoader, against two baselines
+   in the same run: the published code's loader (ebadawy/voice_conversion ``DataProc``: every
+   spectrogram held in RAM, a clip drawn in proportion to its length, a random crop), and a
+   naive one (load a wav file and compute its mel on the fly for every crop);
+3. the crops per second a real training step consumes (``Trainer.train_step`` with
+   config/reference.yaml), against the store loader.
 
 Run from the repository root::
 
@@ -29,14 +28,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from timbre_transfer.audio.io import AUDIO_EXTENSIONS, load_audio
 from timbre_transfer.audio.transform import AudioTransform
-from timbre_transfer.data.dataset import MultiDomainCropDataset
+from timbre_transfer.data.dataset import FeatureStore, MultiDomainCropDataset
 from timbre_transfer.data.prepare import prepare
 from timbre_transfer.data.synthetic import write_paired_dataset
+from timbre_transfer.training.config import load_run_config
+from timbre_transfer.training.trainer import Trainer
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -103,70 +103,44 @@ def crops_per_second(dataset, batches: int, batch_size: int, workers: int) -> fl
     return crops / (time.perf_counter() - start)
 
 
-# ---- the reference architecture, as a stand-in for the training step ---------------------------
+class InMemoryCrops(Dataset):
+    """The published loader: all spectrograms in RAM (a dict of arrays per domain, as its pickle
+    holds), per item one clip per domain drawn in proportion to its length, and a random crop."""
+
+    def __init__(self, store: Path, crop_frames: int, length: int):
+        fs = FeatureStore(store)
+        self.specs = []
+        for domain in fs.domains:
+            clips = fs.clips(domain, "train")
+            self.specs.append([np.array(clips.features[o:o + n].T)  # (n_mels, frames) in RAM
+                               for o, n in zip(clips.offsets, clips.frames)])
+        self.crop_frames, self.length = crop_frames, length
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng(i)
+        out = []
+        for specs in self.specs:
+            lengths = np.array([s.shape[1] for s in specs], dtype=np.float64)
+            spec = specs[rng.choice(len(specs), p=lengths / lengths.sum())]
+            start = rng.integers(0, spec.shape[1] - self.crop_frames + 1)
+            out.append(torch.from_numpy(spec[None, :, start:start + self.crop_frames].astype(np.float32)))
+        return torch.stack(out), torch.arange(len(out))
 
 
-def _res_block(ch):
-    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3), nn.InstanceNorm2d(ch),
-                         nn.ReLU(), nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3),
-                         nn.InstanceNorm2d(ch))
-
-
-class _Residual(nn.Module):
-    def __init__(self, ch):
-        super().__init__()
-        self.body = _res_block(ch)
-
-    def forward(self, x):
-        return x + self.body(x)
-
-
-def reference_nets(n_domains: int, dim: int = 32):
-    encoder = nn.Sequential(
-        nn.ReflectionPad2d(3), nn.Conv2d(1, dim, 7), nn.InstanceNorm2d(dim), nn.LeakyReLU(0.2),
-        nn.Conv2d(dim, 2 * dim, 4, 2, 1), nn.InstanceNorm2d(2 * dim), nn.ReLU(),
-        nn.Conv2d(2 * dim, 4 * dim, 4, 2, 1), nn.InstanceNorm2d(4 * dim), nn.ReLU(),
-        *[_Residual(4 * dim) for _ in range(4)])
-    shared = _Residual(4 * dim)
-    generators = [nn.Sequential(
-        shared, *[_Residual(4 * dim) for _ in range(3)],
-        nn.ConvTranspose2d(4 * dim, 2 * dim, 4, 2, 1), nn.InstanceNorm2d(2 * dim), nn.LeakyReLU(0.2),
-        nn.ConvTranspose2d(2 * dim, dim, 4, 2, 1), nn.InstanceNorm2d(dim), nn.LeakyReLU(0.2),
-        nn.ReflectionPad2d(3), nn.Conv2d(dim, 1, 7), nn.Sigmoid()) for _ in range(n_domains)]
-    discriminators = [nn.Sequential(
-        nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
-        nn.Conv2d(64, 128, 4, 2, 1), nn.InstanceNorm2d(128), nn.LeakyReLU(0.2),
-        nn.Conv2d(128, 256, 4, 2, 1), nn.InstanceNorm2d(256), nn.LeakyReLU(0.2),
-        nn.Conv2d(256, 512, 4, 2, 1), nn.InstanceNorm2d(512), nn.LeakyReLU(0.2),
-        nn.Conv2d(512, 1, 3, 1, 1)) for _ in range(n_domains)]
-    return encoder, generators, discriminators
-
-
-def step_crops_per_second(n_domains: int, batch_size: int, crop_frames: int, steps: int = 3) -> float:
-    """Crops per second consumed by the stand-in step (see the module docstring)."""
-    encoder, generators, discriminators = reference_nets(n_domains)
-    # The shared generator block appears in every generator: count its parameters once.
-    params = list({id(p): p for m in (encoder, *generators, *discriminators)
-                   for p in m.parameters()}.values())
-    opt = torch.optim.Adam(params, lr=1e-4, betas=(0.5, 0.999))
-    x = torch.rand(batch_size, n_domains, 1, 128, crop_frames)
-
-    def step():
-        opt.zero_grad()
-        loss = 0.0
-        for d in range(n_domains):
-            z = encoder(x[:, d])
-            fake = generators[d](z + torch.randn_like(z))
-            loss = loss + (fake - x[:, d]).abs().mean() + discriminators[d](fake).square().mean() \
-                + (discriminators[d](x[:, d]) - 1).square().mean()
-        loss.backward()
-        opt.step()
-
-    step()  # warm-up
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch_size * n_domains / (time.perf_counter() - start)
+def step_crops_per_second(store: Path, steps: int = 3) -> float:
+    """Crops per second consumed by ``Trainer.train_step`` (config/reference.yaml)."""
+    config = load_run_config(Path(__file__).resolve().parents[1] / "config" / "reference.yaml")
+    with tempfile.TemporaryDirectory() as run:
+        trainer = Trainer(config, store, run, progress=False)
+        specs = next(trainer.batches())
+        trainer.train_step(specs)  # warm-up
+        start = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step(specs)
+        return steps * specs.shape[0] * specs.shape[1] / (time.perf_counter() - start)
 
 
 def table(header, rows) -> str:
@@ -205,24 +179,28 @@ def main(argv=None) -> None:
         store = scratch / "store_synth_2"
         ds = MultiDomainCropDataset(store, crop_frames=args.crop_frames)
         naive = NaiveCrops(synth, args.crop_frames, length=len(ds))
+        in_ram = InMemoryCrops(store, args.crop_frames, length=len(ds))
         rows, ours = [], {}
         for workers in (0, 2):
             ours[workers] = crops_per_second(ds, args.batches, args.batch_size, workers)
+            published = crops_per_second(in_ram, args.batches, args.batch_size, workers)
             base = crops_per_second(naive, max(args.batches // 10, 3), args.batch_size, workers)
             rows.append(["MultiDomainCropDataset (store)", workers, f"{ours[workers]:.0f}", "1.0"])
+            rows.append(["published: spectrograms in RAM", workers, f"{published:.0f}",
+                         f"{published / ours[workers]:.3f}"])
             rows.append(["naive: load wav + mel per crop", workers, f"{base:.0f}",
                          f"{base / ours[workers]:.3f}"])
         print(f"\nTable 2: training crops per second (batch {args.batch_size} x 3 domains, "
               f"{args.crop_frames} frames)")
         print(table(["loader", "workers", "crops/s", "vs store"], rows))
 
-        consumed = step_crops_per_second(3, args.batch_size, args.crop_frames)
-        print("\nTable 3: loading against a training step (reference architecture stand-in, "
-              "CPU, 3 domains)")
+        consumed = step_crops_per_second(store)
+        print("\nTable 3: loading against a training step (Trainer.train_step, "
+              "config/reference.yaml, CPU, 3 domains)")
         print(table(["", "crops/s"], [
-            ["training step consumes (upper bound)", f"{consumed:.1f}"],
+            ["training step consumes", f"{consumed:.1f}"],
             ["store loader, 0 workers", f"{ours[0]:.0f}"],
-            ["ratio loader / step (lower bound)", f"{ours[0] / consumed:.0f}x"]]))
+            ["ratio loader / step", f"{ours[0] / consumed:.0f}x"]]))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -60,9 +60,10 @@ def centroid_report(trainer: Trainer) -> dict:
     for domain in trainer.domains:
         per_clip = []
         for split in ("train", "val"):
-            for clip in store.clips(domain, split):
-                spec = torch.from_numpy(store.spec(domain, clip).astype("float32"))[None, None]
-                spec = spec[..., :spec.shape[-1] // 4 * 4]
+            clips = store.clips(domain, split)
+            for offset, frames in zip(clips.offsets, clips.frames):
+                rows = clips.features[offset:offset + frames // 4 * 4]  # a multiple of the stride
+                spec = torch.from_numpy(rows.T.astype("float32"))[None, None]
                 mu = model.encode(spec).mu
                 per_clip.append(mu.mean(dim=(0, 2, 3)))
                 if split == "val":

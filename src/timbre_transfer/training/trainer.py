@@ -93,8 +93,8 @@ class Trainer:
         self.total_epochs = math.ceil(cfg.max_steps / self.steps_per_epoch)
 
         self.model = TimbreModel(config.model, self.domains).to(self.device)
-        self.use_bf16 = cfg.bf16 and self.device.type == "cuda"
-        self.channels_last = cfg.channels_last and self.device.type == "cuda"
+        self.use_bf16 = cfg.bf16
+        self.channels_last = cfg.channels_last
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.centroids = LatentCentroids(self.domains, cfg.centroid_momentum).to(self.device)
