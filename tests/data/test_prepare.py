@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -7,10 +8,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import timbre_transfer.data.prepare as prepare_module
 from tests.conftest import require_or_skip
 from timbre_transfer.audio.transform import AudioTransform
-from timbre_transfer.data.prepare import (PrepareOptions, StoreMismatchError, clean_audio,
-                                          discover, prepare, run_jobs, _part_path, params_hash)
+from timbre_transfer.data.dataset import FeatureStore
+from timbre_transfer.data.prepare import (PrepareFileError, PrepareOptions, StoreMismatchError,
+                                          clean_audio, discover, prepare, run_jobs, _part_path,
+                                          params_hash)
+from timbre_transfer.models.multidomain import validate_domains
 
 SR = 16000
 NEARLY_SILENT_FLUTE = "Medley-solos-DB_training-3_0e68c3b9-fa02-5c2a-fefa-6d95adbafc96.flac"
@@ -181,15 +186,105 @@ def test_bad_files_are_skipped_with_reasons(broken_data, tmp_path):
 
 
 def test_domain_without_usable_audio_is_an_error(tmp_path):
-    root = tmp_path / "data"
+    root, out = tmp_path / "data", tmp_path / "store"
     (root / "ok").mkdir(parents=True)
     (root / "empty_domain").mkdir()
     sf.write(root / "ok" / "a.wav", _tone(1.0), SR)
     (root / "empty_domain" / "bad.wav").write_bytes(b"junk")
-    with pytest.raises(ValueError, match=r"\['empty_domain'\] have no usable audio"):
-        prepare(root, tmp_path / "store", progress=False)
-    report = json.loads((tmp_path / "store" / "prepare_report.json").read_text())
+    for _ in range(2):  # a rerun fails the same way: never "up to date" on a store never finished
+        with pytest.raises(ValueError, match=r"\['empty_domain'\] have no usable audio, so no "
+                           r"store was written .*bad\.wav: (unreadable|cannot decode)"):
+            prepare(root, out, progress=False)
+        assert not (out / "store.json").exists()
+        with pytest.raises(FileNotFoundError, match="not a feature store"):
+            FeatureStore(out)
+    # the report of the failed run lies beside the analysed files it keeps
+    work = out / ".work" / params_hash(AudioTransform(), PrepareOptions())
+    report = json.loads((work / "prepare_report.json").read_text())
     assert report["skipped"][0]["path"].endswith("bad.wav")
+    assert report["domains"] == {"empty_domain": {"files": 0, "skipped": 1},
+                                 "ok": {"files": 1, "skipped": 0}}
+    # fixed: the files already analysed are reused, only the new one is processed
+    sf.write(root / "empty_domain" / "good.wav", _tone(1.0, 330), SR)
+    result = prepare(root, out, progress=False)
+    assert (result.processed, result.reused) == (1, 2)
+    assert FeatureStore(out).domains == ["empty_domain", "ok"]
+    assert not (out / ".work").exists()
+
+
+def test_failed_rerun_leaves_a_finished_store_as_it_was(tmp_path):
+    root, out = tmp_path / "data", tmp_path / "store"
+    for domain, freq in (("a", 300), ("b", 400)):
+        (root / domain).mkdir(parents=True)
+        sf.write(root / domain / "x.wav", _tone(1.0, freq), SR)
+    prepare(root, out, progress=False)
+    before = {p.name: p.read_bytes() for p in (out / "store.json", out / "prepare_report.json")}
+    (root / "c").mkdir()
+    (root / "c" / "silent.wav").write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"\['c'\] have no usable audio"):
+        prepare(root, out, progress=False)
+    assert {p.name: p.read_bytes() for p in (out / "store.json", out / "prepare_report.json")} == before
+    assert FeatureStore(out).domains == ["a", "b"]
+    with pytest.raises(ValueError, match="no usable audio"):  # and the rerun is no "up to date"
+        prepare(root, out, progress=False)
+
+
+def test_unexpected_file_error_names_the_file(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    for domain in ("a", "b"):
+        (root / domain).mkdir(parents=True)
+        sf.write(root / domain / "fine.wav", _tone(1.0), SR)
+    sf.write(root / "b" / "zz_breaks.wav", _tone(1.0), SR)
+    real = prepare_module.file_features
+
+    def file_features(source, transform, options):
+        if source.path.name == "zz_breaks.wav":
+            raise RuntimeError("boom")
+        return real(source, transform, options)
+
+    monkeypatch.setattr(prepare_module, "file_features", file_features)
+    with pytest.raises(PrepareFileError, match=r"zz_breaks\.wav \(domain 'b'\): RuntimeError: boom") as exc:
+        prepare(root, tmp_path / "store", workers=1, progress=False)
+    assert isinstance(exc.value.__cause__, RuntimeError)
+    # a worker's error crosses the process boundary by pickling: the message, with its file, too
+    import pickle
+
+    assert str(pickle.loads(pickle.dumps(exc.value))) == str(exc.value)
+    # the files analysed before it are kept for the rerun; no store looks finished
+    assert not (tmp_path / "store" / "store.json").exists()
+    assert len(list((tmp_path / "store" / ".work").rglob("*.npy"))) == 2
+
+
+@pytest.mark.parametrize("layout,name,message", [
+    ("folder", "violin.v2", "must not contain '.'"),
+    ("folder", "train", "is reserved by torch.nn.Module"),
+    ("csv", "strings/violin", "must not contain a path separator"),
+])
+def test_domain_names_are_checked_before_any_work(tmp_path, layout, name, message):
+    root = tmp_path / "data"
+    if layout == "folder":
+        for domain in ("ok", name):
+            (root / domain).mkdir(parents=True)
+            sf.write(root / domain / "a.wav", _tone(1.0), SR)
+        data = root
+    else:
+        root.mkdir()
+        sf.write(root / "a.wav", _tone(1.0), SR)
+        sf.write(root / "b.wav", _tone(1.0), SR)
+        data = root / "list.csv"
+        data.write_text(f"path,domain\na.wav,ok\nb.wav,{name}\n")
+    with pytest.raises(ValueError, match=rf"domain name '{re.escape(name)}' {message}.*rename"):
+        prepare(data, tmp_path / "store", progress=False)
+    assert not (tmp_path / "store").exists()  # nothing analysed, nothing written
+
+
+def test_prepare_and_the_model_share_one_domain_rule(tmp_path):
+    # The message is the model's own (validate_domains), with the remedy added.
+    with pytest.raises(ValueError) as model_error:
+        validate_domains(["ok", "a.b"], owner=str(tmp_path))
+    with pytest.raises(ValueError) as prepare_error:
+        prepare_module.check_domain_names(["a.b", "ok"], tmp_path)
+    assert str(prepare_error.value).startswith(str(model_error.value))
 
 
 def test_clean_audio_trims_shortens_silences_and_normalises():

@@ -7,7 +7,13 @@ Store layout (``FEATURES_DIR``)::
     <domain>/features.npy   float16 log1p mel frames of all files, (total_frames, n_mels), memmapped
     <domain>/index.json     one entry per file: source, offset, frames, seconds, split
     prepare_report.json     per-domain counts and durations, and every skipped file with its reason
-    .work/<hash>/           per-file results while preparing; an interrupted run resumes from here
+    .work/<hash>/           per-file results while preparing; an interrupted or failed run resumes
+                            from here
+
+``store.json`` is written last, and only when every domain has usable audio: a folder without it
+is not a finished store. A run that fails keeps ``.work/`` (nothing analysed is lost) and writes
+its report to ``.work/<hash>/prepare_report.json``; a store already finished in the folder is left
+as it was.
 
 Features are stored un-normalised (log1p mel); the statistics live in ``store.json`` and are
 applied when crops are read, so they can be refitted without touching the features.
@@ -78,6 +84,11 @@ class StoreMismatchError(ValueError):
 
 class SkipFile(Exception):
     """A file that cannot be used; the message is the reason recorded in the report."""
+
+
+class PrepareFileError(RuntimeError):
+    """Processing one file failed unexpectedly (not a :class:`SkipFile`): the message names the
+    file; the original error is the cause (in a worker, the remote traceback)."""
 
 
 # ---- discovery --------------------------------------------------------------------------------
@@ -236,8 +247,11 @@ def prepare(
     picks :func:`auto_workers`.
 
     Raises:
+        ValueError: a domain name the model cannot use (before any work), or a domain without
+            a usable file (after every file has been analysed; no ``store.json`` is written, the
+            report goes to ``.work/<hash>/prepare_report.json`` and a rerun resumes).
         StoreMismatchError: ``out`` holds a store with other parameters.
-        ValueError: a domain has no usable file (after the report has been written).
+        PrepareFileError: a file failed unexpectedly (the message names it).
     """
     from timbre_transfer.audio.transform import AudioTransform
 
@@ -245,9 +259,10 @@ def prepare(
     options = options or PrepareOptions()
     out = Path(out)
     digest = params_hash(transform, options)
+    sources = discover(data, nsynth_by, nsynth_include)
+    check_domain_names(sorted({s.domain for s in sources}), data)
     _check_existing(out, digest, overwrite)
 
-    sources = discover(data, nsynth_by, nsynth_include)
     up_to_date = _up_to_date(out, digest, sources)
     if up_to_date is not None:
         return PrepareResult(out, processed=0, reused=len(sources), report=up_to_date)
@@ -257,12 +272,43 @@ def prepare(
     run_jobs(todo, transform, options, auto_workers(len(todo)) if workers is None else workers,
              progress)
 
-    report = _consolidate(out, jobs, transform, options, digest)
+    kept, skipped = _collect(jobs)
+    empty = [d for d, files in kept.items() if not files]
+    if empty:  # before anything of the store is written: no store.json, .work/ kept to resume
+        report = {"domains": {d: {"files": len(kept[d]),
+                                  "skipped": sum(s["domain"] == d for s in skipped)} for d in kept},
+                  "skipped": skipped}
+        report_path = work / "prepare_report.json"
+        atomic_write_text(report_path, json.dumps(report, indent=1))
+        reasons = "; ".join(f"{Path(s['path']).name}: {s['reason']}"
+                            for s in skipped if s["domain"] in empty)
+        raise ValueError(f"domain(s) {empty} have no usable audio, so no store was written "
+                         f"(fix or remove them and run prepare again; files already analysed are "
+                         f"kept): {_shorten(reasons)} (report: {report_path})")
+    report = _consolidate(out, kept, skipped, transform, options, digest)
     shutil.rmtree(out / ".work", ignore_errors=True)
-    empty = [d for d, info in report["domains"].items() if info["files"] == 0]
-    if empty:
-        raise ValueError(f"domain(s) {empty} have no usable audio; see {out / 'prepare_report.json'}")
     return PrepareResult(out, processed=len(todo), reused=len(jobs) - len(todo), report=report)
+
+
+def check_domain_names(domains: list[str], data: str | Path = "") -> None:
+    """Raise ValueError, naming the domain and what to rename, unless the model can use every
+    domain name (the model's own rule, :func:`timbre_transfer.models.multidomain.validate_domains`)
+    and each names one folder of the store."""
+    from timbre_transfer.models.multidomain import validate_domains
+
+    where = f"{data}: " if str(data) else ""
+    fix = ("rename the domain folder (or the domain in the CSV manifest) and run prepare again")
+    for name in domains:
+        if isinstance(name, str) and ("/" in name or "\\" in name):
+            raise ValueError(f"{where}domain name {name!r} must not contain a path separator; {fix}")
+    try:
+        validate_domains(domains, owner=str(data) or "domains")
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {fix}") from exc
+
+
+def _shorten(text: str, limit: int = 600) -> str:
+    return text if len(text) <= limit else text[:limit - 5] + " ..."
 
 
 def auto_workers(n_files: int) -> int:
@@ -287,9 +333,14 @@ def run_jobs(jobs, transform, options: PrepareOptions, workers: int = 1, progres
         ctx = get_context("spawn")  # fork after torch has started threads can deadlock
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
             futures = [pool.submit(_process_in_worker, s, p, state, options) for s, p in jobs]
-            for future in as_completed(futures):
-                future.result()
-                bar.update()
+            try:
+                for future in as_completed(futures):
+                    future.result()  # a PrepareFileError names its file
+                    bar.update()
+            except BaseException:
+                for future in futures:  # finished files stay in .work/; the rest need not start
+                    future.cancel()
+                raise
     bar.close()
 
 
@@ -318,6 +369,9 @@ def _process(source: SourceFile, part: Path, transform, options: PrepareOptions)
     except SkipFile as exc:
         atomic_write_text(part.with_suffix(".skip.json"), json.dumps({"reason": str(exc)}))
         return
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug or a broken system: name the file
+        raise PrepareFileError(f"{source.path} (domain {source.domain!r}): "
+                               f"{type(exc).__name__}: {exc}") from exc
     fd, tmp = tempfile.mkstemp(dir=part.parent, suffix=".npy")
     os.close(fd)
     np.save(tmp, features)
@@ -369,35 +423,45 @@ def _check_existing(out: Path, digest: str, overwrite: bool) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def _consolidate(out: Path, jobs, transform, options: PrepareOptions, digest: str) -> dict:
+def _collect(jobs) -> tuple[dict[str, list], list[dict]]:
+    """The per-file results: ``({domain: [(source, part), ...] usable, by name}, skipped)``,
+    every domain present (possibly with no usable file); skipped entries carry their reason."""
+    kept: dict[str, list] = {d: [] for d in sorted({s.domain for s, _ in jobs})}
+    skipped = []
+    for source, part in sorted(jobs, key=lambda sp: (sp[0].domain, sp[0].name)):
+        skip = part.with_suffix(".skip.json")
+        if skip.exists():
+            reason = json.loads(skip.read_text())["reason"]
+            skipped.append({"path": str(source.path), "domain": source.domain, "reason": reason})
+        else:
+            kept[source.domain].append((source, part))
+    return kept, skipped
+
+
+def _consolidate(out: Path, kept: dict[str, list], skipped: list[dict], transform,
+                 options: PrepareOptions, digest: str) -> dict:
     """Concatenate per-file results into one memmapped array per domain, split by file, fit the
-    normalisation on the training files, and write store.json and prepare_report.json."""
+    normalisation on the training files, and write prepare_report.json, then store.json last."""
     from timbre_transfer import __version__
 
-    domains = sorted({s.domain for s, _ in jobs})
+    # A store being rewritten is not finished until its new store.json lands.
+    (out / "store.json").unlink(missing_ok=True)
+    domains = sorted(kept)
     rng = np.random.default_rng(options.seed)
-    report = {"domains": {}, "skipped": []}
+    report = {"domains": {}, "skipped": skipped}
     index_by_domain = {}
     low, high = np.inf, -np.inf
     for domain in domains:
-        kept = []
-        for source, part in sorted(((s, p) for s, p in jobs if s.domain == domain),
-                                   key=lambda sp: sp[0].name):
-            skip = part.with_suffix(".skip.json")
-            if skip.exists():
-                reason = json.loads(skip.read_text())["reason"]
-                report["skipped"].append({"path": str(source.path), "domain": domain, "reason": reason})
-            else:
-                kept.append((source, np.load(part, mmap_mode="r")))
-        split = _split(len(kept), options.val_fraction, rng)
+        files = [(source, np.load(part, mmap_mode="r")) for source, part in kept[domain]]
+        split = _split(len(files), options.val_fraction, rng)
         index, offset = [], 0
-        total = sum(f.shape[0] for _, f in kept)
+        total = sum(f.shape[0] for _, f in files)
         (out / domain).mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=out / domain, suffix=".npy")
         os.close(fd)
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
                                           shape=(total, transform.params.n_mels))
-        for (source, feats), is_val in zip(kept, split):
+        for (source, feats), is_val in zip(files, split):
             array[offset:offset + len(feats)] = feats
             n_frames = int(feats.shape[0])
             index.append({"file": source.name, "path": str(source.path), "offset": offset,
