@@ -110,3 +110,17 @@ def test_real_clip_loads_at_16k(real_clips):
         out = load_audio(path, 16000)
         assert len(out) == pytest.approx(info.frames * 16000 / info.samplerate, abs=2)
         assert np.isfinite(out).all() and np.abs(out).max() > 0
+
+
+def test_clipping_is_not_silent(tmp_path):
+    wav = 1.5 * _tone(16000) / 0.5  # peak 1.5: +3.5 dBFS
+    with pytest.warns(RuntimeWarning, match=r"loud\.wav: \d+ samples over full scale "
+                      r"\(peak \+3\.5 dBFS\) clipped"):
+        path = save_audio(tmp_path / "loud.wav", wav, 16000)
+    assert np.abs(load_audio(path)).max() == pytest.approx(1.0, abs=1 / 32768)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # in range, or float output: no warning
+        save_audio(tmp_path / "ok.wav", _tone(16000), 16000)
+        save_audio(tmp_path / "f.wav", wav, 16000, subtype="FLOAT")

@@ -61,8 +61,9 @@ def save_audio(
 
     Args:
         wav: ``(T,)`` array or tensor; ``(1, T)`` is accepted and squeezed.
-        subtype: ``"PCM_16"`` (clipped to [-1, 1]) or ``"FLOAT"``; the container follows the
-            suffix (.wav, .flac, .ogg).
+        subtype: ``"PCM_16"`` (clipped to [-1, 1], with a RuntimeWarning naming the file, how
+            many samples were clipped and the peak in dBFS) or ``"FLOAT"``; the container
+            follows the suffix (.wav, .flac, .ogg).
     """
     import soundfile as sf
 
@@ -77,6 +78,14 @@ def save_audio(
     if not np.isfinite(wav).all():
         raise ValueError(f"{path}: refusing to write audio with NaN or infinite samples")
     if subtype == "PCM_16":
+        over = np.abs(wav) > 1.0
+        if over.any():
+            import warnings
+
+            peak = 20 * np.log10(float(np.abs(wav).max()))
+            warnings.warn(f"{path}: {int(over.sum())} samples over full scale (peak "
+                          f"+{peak:.1f} dBFS) clipped to [-1, 1]; scale the audio down to avoid "
+                          "this", RuntimeWarning, stacklevel=2)
         wav = np.clip(wav, -1.0, 1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
