@@ -91,12 +91,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from timbre_transfer.inference.transfer import TimbreTransfer
+    from timbre_transfer.inference.transfer import TimbreTransfer, output_paths
 
+    for path in args.inputs:  # before the checkpoint loads: a typo fails fast
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such audio file")
     tt = TimbreTransfer.from_checkpoint(args.checkpoint)
     if args.ddsp:
         tt.attach_ddsp(args.ddsp)
-    targets = tt.domains if args.all else args.to
+    targets = tt.domains if args.all else list(dict.fromkeys(args.to or []))
     if not targets:
         raise ValueError(f"give --to DOMAIN (one or more) or --all; domains: {tt.domains}")
     for domain in targets:
@@ -104,11 +107,11 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         if args.inverter == "ddsp" and domain not in tt.ddsp:
             raise ValueError(f"--inverter ddsp needs a head for {domain!r}: pass --ddsp PATH "
                              f"(heads loaded: {sorted(tt.ddsp) or 'none'})")
-    for path in args.inputs:
-        for domain in targets:
-            out = tt.transfer_file(path, domain, args.out, inverter=args.inverter,
-                                   pitch_shift=args.pitch_shift,
-                                   loudness_shift=args.loudness_shift)
+    output_paths(args.inputs, targets, args.out)  # refuses colliding names before any write
+    for path in args.inputs:  # each input is loaded and encoded once for all its targets
+        outs = tt.transfer_file(path, targets, args.out, inverter=args.inverter,
+                                pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift)
+        for domain, out in outs.items():
             print(f"{path} -> {domain}: {out}")
     return 0
 

@@ -1,11 +1,155 @@
-"""``TimbreTransfer``: a trained checkpoint applied to audio of any length."""
+"""``TimbreTransfer``: a trained checkpoint applied to audio of any length.
+
+Long inputs go through the nets in overlapped windows of the training crop size (see
+:func:`translate_windowed`): the generators and the encoder normalise every feature map by its own
+mean and variance (InstanceNorm), so a net run on a whole 5-minute file would give each frame
+statistics from silences and loud passages minutes away, which no training crop ever saw, and its
+memory would grow with the file.
+"""
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+
+#: windows of this many training crops, at half-window hop. Measured (docs/transfer.md) on a
+#: trained cpu-small model: 1 crop is the most consistent of 1, 2 and 4 crops at equal cost, and
+#: as close to the ground truth as any
+WINDOW_CROPS = 1
+#: frames of mel put through the nets at once (several windows in one batch); bounds memory
+BATCH_FRAMES = 2048
+#: an output written to a file is scaled down to this peak when it would exceed it
+PEAK_LIMIT = 0.99
+
+
+def window_weights(window: int, first: bool, last: bool) -> torch.Tensor:
+    """``(window,)`` cross-fade weights: a periodic Hann window, whose copies at hop
+    ``window // 2`` sum to one, with the outer half flat on a file's first and last window."""
+    n = torch.arange(window, dtype=torch.float32)
+    w = 0.5 - 0.5 * torch.cos(2 * math.pi * n / window)
+    half = window // 2
+    if first:
+        w[:half] = 1.0
+    if last:
+        w[half:] = 1.0
+    return w
+
+
+@torch.no_grad()
+def translate_windowed(model, spec: torch.Tensor, to: Sequence[str], window: int | None,
+                       batch_frames: int = BATCH_FRAMES, hop: int | None = None) -> torch.Tensor:
+    """Translate one normalised mel ``(F, T)`` into each domain of ``to``; returns
+    ``(len(to), F, T)``, clamped to [0, 1].
+
+    With ``window`` frames (a positive multiple of ``2 * model.downsample_factor``), the input is
+    cut into windows of ``window`` frames at ``hop`` (default ``window // 2``; a multiple of the
+    stride, at most ``window // 2``), each translated on its own
+    (so InstanceNorm sees ``window`` frames, as in training), and the outputs are overlap-added
+    with Hann weights normalised by their sum. Window starts are multiples of the hop, hence of
+    the nets' stride, so a frame keeps its phase on the stride grid; the last window is moved
+    left to end at the input's end (rounded up to the stride) instead of reading padding.
+    Windows are encoded once and batched ``batch_frames // window`` at a time, so memory is
+    bounded by the batch, not by the input length. An input of at most ``window`` frames goes
+    through in one pass, exactly as :meth:`TimbreModel.translate` would.
+
+    ``window=None`` runs the whole input in one pass (memory grows with its length and every
+    frame depends on the whole input): the behaviour before windows, kept for comparison.
+    """
+    if spec.dim() != 2 or 0 in spec.shape:
+        raise ValueError(f"expected a non-empty (F, T) mel, got shape {tuple(spec.shape)}")
+    domains = list(to)
+    if not domains:
+        raise ValueError("give at least one target domain")
+    for d in domains:
+        model._check_domain(d)
+    stride = 2 * model.downsample_factor
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int)
+                               or window < stride or window % stride):
+        raise ValueError(f"window must be a positive multiple of {stride} frames (twice the "
+                         f"nets' stride) or None, got {window!r}")
+    n_f, n_t = spec.shape
+    if window is None or n_t <= window:
+        x = spec[None, None]
+        if len(domains) == 1:
+            return model.translate(x, domains[0])[0].clamp(0, 1)
+        z, crop = _encode(model, x)
+        return torch.cat([model.decode(z, d)[:, :, :n_f, :crop] for d in domains]).squeeze(1).clamp(0, 1)
+    hop = window // 2 if hop is None else hop
+    if hop < 1 or hop > window // 2 or hop % model.downsample_factor:
+        raise ValueError(f"hop must be a positive multiple of {model.downsample_factor} frames "
+                         f"and at most window // 2 = {window // 2}, got {hop}")
+    end = -(-n_t // model.downsample_factor) * model.downsample_factor
+    starts = list(range(0, end - window, hop)) + [end - window]
+    from timbre_transfer.models.multidomain import _extend_right
+
+    out = spec.new_zeros(len(domains), n_f, end)
+    total = spec.new_zeros(end)
+    weights = {(a, b): window_weights(window, a, b).to(spec) for a in (0, 1) for b in (0, 1)}
+    per_batch = max(1, batch_frames // window)
+    for b in range(0, len(starts), per_batch):
+        chunk = starts[b:b + per_batch]
+        # (n, 1, F, window); only the last window can reach past the input (< stride frames)
+        x = torch.stack([_extend_right(spec[:, s:s + window], 1, window) for s in chunk])[:, None]
+        z, _ = _encode(model, x)
+        for i, d in enumerate(domains):
+            y = model.decode(z, d)[:, 0, :n_f, :window]  # (n, F, window)
+            for k, s in enumerate(chunk):
+                w = weights[s == 0, s == starts[-1]]
+                out[i, :, s:s + window] += y[k] * w
+                if i == 0:
+                    total[s:s + window] += w
+    return out.div_(total).clamp_(0, 1)[:, :, :n_t]
+
+
+def _encode(model, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``mu`` of ``(B, 1, F, T)`` padded as :meth:`TimbreModel.translate` pads; and ``T``."""
+    from timbre_transfer.models.multidomain import _extend_right
+
+    f = model.downsample_factor
+    minimum = -(-max(2 * f, 4) // f) * f
+    padded = x
+    for dim in (2, 3):
+        n = x.shape[dim]
+        padded = _extend_right(padded, dim, max(-(-n // f) * f, minimum))
+    return model.encode(padded).mu, x.shape[3]
+
+
+def limit_peak(wav: np.ndarray, peak: float = PEAK_LIMIT) -> tuple[np.ndarray, float]:
+    """Scale ``wav`` down so that its peak is at most ``peak``; returns it and the dB removed
+    (0.0 when it already fits)."""
+    top = float(np.abs(wav).max()) if wav.size else 0.0
+    if top <= peak:
+        return wav, 0.0
+    return (wav * (peak / top)).astype(wav.dtype), 20 * math.log10(top / peak)
+
+
+def output_paths(inputs: Sequence[str | Path], targets: Sequence[str],
+                 out_dir: str | Path) -> dict[tuple[Path, str], Path]:
+    """``{(input, target): out_dir/<stem>_to_<target>.wav}`` for every pair.
+
+    Raises:
+        ValueError: two inputs would write the same file (same stem, compared case-insensitively
+            as macOS and Windows do), naming both; nothing has been written.
+    """
+    paths, owner = {}, {}
+    for p in map(Path, inputs):
+        for t in targets:
+            out = Path(out_dir) / f"{p.stem}_to_{t}.wav"
+            key = out.name.casefold()
+            if key in owner and owner[key] != p:
+                raise ValueError(
+                    f"inputs {owner[key]} and {p} would both be written to {out}; transfer them "
+                    "in separate runs with different --out folders, or rename one")
+            if key in owner:
+                raise ValueError(f"input {p} is given twice")
+            owner[key] = p
+            paths[p, t] = out
+    return paths
 
 
 class TimbreTransfer:
@@ -15,14 +159,18 @@ class TimbreTransfer:
         >>> tt = TimbreTransfer.from_checkpoint("runs/demo/checkpoints/latest.pt")
         >>> out = tt.transfer(wav, sample_rate=44100, to="violin")   # (T',) at tt.sample_rate
 
-    The nets are fully convolutional, so the whole spectrogram goes through at once (no sliding
-    windows). The input is loudness-normalised like the training data, and its own loudness is
-    restored on the output.
+    The input's mel goes through the nets in overlapped, cross-faded windows of ``window``
+    frames (the training crop size when loaded from a checkpoint; see :func:`translate_windowed`).
+    The input is scaled by one gain to the training data's level (``target_dbfs`` RMS, peak at
+    most 0.99) and the output by the inverse of that gain. That undoes the level change; it does
+    not measure or match the output's loudness to the input's.
     """
 
     def __init__(self, model, transform, domains: list[str], target_dbfs: float = -20.0,
                  device: str | torch.device = "cpu", step: int | None = None,
-                 centroids: dict[str, torch.Tensor] | None = None):
+                 centroids: dict[str, torch.Tensor] | None = None, window: int | None = 128):
+        """``window``: frames per window of :func:`translate_windowed` (:meth:`from_checkpoint`
+        sets the training crop size); None puts each input through the nets whole."""
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.transform = transform.to(self.device)
@@ -32,6 +180,8 @@ class TimbreTransfer:
         # each domain's running mean latent ``(C,)`` (channel means), when training kept them
         self.centroids = centroids or {}
         self.ddsp = {}  # domain -> DDSPHead, see attach_ddsp
+        # frames per window of translate_windowed (None: the whole input at once)
+        self.window = window
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None):
@@ -59,7 +209,9 @@ class TimbreTransfer:
             centroids = {d: saved["centroids"][i] for i, d in enumerate(blob["domains"])
                          if bool(saved["initialized"][i])}
         step = int(training["step"]) if "step" in training else None
-        tt = cls(model, transform, blob["domains"], target, device, step, centroids)
+        stride = 2 * model.downsample_factor  # the crop, rounded up to what windows allow
+        window = -(-config.train.crop_frames * WINDOW_CROPS // stride) * stride
+        tt = cls(model, transform, blob["domains"], target, device, step, centroids, window)
         for i, head in enumerate(blob.get("ddsp_heads", [])):  # bundled by `bundle`
             tt.attach_ddsp_payload(head, f"{path} (DDSP head {i})")
         return tt
@@ -106,20 +258,38 @@ class TimbreTransfer:
         if missing:
             raise ValueError(f"{store.root} lacks the model's domains {missing}")
 
-    @torch.no_grad()
     def transfer(self, wav, sample_rate: int, to: str, inverter: str = "pghi+gla",
                  pitch_shift: float = 0.0, loudness_shift: float = 0.0) -> np.ndarray:
         """``(T,)`` audio at ``sample_rate`` -> ``(T',)`` float32 in domain ``to``, at
-        :attr:`sample_rate`, with the input's duration and loudness.
+        :attr:`sample_rate`, with the input's duration; see :meth:`transfer_many`."""
+        return self.transfer_many(wav, sample_rate, [to], inverter, pitch_shift,
+                                  loudness_shift)[to]
+
+    @torch.no_grad()
+    def transfer_many(self, wav, sample_rate: int, targets: Sequence[str],
+                      inverter: str = "pghi+gla", pitch_shift: float = 0.0,
+                      loudness_shift: float = 0.0) -> dict[str, np.ndarray]:
+        """``(T,)`` audio at ``sample_rate`` -> ``{target: (T',) float32}`` at
+        :attr:`sample_rate`, with the input's duration. The input is resampled, analysed and
+        encoded once for all targets.
+
+        The input is scaled by one gain ``g`` to ``target_dbfs`` RMS (peak at most 0.99) as the
+        training data was, and each output by ``1 / g``. Outputs are not peak-limited: one can
+        exceed full scale when the transfer has a higher crest factor than the input
+        (:meth:`transfer_file` limits what it writes).
 
         ``inverter="ddsp"`` renders the generated mel with the domain's DDSP head (see
         :meth:`attach_ddsp`), steered by the source's f0 and loudness, optionally shifted by
         ``pitch_shift`` semitones and ``loudness_shift`` dB (DDSP only).
         """
-        self.check_domain(to)
-        if inverter == "ddsp" and to not in self.ddsp:
-            raise ValueError(f"no DDSP head for {to!r} (heads: {sorted(self.ddsp) or 'none'}); "
-                             "train one with `timbre-transfer train-ddsp` and pass --ddsp PATH")
+        targets = list(dict.fromkeys(targets))
+        if not targets:
+            raise ValueError(f"give at least one target domain; domains: {self.domains}")
+        for to in targets:
+            self.check_domain(to)
+            if inverter == "ddsp" and to not in self.ddsp:
+                raise ValueError(f"no DDSP head for {to!r} (heads: {sorted(self.ddsp) or 'none'}); "
+                                 "train one with `timbre-transfer train-ddsp` and pass --ddsp PATH")
         if inverter != "ddsp" and (pitch_shift or loudness_shift):
             raise ValueError("pitch and loudness shifts need the DDSP head (inverter 'ddsp')")
         wav = np.asarray(wav, dtype=np.float32)
@@ -132,28 +302,53 @@ class TimbreTransfer:
                                    res_type="soxr_hq").astype(np.float32)
         rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
         if rms < 1e-8:  # silence in, silence out
-            return np.zeros_like(wav)
+            return {to: np.zeros_like(wav) for to in targets}
         gain = 10 ** (self.target_dbfs / 20) / rms
         gain = min(gain, 0.99 / float(np.abs(wav).max()))
         spec = self.transform(torch.from_numpy(wav * gain).to(self.device))
-        out_spec = self.model.translate(spec[None, None], to)[0, 0].clamp(0, 1)
-        if inverter == "ddsp":
-            from timbre_transfer.models.ddsp_head import extract_controls
+        out_specs = translate_windowed(self.model, spec, targets, self.window)
+        outs, controls = {}, {}
+        for to, out_spec in zip(targets, out_specs):
+            if inverter == "ddsp":
+                from timbre_transfer.models.ddsp_head import extract_controls
 
-            head = self.ddsp[to]
-            controls = extract_controls(wav * gain, self.sample_rate, head.hop_length, head.config)
-            out = head.render(out_spec, controls, len(wav), pitch_shift, loudness_shift)
-            return (out / gain).astype(np.float32)
-        out = self.transform.invert(out_spec, method=inverter, length=len(wav))
-        return (out.cpu().numpy() / gain).astype(np.float32)
+                head = self.ddsp[to]
+                if id(head) not in controls:  # one head may serve several domains
+                    controls[id(head)] = extract_controls(wav * gain, self.sample_rate,
+                                                          head.hop_length, head.config)
+                out = head.render(out_spec, controls[id(head)], len(wav), pitch_shift,
+                                  loudness_shift)
+                outs[to] = (np.asarray(out) / gain).astype(np.float32)
+            else:
+                out = self.transform.invert(out_spec, method=inverter, length=len(wav))
+                outs[to] = (out.cpu().numpy() / gain).astype(np.float32)
+        return outs
 
-    def transfer_file(self, path: str | Path, to: str, out_dir: str | Path,
+    def transfer_file(self, path: str | Path, to: str | Sequence[str], out_dir: str | Path,
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,
-                      loudness_shift: float = 0.0) -> Path:
-        """Transfer one file; writes ``out_dir/<stem>_to_<domain>.wav`` and returns its path."""
+                      loudness_shift: float = 0.0) -> Path | dict[str, Path]:
+        """Transfer one file to one target or several (loaded and encoded once); writes
+        ``out_dir/<stem>_to_<domain>.wav`` for each. Returns its path for one target given as a
+        string, ``{domain: path}`` for a sequence of targets.
+
+        An output that would exceed full scale is scaled down to a peak of
+        :data:`PEAK_LIMIT` (rather than clipped), with a RuntimeWarning naming the file and the
+        dB removed.
+        """
         from timbre_transfer.audio.io import load_audio, save_audio
 
         path = Path(path)
-        out = self.transfer(load_audio(path, self.sample_rate), self.sample_rate, to, inverter,
-                            pitch_shift, loudness_shift)
-        return save_audio(Path(out_dir) / f"{path.stem}_to_{to}.wav", out, self.sample_rate)
+        targets = [to] if isinstance(to, str) else list(to)
+        names = output_paths([path], targets, out_dir)
+        outs = self.transfer_many(load_audio(path, self.sample_rate), self.sample_rate, targets,
+                                  inverter, pitch_shift, loudness_shift)
+        written = {}
+        for domain, out in outs.items():
+            target = names[path, domain]
+            out, reduced = limit_peak(out)
+            if reduced > 0:
+                warnings.warn(f"{target}: the transfer of {path} peaked {reduced:.1f} dB over "
+                              f"{PEAK_LIMIT} of full scale; scaled down by {reduced:.1f} dB "
+                              "instead of clipping", RuntimeWarning, stacklevel=2)
+            written[domain] = save_audio(target, out, self.sample_rate)
+        return written[to] if isinstance(to, str) else written
