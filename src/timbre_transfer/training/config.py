@@ -63,12 +63,53 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossWeights = field(default_factory=LossWeights)
 
+    # ---- checks across sections: sizes the model's stride-2 convs can round-trip ----------------
+
+    def __post_init__(self):
+        _check_multiple("train.crop_frames", self.train.crop_frames, self.model.n_downsample,
+                        "or change model.n_downsample")
+
+    def check_n_mels(self, n_mels: int) -> None:
+        """Raise ValueError unless the store's ``n_mels`` suits the model (call it once the
+        store is known: the store, not this config, fixes ``audio.n_mels``)."""
+        _check_multiple("the store's audio.n_mels", n_mels, self.model.n_downsample,
+                        "prepare a store with such audio.n_mels, or change model.n_downsample")
+
+
+def _check_multiple(name: str, value: int, n_downsample: int, remedy: str) -> None:
+    """``value`` must be a multiple of ``2**n_downsample``, or encode/decode change its size."""
+    factor = 2**n_downsample
+    if value % factor:
+        lower = value // factor * factor
+        nearest = " or ".join(str(v) for v in (lower, lower + factor) if v > 0)
+        raise ValueError(f"{name} = {value} must be a multiple of 2**model.n_downsample = "
+                         f"{factor} (the encoder halves it {n_downsample} times): use {nearest}, "
+                         f"{remedy}")
+
+
+# The store fixes the transform and the cleaning: these sections belong to `prepare`.
+_STORE_SECTIONS = ("audio", "prepare")
+
 
 def load_run_config(path=None, overrides=()) -> RunConfig:
-    """A :class:`RunConfig` from a YAML file and ``section.key=value`` overrides. The ``audio`` and
-    ``prepare`` sections belong to ``prepare`` and are ignored here (the store fixes them)."""
+    """A :class:`RunConfig` from a YAML file and ``section.key=value`` overrides.
+
+    The ``audio`` and ``prepare`` sections of a YAML file belong to ``prepare`` and are ignored
+    here (one file may serve both); an ``audio.*`` or ``prepare.*`` override is an error, since
+    training cannot apply it: the feature store fixes the transform.
+
+    Raises:
+        ValueError: such an override, or sizes the model cannot round-trip (``train.crop_frames``
+            not a multiple of ``2**model.n_downsample``).
+    """
     from timbre_transfer.config import build, load_config
 
+    for item in overrides:
+        section = item.partition("=")[0].split(".")[0]
+        if section in _STORE_SECTIONS:
+            raise ValueError(f"override {item!r}: training cannot apply {section}.* settings, the "
+                             "feature store fixes the transform and the cleaning; run prepare "
+                             "again with it (into a new --out) and train on that store")
     values = load_config(path, list(overrides))
-    values = {k: v for k, v in values.items() if k not in ("audio", "prepare")}
+    values = {k: v for k, v in values.items() if k not in _STORE_SECTIONS}
     return build(RunConfig, values)
