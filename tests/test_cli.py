@@ -1,3 +1,4 @@
+import argparse
 import re
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from timbre_transfer import cli
 from timbre_transfer.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,13 +18,95 @@ def _sc_values(text):
     return [float(v) for v in re.findall(r"(-?\d+\.\d+)\s*(?:dB|\s+\d)", text)]
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["reconstruct", "--help"], ["demo", "--help"],
-                                  ["prepare", "--help"], ["synth-data", "--help"]])
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    """The commands actually registered: a new one is covered without editing the tests."""
+    parser = build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+COMMANDS = list(_subparsers())
+
+
+def test_all_commands_are_registered():
+    assert len(COMMANDS) >= 14 and {"train", "transfer", "demo", "prepare"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [[c, "--help"] for c in COMMANDS],
+                         ids=lambda argv: " ".join(argv))
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 0
-    assert "usage: timbre-transfer" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: timbre-transfer {argv[0] if len(argv) > 1 else ''}".rstrip())
+
+
+def test_train_help_does_not_advertise_what_it_refuses():
+    help_text = " ".join(_subparsers()["train"].format_help().split())
+    assert "audio.hop_length" not in help_text and "train.lr=2e-4" in help_text
+    assert "overrides refused" in help_text
+
+
+@pytest.mark.parametrize("override", ["audio.hop_length=256", "prepare.target_dbfs=-23",
+                                      "audio.n_mels=80"])
+def test_train_refuses_store_overrides(tmp_path, capsys, override):
+    argv = ["train", "--data", str(tmp_path / "store"), "--out", str(tmp_path / "run"), override]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"override '{override}'" in err and "the feature store fixes the transform" in err
+    assert "run prepare again" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_checks_the_stores_mel_bins(tmp_path, capsys):
+    main(["synth-data", str(tmp_path / "data"), "--domains", "2", "--clips", "2", "--seconds", "1"])
+    assert main(["prepare", str(tmp_path / "data"), "--out", str(tmp_path / "store"),
+                 "--workers", "1", "audio.n_mels=90"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--config", "debug", "--data", str(tmp_path / "store"), "--out",
+                 str(tmp_path / "run"), "--max-steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "audio.n_mels = 90 must be a multiple of 2**model.n_downsample = 4" in err
+    assert "88 or 92" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.crop_frames=62", "train.crop_frames = 62 must be a multiple of 2**model.n_downsample = 4"),
+    ("train.lr=fast", "config key 'train.lr' must be float, got 'fast'"),
+    ("model.dim=[1]", "config key 'model.dim' must be int"),
+    ("train.bogus=1", "unknown config key(s) ['train.bogus']"),
+])
+def test_train_config_errors_exit_2_naming_the_key(tmp_path, capsys, override, message):
+    argv = ["train", "--data", str(tmp_path / "store"), "--out", str(tmp_path / "run"), override]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("timbre-transfer train: error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_a_programming_error_is_not_swallowed(tmp_path, monkeypatch):
+    def broken(args):
+        raise TypeError("unsupported operand type(s)")  # a bug, not a user's mistake
+
+    monkeypatch.setattr(cli, "cmd_synth_data", broken)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        main(["synth-data", str(tmp_path / "x")])
+
+
+def test_packaged_config_names_work_from_any_folder(synth_store, tmp_path):
+    """`--config debug` from a folder without config/ (here through the console entry point)."""
+    assert not (tmp_path / "config").exists()
+    run = subprocess.run(
+        [sys.executable, "-m", "timbre_transfer", "train", "--config", "debug", "--data",
+         str(synth_store / "store"), "--out", "run", "--max-steps", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "run" / "checkpoints" / "latest.pt").is_file()
+    help_text = subprocess.run([sys.executable, "-m", "timbre_transfer", "demo", "--help"],
+                               cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert "(default: cpu-small)" in " ".join(help_text.split())
 
 
 def test_python_dash_m_works():
@@ -31,9 +115,10 @@ def test_python_dash_m_works():
     assert out.stdout.startswith("timbre-transfer ")
 
 
-def test_demo_runs_the_whole_pipeline(tmp_path, capsys):
+def test_demo_runs_the_whole_pipeline(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the repository: the config is found by its name
     argv = ["demo", "--out", str(tmp_path), "--clips", "4", "--max-steps", "2",
-            "--config", str(REPO / "config" / "debug.yaml")]
+            "--config", "debug"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     for stage in ("1/5", "2/5", "3/5", "4/5", "5/5"):
@@ -74,6 +159,21 @@ def test_prepare_command(tmp_path, capsys):
     assert main(["prepare", str(tmp_path / "data"), "--out", str(tmp_path / "s2"),
                  "prepare.bogus=1"]) == 2
     assert "unknown config key(s) ['prepare.bogus']" in capsys.readouterr().err
+
+
+def test_failed_prepare_is_never_up_to_date(tmp_path, capsys):
+    main(["synth-data", str(tmp_path / "data"), "--domains", "2", "--clips", "2", "--seconds", "1"])
+    (tmp_path / "data" / "empty").mkdir()
+    (tmp_path / "data" / "empty" / "junk.wav").write_bytes(b"junk")
+    argv = ["prepare", str(tmp_path / "data"), "--out", str(tmp_path / "store"), "--workers", "1"]
+    for _ in range(2):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert "['empty'] have no usable audio" in captured.err and "junk.wav" in captured.err
+        assert "up to date" not in captured.out
+    assert main(["train", "--config", "debug", "--data", str(tmp_path / "store"), "--out",
+                 str(tmp_path / "run")]) == 2
+    assert "not a feature store" in capsys.readouterr().err
 
 
 def test_reconstruct_real_clip(real_clips, tmp_path, capsys):

@@ -1,6 +1,8 @@
 """``timbre-transfer`` command line: thin subcommands over library functions.
 
-Heavy imports (torch, librosa) happen inside the subcommands so that ``--help`` is instant.
+Each command is a ``cmd_<name>`` handler followed by the ``_register_<name>`` that declares its
+options; options shared by several commands are declared once, by the ``_add_*`` helpers below.
+Heavy imports (torch, librosa) happen inside the handlers so that ``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -12,6 +14,70 @@ from pathlib import Path
 INVERTERS = ("pghi", "griffinlim", "pghi+gla")
 
 
+# ---- options shared by several commands -------------------------------------------------------
+
+
+def _config_names() -> str:
+    from timbre_transfer.config import packaged_configs
+
+    return ", ".join(packaged_configs()) or "none found"
+
+
+def _add_config_options(p: argparse.ArgumentParser, uses: str, examples: str,
+                        default: str = "built-in defaults") -> None:
+    """``--config`` (a YAML path or a packaged config's name) and trailing ``key=value``
+    overrides; ``uses`` says which sections the command reads."""
+    p.add_argument("--config", help=f"YAML config: a path, or the name of a config shipped with "
+                   f"the package ({_config_names()}; see config/). {uses} (default: {default})")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help=f"config overrides, e.g. {examples}")
+
+
+def _add_data(p: argparse.ArgumentParser, help: str = "prepared feature store") -> None:
+    p.add_argument("--data", required=True, metavar="FEATURES_DIR", help=help)
+
+
+def _add_checkpoint(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    p.add_argument("checkpoint", metavar="CKPT", help=help)
+
+
+def _add_inverter(p: argparse.ArgumentParser, help: str = "phase reconstruction",
+                  extra: tuple[str, ...] = ()) -> None:
+    p.add_argument("--inverter", choices=INVERTERS + extra, default="pghi+gla",
+                   help=f"{help} (default: pghi+gla)")
+
+
+def _add_embedder(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--embedder", choices=("logmel", "vggish"), default="logmel",
+                   help="FAD embedder: logmel, built-in, offline, not comparable with published "
+                   "FAD (default); vggish, the standard (needs its weights)")
+    p.add_argument("--fad-weights", metavar="PATH",
+                   help="vggish-10086976.pth (default: the torch hub cache, or a download)")
+
+
+def _add_max_steps(p: argparse.ArgumentParser,
+                   help: str = "stop at this step (overrides train.max_steps)") -> None:
+    p.add_argument("--max-steps", type=int, help=help)
+
+
+def _add_resume(p: argparse.ArgumentParser,
+                help: str = "continue from RUN_DIR/checkpoints/latest.pt") -> None:
+    p.add_argument("--resume", action="store_true", help=help)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """A training run's folder, its last step and resumption (train, train-ddsp)."""
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
+    _add_max_steps(p)
+    _add_resume(p)
+
+
+def _overrides_with_max_steps(args: argparse.Namespace) -> list[str]:
+    """The key=value overrides, plus ``train.max_steps`` when ``--max-steps`` is given."""
+    extra = [] if args.max_steps is None else [f"train.max_steps={args.max_steps}"]
+    return list(getattr(args, "overrides", [])) + extra
+
+
 def _build_transform(config_path: str | None, overrides: list[str]):
     from timbre_transfer.audio.transform import AudioTransform, TransformParams
     from timbre_transfer.config import load_config
@@ -21,19 +87,7 @@ def _build_transform(config_path: str | None, overrides: list[str]):
     return AudioTransform(**vars(params))
 
 
-def _add_audio_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML config (see config/): 'audio' sets the "
-                        "transform and 'prepare' the cleaning (used by reconstruct and prepare); "
-                        "'model', 'train' and 'loss' are used by train (default: built-in "
-                        "defaults)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides, e.g. audio.hop_length=256 or train.lr=2e-4")
-
-
-def _overrides_with_max_steps(args: argparse.Namespace) -> list[str]:
-    """The key=value overrides, plus ``train.max_steps`` when ``--max-steps`` is given."""
-    extra = [] if args.max_steps is None else [f"train.max_steps={args.max_steps}"]
-    return list(getattr(args, "overrides", [])) + extra
+# ---- the commands, in the order of `timbre-transfer --help` -----------------------------------
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
@@ -50,6 +104,21 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     print(f"spectral convergence: {result.spectral_convergence_db:.2f} dB")
     print(f"real-time factor:     {result.real_time_factor:.1f}x ({result.seconds:.2f} s)")
     return 0
+
+
+def _register_reconstruct(sub) -> None:
+    p = sub.add_parser(
+        "reconstruct", help="round-trip an audio file through the mel front end",
+        description="Load IN, compute the normalised log1p mel, invert it back to audio, write "
+        "OUT, and print the spectral convergence (dB, lower is better) and real-time factor.",
+    )
+    p.add_argument("input", metavar="IN", help="audio file (wav, flac, ogg, mp3, aiff)")
+    p.add_argument("--out", required=True, metavar="OUT", help="output audio file (.wav/.flac)")
+    _add_inverter(p)
+    p.add_argument("--n-iter", type=int, default=None,
+                   help="Griffin-Lim iterations (default 32 for griffinlim, 16 for pghi+gla)")
+    _add_config_options(p, "Its 'audio' section sets the transform", "audio.hop_length=256")
+    p.set_defaults(func=cmd_reconstruct)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -70,12 +139,40 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_prepare(sub) -> None:
+    p = sub.add_parser(
+        "prepare", help="turn folders of audio into a feature store for training",
+        description="Decode, clean (trim silence, normalise loudness) and analyse every file of "
+        "DATA into log1p mel features stored per domain in OUT, with a file-level train/val "
+        "split. DATA is a folder of <domain>/ subfolders, a CSV with path,domain columns, or an "
+        "NSynth folder (examples.json + audio/). Bad files are skipped and listed in "
+        "OUT/prepare_report.json; an interrupted run resumes.",
+    )
+    p.add_argument("data", metavar="DATA", help="data folder, CSV manifest or NSynth folder")
+    p.add_argument("--out", required=True, metavar="OUT", help="feature store folder")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: one process below 1000 files, where worker "
+                   "start-up costs more than it saves; else the CPU count, at most 8)")
+    p.add_argument("--nsynth-by", choices=("family", "source", "instrument"), default="family",
+                   help="NSynth attribute that names the domains (default: family)")
+    p.add_argument("--nsynth-include", metavar="A,B",
+                   help="NSynth domains to keep, e.g. string,brass (default: all)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a store in OUT that was prepared with other parameters")
+    _add_config_options(p, "Its 'audio' section sets the transform and 'prepare' the cleaning",
+                        "audio.hop_length=256 or prepare.target_dbfs=-23")
+    p.set_defaults(func=cmd_prepare)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from timbre_transfer.data.dataset import FeatureStore
     from timbre_transfer.training.config import load_run_config
     from timbre_transfer.training.trainer import Trainer
 
     config = load_run_config(args.config, _overrides_with_max_steps(args))
-    trainer = Trainer(config, args.data, args.out, resume=args.resume)
+    store = FeatureStore(args.data)
+    config.check_n_mels(store.transform.params.n_mels)  # the store, not the config, fixes it
+    trainer = Trainer(config, store, args.out, resume=args.resume)
     if trainer.dist.is_main:
         print(f"training {len(trainer.domains)} domains {trainer.domains} from step {trainer.step} "
               f"to {config.train.max_steps}; TensorBoard: tensorboard --logdir {args.out}")
@@ -88,6 +185,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.dist.is_main:
         print(f"checkpoint: {Path(args.out) / 'checkpoints' / 'latest.pt'}")
     return 0
+
+
+def _register_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a many-to-many model on a feature store",
+        description="Train the multi-domain VAE-GAN on a store made by `prepare`. Writes "
+        "OUT/config.yaml, OUT/checkpoints/ (latest.pt and the last few step_*.pt) and "
+        "OUT/tensorboard/. Several GPUs or machines: torchrun --nproc-per-node N -m "
+        "timbre_transfer train ...",
+    )
+    _add_data(p)
+    _add_run_options(p)
+    _add_config_options(p, "Its 'model', 'train' and 'loss' sections are used; 'audio' and "
+                        "'prepare' are ignored and their overrides refused: the feature store "
+                        "fixes them (run prepare again to change them)",
+                        "train.lr=2e-4 or model.dim=16")
+    p.set_defaults(func=cmd_train)
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
@@ -116,6 +230,29 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_transfer(sub) -> None:
+    p = sub.add_parser(
+        "transfer", help="turn audio files into trained domains",
+        description="Transfer each input file to each target domain; writes "
+        "OUT/<name>_to_<domain>.wav at the model's sample rate, with the input's duration and "
+        "loudness.",
+    )
+    _add_checkpoint(p, "checkpoint (e.g. RUN_DIR/checkpoints/latest.pt)")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
+    targets = p.add_mutually_exclusive_group()
+    targets.add_argument("--to", action="append", metavar="DOMAIN", help="target domain (repeatable)")
+    targets.add_argument("--all", action="store_true", help="every domain of the model")
+    p.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder")
+    _add_inverter(p, "phase reconstruction, or ddsp: the DDSP head of --ddsp renders the "
+                  "generated mel with the source's pitch and loudness", extra=("ddsp",))
+    p.add_argument("--ddsp", metavar="CKPT_DDSP", help="a head trained by train-ddsp")
+    p.add_argument("--pitch-shift", type=float, default=0.0, metavar="SEMITONES",
+                   help="DDSP only: shift the source's pitch (default: 0)")
+    p.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB",
+                   help="DDSP only: shift the source's loudness (default: 0)")
+    p.set_defaults(func=cmd_transfer)
+
+
 def cmd_bundle(args: argparse.Namespace) -> int:
     from timbre_transfer.inference.transfer import TimbreTransfer
     from timbre_transfer.training.checkpoint import read_checkpoint, save_checkpoint
@@ -135,6 +272,19 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_bundle(sub) -> None:
+    p = sub.add_parser(
+        "bundle", help="put DDSP heads into a model checkpoint",
+        description="Write OUT: the model checkpoint CKPT carrying the given DDSP heads (each "
+        "checked against the model's domains and mel first), so that `transfer --inverter "
+        "ddsp` needs no --ddsp.",
+    )
+    _add_checkpoint(p)
+    p.add_argument("--ddsp", nargs="+", required=True, metavar="CKPT_DDSP", help="heads from train-ddsp")
+    p.add_argument("--out", required=True, metavar="OUT", help="output checkpoint")
+    p.set_defaults(func=cmd_bundle)
+
+
 def cmd_train_ddsp(args: argparse.Namespace) -> int:
     from timbre_transfer.data.dataset import FeatureStore
     from timbre_transfer.training.ddsp_trainer import DDSPTrainer, load_ddsp_config
@@ -150,6 +300,26 @@ def cmd_train_ddsp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_train_ddsp(sub) -> None:
+    p = sub.add_parser(
+        "train-ddsp", help="train a DDSP harmonic-plus-noise head on real audio of a domain",
+        description="Train the DDSP re-synthesis head on the train split of one domain (or all) "
+        "of FEATURES_DIR: input each clip's mel, f0 (pYIN) and A-weighted loudness, target the "
+        "audio itself (multi-scale spectral loss). Writes OUT/config.yaml, OUT/controls.npz "
+        "(the cached f0 and loudness), OUT/checkpoints/ and OUT/tensorboard/. Use the head with "
+        "`transfer --inverter ddsp --ddsp OUT/checkpoints/latest.pt`.",
+    )
+    _add_data(p)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--domain", metavar="DOMAIN", help="the domain whose audio the head learns")
+    which.add_argument("--all", action="store_true", help="one head for every domain of the store")
+    _add_run_options(p)
+    _add_config_options(p, "Its 'head' and 'train' sections are used",
+                        "train.lr=5e-4 or head.n_harmonics=40",
+                        default="built-in defaults, the same as config/ddsp.yaml")
+    p.set_defaults(func=cmd_train_ddsp)
+
+
 def cmd_fad(args: argparse.Namespace) -> int:
     from timbre_transfer.evaluation.fad import fad, folder_statistics
 
@@ -159,6 +329,18 @@ def cmd_fad(args: argparse.Namespace) -> int:
     print(f"FAD {fad(reference, evaluated):.4f}{note}")
     print(f"embeddings: {reference.n} in {args.reference}, {evaluated.n} in {args.evaluated}")
     return 0
+
+
+def _register_fad(sub) -> None:
+    p = sub.add_parser(
+        "fad", help="Frechet Audio Distance between two folders of audio",
+        description="Embed every audio file of the two folders (0.96 s patches) and print the "
+        "Frechet distance between the two Gaussians. Empty or unreadable inputs are errors.",
+    )
+    p.add_argument("reference", metavar="DIR_A", help="reference audio folder")
+    p.add_argument("evaluated", metavar="DIR_B", help="evaluated audio folder")
+    _add_embedder(p)
+    p.set_defaults(func=cmd_fad)
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
@@ -176,6 +358,23 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
                                                  [i / (len(mels) - 1) for i in range(len(mels))]])
     print(f"{len(wavs)} steps ({args.mode}) in {args.to} -> {out}/step_*.wav, {strip}")
     return 0
+
+
+def _register_interpolate(sub) -> None:
+    p = sub.add_parser(
+        "interpolate", help="walk the latent space between two sounds",
+        description="Encode A and B, decode STEPS latents between them with domain DOMAIN's "
+        "generator, and write OUT/step_NN.wav and OUT/strip.png (the mels side by side).",
+    )
+    _add_checkpoint(p)
+    p.add_argument("a", metavar="A", help="first audio file")
+    p.add_argument("b", metavar="B", help="second audio file")
+    p.add_argument("--to", required=True, metavar="DOMAIN", help="generator to decode with")
+    p.add_argument("--steps", type=int, default=8, help="number of steps (default: 8)")
+    p.add_argument("--mode", choices=("lerp", "slerp"), default="slerp",
+                   help="linear or spherical interpolation (default: slerp)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_interpolate)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -196,6 +395,27 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_sample(sub) -> None:
+    p = sub.add_parser(
+        "sample", help="decode random latents from the prior into audio",
+        description="Draw N latents from N(0, t^2 I), or from N(c, t^2 I) around a domain's "
+        "latent centroid c with --around, and decode them with each chosen domain's generator; "
+        "writes OUT/<domain>_NN.wav and OUT/<domain>.png.",
+    )
+    _add_checkpoint(p)
+    domain = p.add_mutually_exclusive_group(required=True)
+    domain.add_argument("--to", metavar="DOMAIN", help="domain to decode with")
+    domain.add_argument("--all", action="store_true", help="every domain")
+    p.add_argument("--n", type=int, default=8, help="samples per domain (default: 8)")
+    p.add_argument("--seconds", type=float, default=2.0, help="length (default: 2)")
+    p.add_argument("--temperature", type=float, default=1.0, help="prior scale (default: 1)")
+    p.add_argument("--around", metavar="DOMAIN",
+                   help="centre the draws on this domain's latent centroid (kept by training)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_sample)
+
+
 def cmd_latent_map(args: argparse.Namespace) -> int:
     from timbre_transfer.data.dataset import FeatureStore
     from timbre_transfer.inference.latent import latent_map, save_latent_map
@@ -209,6 +429,21 @@ def cmd_latent_map(args: argparse.Namespace) -> int:
     print(f"{len(latents.files)} clips; PC 1 and 2 hold {100 * latents.explained[0]:.0f}% and "
           f"{100 * latents.explained[1]:.0f}% of the variance -> {path}")
     return 0
+
+
+def _register_latent_map(sub) -> None:
+    p = sub.add_parser(
+        "latent-map", help="plot the clips of a feature store in the model's latent space",
+        description="Encode every clip of FEATURES_DIR (the model's prepared store), average "
+        "each clip's latent over time, project to 2-D by PCA and write a scatter plot coloured "
+        "by domain.",
+    )
+    _add_checkpoint(p)
+    _add_data(p)
+    p.add_argument("--split", choices=("train", "val", "all"), default="all",
+                   help="which clips to encode (default: all)")
+    p.add_argument("--out", required=True, metavar="MAP_PNG", help="output image, e.g. map.png")
+    p.set_defaults(func=cmd_latent_map)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -241,6 +476,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate", help="score a model on held-out clips: FAD, conversion accuracy, content",
+        description="Transfer the held-out clips of every domain of FEATURES_DIR (the model's "
+        "prepared store) to every domain and write REPORT (JSON) with source x target matrices "
+        "of FAD (against the target's training audio), conversion accuracy (by a domain "
+        "classifier trained on the store) and content kept (loudness-envelope correlation, f0 "
+        "error in cents on frames pitched in both, chroma similarity); the identity and "
+        "resynthesis baselines; reconstruction quality. A Markdown summary (.md) and PNG "
+        "heatmaps are written beside REPORT.",
+    )
+    _add_checkpoint(p)
+    _add_data(p, "the feature store the model was trained on (its split is reused)")
+    p.add_argument("--out", required=True, metavar="REPORT", help="report path, e.g. report.json")
+    p.add_argument("--split", choices=("val", "train"), default="val",
+                   help="clips to transfer (default: val, the held-out files)")
+    _add_inverter(p)
+    _add_embedder(p)
+    p.add_argument("--classifier", metavar="PATH",
+                   help="domain classifier: loaded if the file exists, else trained on the "
+                   "store's train split and saved there (default: classifier.pt beside REPORT)")
+    p.add_argument("--max-clips", type=int, metavar="N", help="at most N clips per domain")
+    p.add_argument("--twins", metavar="AUDIO_DIR",
+                   help="paired audio (<domain>/<name>.wav, e.g. from synth-data): also score "
+                   "transfers against their ground-truth twins")
+    p.add_argument("--tensorboard", metavar="RUN_DIR",
+                   help="also log the scores to RUN_DIR/tensorboard at the checkpoint's step")
+    p.set_defaults(func=cmd_evaluate)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from timbre_transfer.inference.report import write_listening_page
     from timbre_transfer.inference.transfer import TimbreTransfer
@@ -255,6 +520,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_report(sub) -> None:
+    p = sub.add_parser(
+        "report", help="write a listening page: inputs, transfers, inverters, latent, scores",
+        description="Write a self-contained static site in OUT (index.html plus media/): each "
+        "input next to its transfer to every domain (players and mel images), the inverters side "
+        "by side on one transfer, a latent interpolation strip between the first two inputs, and "
+        "the heatmaps of an evaluate report. It works offline and from file://.",
+    )
+    _add_checkpoint(p)
+    p.add_argument("--inputs", nargs="+", required=True, metavar="IN", help="audio files")
+    p.add_argument("--out", required=True, metavar="SITE_DIR", help="output folder")
+    p.add_argument("--evaluation", metavar="REPORT_JSON",
+                   help="an evaluate report; its heatmaps (REPORT_*.png beside it) are shown")
+    p.add_argument("--ddsp", metavar="CKPT_DDSP", help="a DDSP head, shown among the inverters")
+    _add_inverter(p, "inverter for the transfers")
+    p.add_argument("--audio-format", choices=("wav", "ogg"), default="wav",
+                   help="wav, or ogg (Vorbis, compressed) (default: wav)")
+    p.set_defaults(func=cmd_report)
+
+
 def cmd_synth_data(args: argparse.Namespace) -> int:
     from timbre_transfer.data.synthetic import write_paired_dataset
 
@@ -264,6 +549,21 @@ def cmd_synth_data(args: argparse.Namespace) -> int:
         print(f"{domain:<8} {len(paths)} clips -> {Path(args.out) / domain}")
     print("files with the same name in each folder are the same score: ground-truth twins")
     return 0
+
+
+def _register_synth_data(sub) -> None:
+    p = sub.add_parser(
+        "synth-data", help="write the built-in paired synthetic domains",
+        description="Render the same random melodies with several synthetic timbres (reed, "
+        "brass, flute, bowed, pluck) into OUT/<timbre>/clip_NNNN.wav. Files with the same name "
+        "are ground-truth twins. Deterministic from --seed.",
+    )
+    p.add_argument("out", metavar="OUT", help="output folder")
+    p.add_argument("--domains", type=int, default=3, help="number of timbres, 1-5 (default: 3)")
+    p.add_argument("--clips", type=int, default=50, help="clips per timbre (default: 50)")
+    p.add_argument("--seconds", type=float, default=4.0, help="clip length (default: 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.set_defaults(func=cmd_synth_data)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -282,12 +582,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
                          seed=args.seed)
     print(f"2/5 preparing features -> {out / 'features'}")
     prepare(out / "audio", out / "features", workers=1)
+    store = FeatureStore(out / "features")
+    config.check_n_mels(store.transform.params.n_mels)
     print(f"3/5 training {args.config} for {config.train.max_steps} steps -> {out / 'run'}")
-    trainer = Trainer(config, out / "features", out / "run", resume=args.resume)
+    trainer = Trainer(config, store, out / "run", resume=args.resume)
     history = trainer.fit()
     ckpt = out / "run" / "checkpoints" / "latest.pt"
     tt = TimbreTransfer.from_checkpoint(ckpt)
-    store = FeatureStore(out / "features")
     held_out = store.clips(tt.domains[0], "val").files[0]
     source = out / "audio" / tt.domains[0] / held_out
     print(f"4/5 transferring the held-out clip {source} to every domain -> {out / 'transfers'}")
@@ -305,6 +606,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo", help="the main job on built-in data: synthesise, prepare, train, transfer",
+        description="Synthesise paired domains (reed, brass, flute), prepare them, train the "
+        "cpu-small config (about 15 minutes on 2 CPU cores), transfer a held-out clip to every "
+        "domain, and score held-out transfers against their ground-truth twins. Runs from any "
+        "folder: the configs ship with the package.",
+    )
+    p.add_argument("--out", default="data/demo", help="output folder (default: data/demo)")
+    p.add_argument("--config", default="cpu-small",
+                   help="training config: a YAML path, or the name of a config shipped with the "
+                   f"package ({_config_names()}) (default: cpu-small)")
+    p.add_argument("--clips", type=int, default=40, help="clips per timbre (default: 40)")
+    _add_max_steps(p, "training steps (default: the config's)")
+    _add_resume(p, "continue an interrupted demo run")
+    p.add_argument("--seed", type=int, default=0, help="data seed (default: 0)")
+    p.set_defaults(func=cmd_demo)
+
+
+# `timbre-transfer --help` lists the commands in this order.
+_COMMANDS = (
+    _register_reconstruct, _register_prepare, _register_train, _register_transfer,
+    _register_train_ddsp, _register_bundle, _register_fad, _register_interpolate, _register_sample,
+    _register_latent_map, _register_evaluate, _register_report, _register_synth_data,
+    _register_demo,
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from timbre_transfer import __version__
 
@@ -314,256 +643,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser(
-        "reconstruct", help="round-trip an audio file through the mel front end",
-        description="Load IN, compute the normalised log1p mel, invert it back to audio, write "
-        "OUT, and print the spectral convergence (dB, lower is better) and real-time factor.",
-    )
-    p.add_argument("input", metavar="IN", help="audio file (wav, flac, ogg, mp3, aiff)")
-    p.add_argument("--out", required=True, metavar="OUT", help="output audio file (.wav/.flac)")
-    p.add_argument("--inverter", choices=INVERTERS, default="pghi+gla",
-                   help="phase reconstruction (default: pghi+gla)")
-    p.add_argument("--n-iter", type=int, default=None,
-                   help="Griffin-Lim iterations (default 32 for griffinlim, 16 for pghi+gla)")
-    _add_audio_options(p)
-    p.set_defaults(func=cmd_reconstruct)
-
-    p = sub.add_parser(
-        "prepare", help="turn folders of audio into a feature store for training",
-        description="Decode, clean (trim silence, normalise loudness) and analyse every file of "
-        "DATA into log1p mel features stored per domain in OUT, with a file-level train/val "
-        "split. DATA is a folder of <domain>/ subfolders, a CSV with path,domain columns, or an "
-        "NSynth folder (examples.json + audio/). Bad files are skipped and listed in "
-        "OUT/prepare_report.json; an interrupted run resumes.",
-    )
-    p.add_argument("data", metavar="DATA", help="data folder, CSV manifest or NSynth folder")
-    p.add_argument("--out", required=True, metavar="OUT", help="feature store folder")
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker processes (default: one process below 1000 files, where worker "
-                   "start-up costs more than it saves; else the CPU count, at most 8)")
-    p.add_argument("--nsynth-by", choices=("family", "source", "instrument"), default="family",
-                   help="NSynth attribute that names the domains (default: family)")
-    p.add_argument("--nsynth-include", metavar="A,B",
-                   help="NSynth domains to keep, e.g. string,brass (default: all)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a store in OUT that was prepared with other parameters")
-    _add_audio_options(p)
-    p.set_defaults(func=cmd_prepare)
-
-    p = sub.add_parser(
-        "train", help="train a many-to-many model on a feature store",
-        description="Train the multi-domain VAE-GAN on a store made by `prepare`. Writes "
-        "OUT/config.yaml, OUT/checkpoints/ (latest.pt and the last few step_*.pt) and "
-        "OUT/tensorboard/. Several GPUs or machines: torchrun --nproc-per-node N -m "
-        "timbre_transfer train ...",
-    )
-    p.add_argument("--data", required=True, metavar="FEATURES_DIR", help="prepared feature store")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
-    p.add_argument("--max-steps", type=int, help="stop at this step (overrides train.max_steps)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/latest.pt")
-    _add_audio_options(p)
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser(
-        "transfer", help="turn audio files into trained domains",
-        description="Transfer each input file to each target domain; writes "
-        "OUT/<name>_to_<domain>.wav at the model's sample rate, with the input's duration and "
-        "loudness.",
-    )
-    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint (e.g. RUN_DIR/checkpoints/latest.pt)")
-    p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
-    targets = p.add_mutually_exclusive_group()
-    targets.add_argument("--to", action="append", metavar="DOMAIN", help="target domain (repeatable)")
-    targets.add_argument("--all", action="store_true", help="every domain of the model")
-    p.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder")
-    p.add_argument("--inverter", choices=INVERTERS + ("ddsp",), default="pghi+gla",
-                   help="phase reconstruction, or ddsp: the DDSP head of --ddsp renders the "
-                   "generated mel with the source's pitch and loudness (default: pghi+gla)")
-    p.add_argument("--ddsp", metavar="CKPT_DDSP", help="a head trained by train-ddsp")
-    p.add_argument("--pitch-shift", type=float, default=0.0, metavar="SEMITONES",
-                   help="DDSP only: shift the source's pitch (default: 0)")
-    p.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB",
-                   help="DDSP only: shift the source's loudness (default: 0)")
-    p.set_defaults(func=cmd_transfer)
-
-    p = sub.add_parser(
-        "train-ddsp", help="train a DDSP harmonic-plus-noise head on real audio of a domain",
-        description="Train the DDSP re-synthesis head on the train split of one domain (or all) "
-        "of FEATURES_DIR: input each clip's mel, f0 (pYIN) and A-weighted loudness, target the "
-        "audio itself (multi-scale spectral loss). Writes OUT/config.yaml, OUT/controls.npz "
-        "(the cached f0 and loudness), OUT/checkpoints/ and OUT/tensorboard/. Use the head with "
-        "`transfer --inverter ddsp --ddsp OUT/checkpoints/latest.pt`.",
-    )
-    p.add_argument("--data", required=True, metavar="FEATURES_DIR", help="prepared feature store")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--domain", metavar="DOMAIN", help="the domain whose audio the head learns")
-    which.add_argument("--all", action="store_true", help="one head for every domain of the store")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
-    p.add_argument("--max-steps", type=int, help="stop at this step (overrides train.max_steps)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/latest.pt")
-    p.add_argument("--config", default=None,
-                   help="YAML with 'head' and 'train' sections (default: built-in defaults, the "
-                   "same as config/ddsp.yaml)")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="config overrides, e.g. train.lr=5e-4 or head.n_harmonics=40")
-    p.set_defaults(func=cmd_train_ddsp)
-
-    p = sub.add_parser(
-        "bundle", help="put DDSP heads into a model checkpoint",
-        description="Write OUT: the model checkpoint CKPT carrying the given DDSP heads (each "
-        "checked against the model's domains and mel first), so that `transfer --inverter "
-        "ddsp` needs no --ddsp.",
-    )
-    p.add_argument("checkpoint", metavar="CKPT")
-    p.add_argument("--ddsp", nargs="+", required=True, metavar="CKPT_DDSP", help="heads from train-ddsp")
-    p.add_argument("--out", required=True, metavar="OUT", help="output checkpoint")
-    p.set_defaults(func=cmd_bundle)
-
-    p = sub.add_parser(
-        "fad", help="Frechet Audio Distance between two folders of audio",
-        description="Embed every audio file of the two folders (0.96 s patches) and print the "
-        "Frechet distance between the two Gaussians. Empty or unreadable inputs are errors.",
-    )
-    p.add_argument("reference", metavar="DIR_A", help="reference audio folder")
-    p.add_argument("evaluated", metavar="DIR_B", help="evaluated audio folder")
-    p.add_argument("--embedder", choices=("logmel", "vggish"), default="logmel",
-                   help="logmel: built-in, offline, not comparable with published FAD (default); "
-                   "vggish: the standard (needs its weights)")
-    p.add_argument("--fad-weights", metavar="PATH",
-                   help="vggish-10086976.pth (default: the torch hub cache, or a download)")
-    p.set_defaults(func=cmd_fad)
-
-    p = sub.add_parser(
-        "interpolate", help="walk the latent space between two sounds",
-        description="Encode A and B, decode STEPS latents between them with domain DOMAIN's "
-        "generator, and write OUT/step_NN.wav and OUT/strip.png (the mels side by side).",
-    )
-    p.add_argument("checkpoint", metavar="CKPT")
-    p.add_argument("a", metavar="A", help="first audio file")
-    p.add_argument("b", metavar="B", help="second audio file")
-    p.add_argument("--to", required=True, metavar="DOMAIN", help="generator to decode with")
-    p.add_argument("--steps", type=int, default=8, help="number of steps (default: 8)")
-    p.add_argument("--mode", choices=("lerp", "slerp"), default="slerp",
-                   help="linear or spherical interpolation (default: slerp)")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.set_defaults(func=cmd_interpolate)
-
-    p = sub.add_parser(
-        "sample", help="decode random latents from the prior into audio",
-        description="Draw N latents from N(0, t^2 I), or from N(c, t^2 I) around a domain's "
-        "latent centroid c with --around, and decode them with each chosen domain's generator; "
-        "writes OUT/<domain>_NN.wav and OUT/<domain>.png.",
-    )
-    p.add_argument("checkpoint", metavar="CKPT")
-    domain = p.add_mutually_exclusive_group(required=True)
-    domain.add_argument("--to", metavar="DOMAIN", help="domain to decode with")
-    domain.add_argument("--all", action="store_true", help="every domain")
-    p.add_argument("--n", type=int, default=8, help="samples per domain (default: 8)")
-    p.add_argument("--seconds", type=float, default=2.0, help="length (default: 2)")
-    p.add_argument("--temperature", type=float, default=1.0, help="prior scale (default: 1)")
-    p.add_argument("--around", metavar="DOMAIN",
-                   help="centre the draws on this domain's latent centroid (kept by training)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.set_defaults(func=cmd_sample)
-
-    p = sub.add_parser(
-        "latent-map", help="plot the clips of a feature store in the model's latent space",
-        description="Encode every clip of FEATURES_DIR (the model's prepared store), average "
-        "each clip's latent over time, project to 2-D by PCA and write a scatter plot coloured "
-        "by domain.",
-    )
-    p.add_argument("checkpoint", metavar="CKPT")
-    p.add_argument("--data", required=True, metavar="FEATURES_DIR", help="prepared feature store")
-    p.add_argument("--split", choices=("train", "val", "all"), default="all",
-                   help="which clips to encode (default: all)")
-    p.add_argument("--out", required=True, metavar="MAP_PNG", help="output image, e.g. map.png")
-    p.set_defaults(func=cmd_latent_map)
-
-    p = sub.add_parser(
-        "evaluate", help="score a model on held-out clips: FAD, conversion accuracy, content",
-        description="Transfer the held-out clips of every domain of FEATURES_DIR (the model's "
-        "prepared store) to every domain and write REPORT (JSON) with source x target matrices "
-        "of FAD (against the target's training audio), conversion accuracy (by a domain "
-        "classifier trained on the store) and content kept (loudness-envelope correlation, f0 "
-        "error in cents on frames pitched in both, chroma similarity); the identity and "
-        "resynthesis baselines; reconstruction quality. A Markdown summary (.md) and PNG "
-        "heatmaps are written beside REPORT.",
-    )
-    p.add_argument("checkpoint", metavar="CKPT")
-    p.add_argument("--data", required=True, metavar="FEATURES_DIR",
-                   help="the feature store the model was trained on (its split is reused)")
-    p.add_argument("--out", required=True, metavar="REPORT", help="report path, e.g. report.json")
-    p.add_argument("--split", choices=("val", "train"), default="val",
-                   help="clips to transfer (default: val, the held-out files)")
-    p.add_argument("--inverter", choices=INVERTERS, default="pghi+gla",
-                   help="phase reconstruction (default: pghi+gla)")
-    p.add_argument("--embedder", choices=("logmel", "vggish"), default="logmel",
-                   help="FAD embedder (default: logmel, built-in, not comparable with published "
-                   "FAD; vggish needs its weights)")
-    p.add_argument("--fad-weights", metavar="PATH", help="vggish-10086976.pth")
-    p.add_argument("--classifier", metavar="PATH",
-                   help="domain classifier: loaded if the file exists, else trained on the "
-                   "store's train split and saved there (default: classifier.pt beside REPORT)")
-    p.add_argument("--max-clips", type=int, metavar="N", help="at most N clips per domain")
-    p.add_argument("--twins", metavar="AUDIO_DIR",
-                   help="paired audio (<domain>/<name>.wav, e.g. from synth-data): also score "
-                   "transfers against their ground-truth twins")
-    p.add_argument("--tensorboard", metavar="RUN_DIR",
-                   help="also log the scores to RUN_DIR/tensorboard at the checkpoint's step")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser(
-        "report", help="write a listening page: inputs, transfers, inverters, latent, scores",
-        description="Write a self-contained static site in OUT (index.html plus media/): each "
-        "input next to its transfer to every domain (players and mel images), the inverters side "
-        "by side on one transfer, a latent interpolation strip between the first two inputs, and "
-        "the heatmaps of an evaluate report. It works offline and from file://.",
-    )
-    p.add_argument("checkpoint", metavar="CKPT")
-    p.add_argument("--inputs", nargs="+", required=True, metavar="IN", help="audio files")
-    p.add_argument("--out", required=True, metavar="SITE_DIR", help="output folder")
-    p.add_argument("--evaluation", metavar="REPORT_JSON",
-                   help="an evaluate report; its heatmaps (REPORT_*.png beside it) are shown")
-    p.add_argument("--ddsp", metavar="CKPT_DDSP", help="a DDSP head, shown among the inverters")
-    p.add_argument("--inverter", choices=INVERTERS, default="pghi+gla",
-                   help="inverter for the transfers (default: pghi+gla)")
-    p.add_argument("--audio-format", choices=("wav", "ogg"), default="wav",
-                   help="wav, or ogg (Vorbis, compressed) (default: wav)")
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser(
-        "synth-data", help="write the built-in paired synthetic domains",
-        description="Render the same random melodies with several synthetic timbres (reed, "
-        "brass, flute, bowed, pluck) into OUT/<timbre>/clip_NNNN.wav. Files with the same name "
-        "are ground-truth twins. Deterministic from --seed.",
-    )
-    p.add_argument("out", metavar="OUT", help="output folder")
-    p.add_argument("--domains", type=int, default=3, help="number of timbres, 1-5 (default: 3)")
-    p.add_argument("--clips", type=int, default=50, help="clips per timbre (default: 50)")
-    p.add_argument("--seconds", type=float, default=4.0, help="clip length (default: 4)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    p.set_defaults(func=cmd_synth_data)
-
-    p = sub.add_parser(
-        "demo", help="the main job on built-in data: synthesise, prepare, train, transfer",
-        description="Synthesise paired domains (reed, brass, flute), prepare them, train the "
-        "cpu-small config (about 15 minutes on 2 CPU cores), transfer a held-out clip to every "
-        "domain, and score held-out transfers against their ground-truth twins.",
-    )
-    p.add_argument("--out", default="data/demo", help="output folder (default: data/demo)")
-    p.add_argument("--config", default="config/cpu-small.yaml",
-                   help="training config (default: config/cpu-small.yaml)")
-    p.add_argument("--clips", type=int, default=40, help="clips per timbre (default: 40)")
-    p.add_argument("--max-steps", type=int, help="training steps (default: the config's)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted demo run")
-    p.add_argument("--seed", type=int, default=0, help="data seed (default: 0)")
-    p.set_defaults(func=cmd_demo)
+    for register in _COMMANDS:
+        register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from timbre_transfer.config import ConfigError
+
     parser = build_parser()
     # key=value overrides may follow options; argparse leaves those for us to collect.
     args, extra = parser.parse_known_args(argv)
@@ -573,7 +660,11 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = args.overrides + extra
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    # The errors the library raises for bad input (config errors are KeyError or TypeError
+    # subclasses of ConfigError). Anything else, a TypeError included, is a bug: its traceback
+    # shows.
+    except (FileNotFoundError, ValueError, KeyError, ConfigError) as exc:
+        plain_key_error = isinstance(exc, KeyError) and not isinstance(exc, ConfigError)
+        message = exc.args[0] if plain_key_error and exc.args else exc
         print(f"timbre-transfer {args.command}: error: {message}", file=sys.stderr)
         return 2
