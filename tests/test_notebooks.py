@@ -6,13 +6,32 @@ Each notebook's last cell prints one ``RESULT key=value ...`` line; the tests ch
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+from tests.conftest import require_or_skip
+
+try:  # dev extras: a user's install may lack them
+    import nbclient
+    import nbformat
+
+    _MISSING = ""
+except ImportError as exc:
+    nbclient = nbformat = None
+    _MISSING = f"{exc.name} (pip install -e '.[dev]')"
+
+
+@pytest.fixture(autouse=True)
+def _notebook_runners():
+    """Skip without nbformat/nbclient on a user's machine, fail under CI=true (where
+    pytest.importorskip would skip too)."""
+    require_or_skip(not _MISSING, _MISSING)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -90,3 +109,14 @@ def test_latent_space(monkeypatch, tmp_path):
     assert 0 <= explained[1] <= explained[0] <= 1
     assert int(r["samples"]) == 4
     assert 0 < float(r["lerp_slerp_mid_norm_ratio"]) <= 1.0 + 1e-6
+
+
+def test_missing_runner_fails_under_ci(tmp_path):
+    """Without nbformat, CI=true makes these tests fail, not skip."""
+    (tmp_path / "nbformat.py").write_text("raise ImportError('hidden by the test', name='nbformat')\n")
+    env = {**os.environ, "CI": "true", "PYTHONPATH": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests/test_notebooks.py::test_notebooks_exist"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "nbformat (pip install -e '.[dev]') is required under CI=true" in run.stdout
