@@ -113,7 +113,8 @@ def test_latent_space(monkeypatch, tmp_path):
 
 def test_missing_runner_fails_under_ci(tmp_path):
     """Without nbformat, CI=true makes these tests fail, not skip."""
-    (tmp_path / "nbformat.py").write_text("raise ImportError('hidden by the test', name='nbformat')\n")
+    (tmp_path / "nbformat.py").write_text(  # as if it were not installed
+        "raise ModuleNotFoundError(\"No module named 'nbformat'\", name='nbformat')\n")
     env = {**os.environ, "CI": "true", "PYTHONPATH": str(tmp_path)}
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           "tests/test_notebooks.py::test_notebooks_exist"],
