@@ -165,14 +165,11 @@ def _register_prepare(sub) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from timbre_transfer.data.dataset import FeatureStore
     from timbre_transfer.training.config import load_run_config
     from timbre_transfer.training.trainer import Trainer
 
     config = load_run_config(args.config, _overrides_with_max_steps(args))
-    store = FeatureStore(args.data)
-    config.check_n_mels(store.transform.params.n_mels)  # the store, not the config, fixes it
-    trainer = Trainer(config, store, args.out, resume=args.resume)
+    trainer = Trainer(config, args.data, args.out, resume=args.resume)
     if trainer.dist.is_main:
         print(f"training {len(trainer.domains)} domains {trainer.domains} from step {trainer.step} "
               f"to {config.train.max_steps}; TensorBoard: tensorboard --logdir {args.out}")
@@ -583,7 +580,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"2/5 preparing features -> {out / 'features'}")
     prepare(out / "audio", out / "features", workers=1)
     store = FeatureStore(out / "features")
-    config.check_n_mels(store.transform.params.n_mels)
     print(f"3/5 training {args.config} for {config.train.max_steps} steps -> {out / 'run'}")
     trainer = Trainer(config, store, out / "run", resume=args.resume)
     history = trainer.fit()

@@ -15,16 +15,7 @@ from itertools import combinations
 import torch
 from torch import nn
 
-
-def _validate_domains(domains: Sequence[str]) -> list[str]:
-    if isinstance(domains, str) or not isinstance(domains, Sequence):
-        raise ValueError(f"domains must be a list of names, got {domains!r}")
-    names = list(domains)
-    if not names or any(not isinstance(n, str) or not n for n in names):
-        raise ValueError(f"domains must be non-empty strings, got {names!r}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate domain names in {names!r}")
-    return names
+from timbre_transfer.models.multidomain import validate_domains
 
 
 class LatentCentroids(nn.Module):
@@ -49,7 +40,7 @@ class LatentCentroids(nn.Module):
 
     def __init__(self, domains: Sequence[str], momentum: float = 0.99, channels: int | None = None):
         super().__init__()
-        self.domains = _validate_domains(domains)
+        self.domains = validate_domains(domains, "LatentCentroids")
         if not 0.0 <= float(momentum) < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.momentum = float(momentum)

@@ -86,6 +86,7 @@ class Trainer:
         self.domains = self.store.domains
         if len(self.domains) < 2:
             raise ValueError(f"training needs at least 2 domains, the store has {self.domains}")
+        config.check_n_mels(self.store.transform.params.n_mels)  # the store fixes n_mels
         self.dataset = MultiDomainCropDataset(self.store, "train", cfg.crop_frames,
                                               cfg.short_clips, seed=cfg.seed)
         per_step = cfg.batch_size * self.dist.world_size
