@@ -231,8 +231,12 @@ def _register_transfer(sub) -> None:
     p = sub.add_parser(
         "transfer", help="turn audio files into trained domains",
         description="Transfer each input file to each target domain; writes "
-        "OUT/<name>_to_<domain>.wav at the model's sample rate, with the input's duration and "
-        "loudness.",
+        "OUT/<stem>_to_<domain>.wav at the model's sample rate, with the input's duration. The "
+        "input is scaled by one gain to the training level and the output by its inverse (the "
+        "level change is undone; loudness is not matched). An output over full scale is scaled "
+        "down to a 0.99 peak, with a warning. Long inputs go through the nets in overlapped "
+        "windows of the training crop. Inputs that would write the same file are refused before "
+        "anything is written.",
     )
     _add_checkpoint(p, "checkpoint (e.g. RUN_DIR/checkpoints/latest.pt)")
     p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
