@@ -135,52 +135,68 @@ def make_store(tmp: Path, clips: int, seconds: float) -> Path:
     return tmp / "store"
 
 
+# Our step in the settings that were tried; the last row is the default (the config as shipped).
+OURS = (("ours fp32, NCHW (previous default)", ["train.bf16=false", "train.channels_last=false"]),
+        ("ours fp32, channels_last", ["train.bf16=false", "train.channels_last=true"]),
+        ("ours bf16 autocast, NCHW", ["train.bf16=true", "train.channels_last=false"]),
+        ("ours default (bf16 auto, channels_last)", []))
+
+
 def throughput(args, device, store: Path, tmp: Path) -> None:
-    config = load_run_config(args.config)
-    ours = Trainer(config, store, tmp / "ours", device=device, progress=False)
+    # the published code runs fp32 NCHW
+    config = load_run_config(args.config, OURS[0][1])
     published = PublishedStep(Trainer(config, store, tmp / "pub", device=device, progress=False))
-    specs = next(ours.batches()).to(device)
+    steps = {"published (per pair update)": published.train_batch}
+    trainers = {}
+    for i, (name, overrides) in enumerate(OURS):
+        trainers[name] = Trainer(load_run_config(args.config, overrides), store, tmp / f"ours{i}",
+                                 device=device, progress=False)
+        steps[name] = trainers[name].train_step
+    default = trainers[OURS[-1][0]]
+    print(f"default resolves to bf16={default.use_bf16}, channels_last={default.channels_last}")
+    specs = next(default.batches()).to(device)
     batch, n_dom = specs.shape[:2]
     print(f"config {args.config.name}: batch {tuple(specs.shape)} (B={batch} crops x D={n_dom} "
           f"domains, {specs.shape[-2]} mels x {specs.shape[-1]} frames)", flush=True)
-    ours.train_step(specs)  # warm-ups: Adam state, allocator
-    published.train_batch(specs)
-    times = {"ours": [], "published": []}
-    for i in range(args.steps):  # interleaved, so that drift in the machine's load hits both
-        for name, step in (("ours", ours.train_step), ("published", published.train_batch)):
+    times = {name: [] for name in steps}
+    for step in steps.values():  # warm-ups: Adam state, allocator, oneDNN kernels
+        step(specs)
+    for i in range(args.steps):  # interleaved, so that drift in the machine's load hits all
+        for name, step in steps.items():
             sync(device)
             start = time.perf_counter()
             step(specs)
             sync(device)
             times[name].append(time.perf_counter() - start)
-        print(f"  round {i + 1}/{args.steps}: ours {times['ours'][-1]:.2f} s, published "
-              f"{times['published'][-1]:.2f} s", flush=True)
-    # per update: ours makes D translations of B crops; a published pair update makes 2
-    rows = [("ours (one update over all domains)", statistics.median(times["ours"]), 1, n_dom),
-            ("published (per pair update)", statistics.median(times["published"]) / n_dom, 2, 2)]
-    print(f"\n{'method':<36} | {'s/update':>8} | {'translations':>12} | {'s/translation':>13} | "
-          f"{'crops/s':>7} | {'translations/s':>14}")
-    print("-" * 106)
+        print(f"  round {i + 1}/{args.steps}: " + ", ".join(
+            f"{name.split(' (')[0]} {t[-1]:.2f} s" for name, t in times.items()), flush=True)
+    print(f"\n{'method':<42} | {'s/update':>8} | {'translations':>12} | {'s/translation':>13} | "
+          f"{'crops/s':>7} | {'vs published':>12}")
+    print("-" * 112)
     per_translation = {}
-    for name, s, translations_per, _ in rows:
-        crops = batch * translations_per if name.startswith("published") else batch * n_dom
-        per = s / translations_per
-        per_translation[name.split()[0]] = per
-        print(f"{name:<36} | {s:>8.3f} | {translations_per:>12} | {per:>13.3f} | "
-              f"{crops / s:>7.2f} | {1 / per:>14.3f}")
-    print(f"\nours / published, translations per second at equal work: "
-          f"{per_translation['published'] / per_translation['ours']:.2f}x "
-          f"(median of {args.steps} interleaved rounds; a translation = B={batch} crops)")
+    for name, t in times.items():
+        if name.startswith("published"):  # one batch = D pair updates of 2 translations, 2B crops
+            s, translations, crops = statistics.median(t) / n_dom, 2, 2 * batch
+        else:  # one update: D translations, B crops of each of the D domains
+            s, translations, crops = statistics.median(t), n_dom, batch * n_dom
+        per_translation[name] = s / translations
+        ratio = per_translation["published (per pair update)"] / per_translation[name]
+        print(f"{name:<42} | {s:>8.3f} | {translations:>12} | {s / translations:>13.3f} | "
+              f"{crops / s:>7.2f} | {ratio:>11.2f}x")
+    print(f"\nmedian of {args.steps} interleaved rounds; a translation = B={batch} crops rendered "
+          "in another domain and cycled back; 'vs published' = translations per second relative "
+          "to the published step (equal work)")
     if args.profile:
-        profile(ours, specs)
+        for name in (OURS[0][0], OURS[-1][0]):
+            profile(name, trainers[name], specs)
 
 
-def profile(trainer: Trainer, specs: torch.Tensor, top: int = 15) -> None:
+def profile(name: str, trainer: Trainer, specs: torch.Tensor, top: int = 12) -> None:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         trainer.train_step(specs)
-    print(f"\nTop {top} operators of one step of ours (self CPU time):")
+    print(f"\nTop {top} operators of one step of {name} (self CPU time):")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top,
                                     max_name_column_width=40))
 
@@ -199,14 +215,16 @@ def held_out_recon_l1(trainer: Trainer, crops: torch.Tensor) -> float:
 def time_to_l1(args, device, store: Path, tmp: Path) -> None:
     from timbre_transfer.data.dataset import MultiDomainCropDataset
 
-    config = load_run_config(args.l1_config, ["train.max_steps=1000000"])
+    config = load_run_config(args.l1_config)
     val = MultiDomainCropDataset(store, "val", config.train.crop_frames, seed=123)
     crops = torch.stack([val[i][0] for i in range(8)]).to(device)
     results = {}
-    for name in ("ours", "published"):
-        # same seed: the same initial weights and batches for both
+    runs = {"published": OURS[0][1], "ours fp32": OURS[0][1], "ours default": OURS[-1][1]}
+    for name, overrides in runs.items():
+        # same seed: the same initial weights and batches for all
+        config = load_run_config(args.l1_config, ["train.max_steps=1000000", *overrides])
         trainer = Trainer(config, store, tmp / f"l1_{name}", device=device, progress=False)
-        step = trainer.train_step if name == "ours" else PublishedStep(trainer).train_batch
+        step = PublishedStep(trainer).train_batch if name == "published" else trainer.train_step
         curve, elapsed, updates, reached = [(0.0, held_out_recon_l1(trainer, crops))], 0.0, 0, None
         next_check = 15.0
         for specs in trainer.batches():
@@ -228,13 +246,13 @@ def time_to_l1(args, device, store: Path, tmp: Path) -> None:
               f"{curve[-1][1]:.4f}", flush=True)
     print(f"\nTime to held-out reconstruction L1 <= {args.l1_target} ({args.l1_config.name}, "
           f"{args.time_to_l1:.0f} s of training each, same initial weights and batches):")
-    print(f"{'method':<10} | {'batches':>7} | {'time to target s':>16} | {'L1 at end':>9} | "
+    print(f"{'method':<12} | {'batches':>7} | {'time to target s':>16} | {'L1 at end':>9} | "
           "L1 at 60 / 120 / 240 s")
     for name, (curve, reached, updates) in results.items():
         # the last evaluation at or before each mark ('-' past the budget)
         at = [[v for t, v in curve if t <= mark][-1] if mark <= curve[-1][0] else None
               for mark in (60, 120, 240)]
-        print(f"{name:<10} | {updates:>7} | {('%.0f' % reached) if reached else 'not reached':>16} | "
+        print(f"{name:<12} | {updates:>7} | {('%.0f' % reached) if reached else 'not reached':>16} | "
               f"{curve[-1][1]:>9.4f} | " + " / ".join("-" if a is None else f"{a:.4f}" for a in at))
 
 

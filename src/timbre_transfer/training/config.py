@@ -41,14 +41,18 @@ class TrainConfig:
     keep_last: int = 3
     seed: int = 0
     num_workers: int = 0
-    bf16: bool = False  # bf16 autocast, CUDA only
-    channels_last: bool = False  # CUDA only
+    # bf16 autocast: true, false, or "auto": where the hardware computes bf16 natively (a CUDA
+    # GPU with bf16, a CPU with AVX512-BF16 or AMX), where it measured ~2x faster; fp32 elsewhere
+    bf16: bool | str = "auto"
+    channels_last: bool = True  # NHWC activations: what oneDNN's and cuDNN's fast kernels want
 
     def __post_init__(self):
         if self.gan_loss not in ("lsgan", "bce", "hinge"):
             raise ValueError(f"train.gan_loss must be lsgan, bce or hinge, got {self.gan_loss!r}")
         if self.latent_loss not in ("centroid", "batch_mean"):
             raise ValueError(f"train.latent_loss must be centroid or batch_mean, got {self.latent_loss!r}")
+        if self.bf16 not in (True, False, "auto"):
+            raise ValueError(f"train.bf16 must be true, false or auto, got {self.bf16!r}")
         if self.short_clips not in ("pad", "exclude"):
             raise ValueError(f"train.short_clips must be pad or exclude, got {self.short_clips!r}")
         for name in ("batch_size", "crop_frames", "max_steps", "log_every", "sample_every",

@@ -35,6 +35,18 @@ RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.sample_every",
                      "train.checkpoint_every", "train.keep_last", "train.num_workers"}
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (elsewhere bf16 autocast is emulated, slower)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:  # oneDNN's own check: AVX512-BF16 or AMX
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
 @dataclass
 class GeneratorLosses:
     """What :meth:`Trainer.losses` computes.
@@ -94,7 +106,7 @@ class Trainer:
         self.total_epochs = math.ceil(cfg.max_steps / self.steps_per_epoch)
 
         self.model = TimbreModel(config.model, self.domains).to(self.device)
-        self.use_bf16 = cfg.bf16
+        self.use_bf16 = native_bf16(self.device) if cfg.bf16 == "auto" else cfg.bf16
         self.channels_last = cfg.channels_last
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
