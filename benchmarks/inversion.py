@@ -423,10 +423,6 @@ def main(argv=None) -> None:
     print(f"  pghi+gla time: mel->magnitude {100 * share:.0f}%, phase reconstruction "
           f"{100 * (1 - share):.0f}%")
 
-    with torch.inference_mode():
-        speed = speed_table(clips, t, args.repeats, args.speed_seconds)
-    print_speed_table(speed, args.repeats)
-
     batch = []
     if args.batch_sizes:
         with torch.inference_mode():
@@ -434,6 +430,10 @@ def main(argv=None) -> None:
         print(f"\nTable 3: batched mel inversion of 4 s crops on {args.device} (default transform)")
         print(format_table(["method", "batch", "RTF x"],
                            [[r["method"], str(r["batch"]), f"{r['rtf']:.1f}"] for r in batch]))
+
+    with torch.inference_mode():
+        speed = speed_table(clips, t, args.repeats, args.speed_seconds)
+    print_speed_table(speed, args.repeats)
 
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "linear": linear, "mel": mel,
