@@ -42,9 +42,10 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     # bf16 autocast: true, false, or "auto": where the hardware computes bf16 natively (a CUDA
-    # GPU with bf16, a CPU with AVX512-BF16 or AMX), where it measured ~2x faster; fp32 elsewhere
+    # GPU with bf16, a CPU with AVX512-BF16 or AMX; 1.9x faster on the reference model there),
+    # fp32 elsewhere (emulated bf16 is slower)
     bf16: bool | str = "auto"
-    channels_last: bool = True  # NHWC activations: what oneDNN's and cuDNN's fast kernels want
+    channels_last: bool = False  # NHWC activations; measured no faster on CPU, slower with bf16
 
     def __post_init__(self):
         if self.gan_loss not in ("lsgan", "bce", "hinge"):

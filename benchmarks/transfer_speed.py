@@ -1,0 +1,105 @@
+"""End-to-end transfer speed of a 30 s recording: real-time factor, where the time goes, and the
+spectral convergence of the audio to the mel the model generated.
+
+One process, one checkpoint, one real 30 s input (realaudio clips of several domains joined
+end to end). ``TimbreTransfer.transfer`` is timed whole (median of ``--repeats`` after a
+warm-up); the inversion alone (generated mel -> audio) is timed on the same generated mel, and the
+rest (resampling, analysis, the nets) is the difference. Spectral convergence compares the mel of
+the output audio with the generated mel (linear mel magnitudes, dB, lower is better): the quality
+of the inversion that the speed is bought with.
+
+It uses only the API that has not changed, so the same script measures an older checkout::
+
+    PYTHONPATH=/path/to/old/src .venv/bin/python benchmarks/transfer_speed.py --checkpoint CKPT
+
+Run alone, from the repository root::
+
+    .venv/bin/python benchmarks/transfer_speed.py --checkpoint data/demo/run/checkpoints/latest.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+REALAUDIO = ROOT / ".." / "shared" / "data" / "realaudio"
+
+
+def thirty_seconds(sample_rate: int, seconds: float) -> np.ndarray:
+    """Real clips of several domains joined until ``seconds`` long."""
+    from timbre_transfer.audio.io import load_audio
+
+    files = [f for domain in ("violin", "speech", "flute", "trumpet")
+             for f in sorted((REALAUDIO / domain).glob("*.flac"))[:3]]
+    if not files:
+        raise SystemExit(f"no real audio in {REALAUDIO.resolve()}")
+    parts, total = [], 0
+    for f in files:
+        wav = load_audio(f, sample_rate)
+        parts.append(wav / max(1e-6, float(np.abs(wav).max())) * 0.5)
+        total += len(wav)
+        if total >= seconds * sample_rate:
+            break
+    return np.concatenate(parts)[:int(seconds * sample_rate)].astype(np.float32)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--checkpoint", type=Path, required=True, help="a trained model")
+    ap.add_argument("--to", help="target domain (default: the model's first)")
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--inverter", default="pghi+gla")
+    args = ap.parse_args(argv)
+
+    from timbre_transfer import __version__
+    from timbre_transfer.audio.inversion import spectral_convergence_db
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    tt = TimbreTransfer.from_checkpoint(args.checkpoint, device="cpu")
+    to = args.to or tt.domains[0]
+    sr = tt.sample_rate
+    wav = thirty_seconds(sr, args.seconds)
+    seconds = len(wav) / sr
+    print(f"timbre_transfer {__version__} from {Path(__import__('timbre_transfer').__file__).parent}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; {seconds:.1f} s input "
+          f"-> {to}, inverter {args.inverter}", flush=True)
+
+    tt.transfer(wav, sr, to=to, inverter=args.inverter)  # warm-up: kernels, caches
+    totals = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        out = tt.transfer(wav, sr, to=to, inverter=args.inverter)
+        totals.append(time.perf_counter() - start)
+
+    # the generated mel, as transfer made it, then its inversion alone
+    with torch.no_grad():
+        gain = 10 ** (tt.target_dbfs / 20) / float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
+        gain = min(gain, 0.99 / float(np.abs(wav).max()))
+        spec = tt.transform(torch.from_numpy(wav * gain))
+        generated = tt.model.translate(spec[None, None], to)[0, 0].clamp(0, 1)
+        inversions = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            audio = tt.transform.invert(generated, method=args.inverter, length=len(wav))
+            inversions.append(time.perf_counter() - start)
+        target = tt.transform.spec_to_mel(generated)
+        got = tt.transform.mel(audio)[..., :target.shape[-1]]
+        sc = float(spectral_convergence_db(target[None], got[None])[0])
+
+    total, inversion = statistics.median(totals), statistics.median(inversions)
+    print(f"\n| {'total s':>7} | {'x real time':>11} | {'inversion s':>11} | {'analysis + nets s':>17} | "
+          f"{'SC of output to generated mel, dB':>33} |")
+    print(f"| {total:>7.2f} | {seconds / total:>11.1f} | {inversion:>11.2f} | "
+          f"{max(0.0, total - inversion):>17.2f} | {sc:>33.2f} |")
+    assert out.shape == wav.shape
+
+
+if __name__ == "__main__":
+    main()
