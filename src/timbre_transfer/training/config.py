@@ -10,7 +10,7 @@ from timbre_transfer.models.multidomain import ModelConfig
 @dataclass(frozen=True)
 class LossWeights:
     """Weights of the raw loss terms (the reference's values); applied in one place only,
-    :meth:`timbre_transfer.training.trainer.Trainer.generator_step`."""
+    :meth:`timbre_transfer.training.trainer.Trainer.weighted_total`."""
 
     gan: float = 10.0
     kl: float = 0.1
@@ -28,7 +28,7 @@ class TrainConfig:
     max_steps: int = 100_000
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.999)
-    lr_decay_start: float = 0.5  # linear decay to 0 over the epochs after this fraction
+    lr_decay_start: float = 0.5  # then linear per-epoch decay; the last epoch at lr / (n + 1)
     beta_warmup_steps: int = 0  # KL weight ramps from 0 to its value over these steps
     gan_loss: str = "lsgan"  # "lsgan" | "bce" | "hinge"
     latent_loss: str = "centroid"  # "centroid" (running per-domain centroids) | "batch_mean"
