@@ -1,0 +1,56 @@
+"""The training-step benchmark's peer is the published step, and the script runs end to end."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from timbre_transfer.training.config import load_run_config
+from timbre_transfer.training.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_published_peer_updates_g_first_then_each_d_on_the_same_fakes(synth_store, tmp_path):
+    bench = _load("train_step")
+    config = load_run_config(REPO / "config" / "debug.yaml", ["train.bf16=false"])
+    peer = bench.PublishedStep(Trainer(config, synth_store / "store", tmp_path, progress=False))
+    a, b = peer.domains[:2]
+    events, judged = [], []
+    for name, opt in [("G", peer.opt_g)] + [(f"D_{d}", o) for d, o in peer.opt_d.items()]:
+        opt.register_step_post_hook(lambda *_, name=name: events.append(name))
+    discriminate = peer.model.discriminate
+
+    def recording(x, domain):
+        judged.append((domain, x.detach().clone(), x.requires_grad))
+        return discriminate(x, domain)
+
+    peer.model.discriminate = recording
+    x1, x2 = torch.rand(2, 1, 128, 32), torch.rand(2, 1, 128, 32)
+    peer.pair_update(x1, x2, a, b)
+    # train_local: one generator update for the pair, then D_1, then D_2 (not D first, as UNIT)
+    assert events == ["G", f"D_{a}", f"D_{b}"]
+    # G judges its two translations (with gradients), then each D sees its real crops and the
+    # very translations the generator was judged on, detached
+    (ga, fake_a, g1), (gb, fake_b, g2), (da, real_a, _), (da2, dfake_a, d1), \
+        (db, real_b, _), (db2, dfake_b, d2) = judged
+    assert (ga, gb, da, da2, db, db2) == (a, b, a, a, b, b)
+    assert g1 and g2 and not d1 and not d2
+    assert torch.equal(real_a, x1) and torch.equal(real_b, x2)
+    assert torch.equal(dfake_a, fake_a) and torch.equal(dfake_b, fake_b)
+
+
+def test_train_step_benchmark_prints_the_comparison(tmp_path, capsys):
+    bench = _load("train_step")
+    bench.main(["--config", str(REPO / "config" / "debug.yaml"), "--steps", "1",
+                "--time-to-l1", "1", "--l1-config", str(REPO / "config" / "debug.yaml")])
+    out = capsys.readouterr().out
+    assert "published (per pair update)" in out and "ours default" in out
+    assert "vs published" in out and "Time to held-out reconstruction L1" in out
