@@ -108,15 +108,7 @@ def translate_windowed(model, spec: torch.Tensor, to: Sequence[str], window: int
 
 def _encode(model, x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """``mu`` of ``(B, 1, F, T)`` padded as :meth:`TimbreModel.translate` pads; and ``T``."""
-    from timbre_transfer.models.multidomain import _extend_right
-
-    f = model.downsample_factor
-    minimum = -(-max(2 * f, 4) // f) * f
-    padded = x
-    for dim in (2, 3):
-        n = x.shape[dim]
-        padded = _extend_right(padded, dim, max(-(-n // f) * f, minimum))
-    return model.encode(padded).mu, x.shape[3]
+    return model.encode(model.pad_to_stride(x)).mu, x.shape[3]
 
 
 def limit_peak(wav: np.ndarray, peak: float = PEAK_LIMIT) -> tuple[np.ndarray, float]:

@@ -211,18 +211,25 @@ class TimbreModel(nn.Module):
         cropped back. Gradients are kept: wrap in ``torch.no_grad()`` for inference.
         """
         self._check_domain(domain)
+        padded = self.pad_to_stride(x)  # checks the shape
+        n_f, n_t = x.shape[2:]
+        enc = self.encode(padded)
+        z = self.sample(enc) if sample else enc.mu
+        return self.decode(z, domain)[:, :, :n_f, :n_t]
+
+    def pad_to_stride(self, x: torch.Tensor) -> torch.Tensor:
+        """Extend ``(B, 1, F, T)`` on the right by reflection so that F and T are multiples of
+        :attr:`downsample_factor` and at least 2 latent frames (what encode/decode round-trip);
+        crop the decoded output back to ``(F, T)``."""
         self._check_input(x)
         f = self.downsample_factor
         minimum = -(-max(2 * f, 4) // f) * f  # the first 7x7 reflection pad needs 4 samples
         _, _, n_f, n_t = x.shape
         if n_f == 0 or n_t == 0:
             raise ValueError(f"cannot translate an empty input of shape {tuple(x.shape)}")
-        padded = x
         for dim, n in ((2, n_f), (3, n_t)):
-            padded = _extend_right(padded, dim, max(-(-n // f) * f, minimum))
-        enc = self.encode(padded)
-        z = self.sample(enc) if sample else enc.mu
-        return self.decode(z, domain)[:, :, :n_f, :n_t]
+            x = _extend_right(x, dim, max(-(-n // f) * f, minimum))
+        return x
 
     def generator_parameters(self) -> list[nn.Parameter]:
         """Encoder, shared stack and generators, each parameter once (for the G optimiser)."""
