@@ -592,8 +592,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     held_out = store.clips(tt.domains[0], "val").files[0]
     source = out / "audio" / tt.domains[0] / held_out
     print(f"4/5 transferring the held-out clip {source} to every domain -> {out / 'transfers'}")
-    for domain in tt.domains:
-        print(f"    {tt.transfer_file(source, domain, out / 'transfers')}")
+    for path in tt.transfer_file(source, tt.domains, out / "transfers").values():
+        print(f"    {path}")  # loaded and encoded once for every domain
     print("5/5 scoring held-out transfers against their ground-truth twins (log-mel L1)")
     scores = paired_scores(tt, out / "audio", store)
     if history:
