@@ -112,9 +112,17 @@ def test_reproducible_and_distributed_sampler_safe(store):
 
 def test_multi_domain_batches(store):
     ds = MultiDomainCropDataset(store, crop_frames=32)
-    specs, ids = next(iter(DataLoader(ds, batch_size=4, num_workers=0)))
+    specs, pitch = next(iter(DataLoader(ds, batch_size=4, num_workers=0)))
     assert specs.shape == (4, 2, 1, 128, 32)
-    assert ids.tolist() == [[0, 1]] * 4
+    assert pitch.shape == (4, 2, 2, 32)  # f0 and voicing of every crop's frames
+    # the pitch rows are the store's controls of the very frames cropped: recompute item 0
+    rng = np.random.default_rng([ds.seed, ds.epoch, 0])
+    for d in range(2):
+        clips, cumulative = ds.per_domain[d]
+        clip = min(int(np.searchsorted(cumulative, rng.random(), side="right")), len(cumulative) - 1)
+        start = int(clips.offsets[clip]) + int(rng.integers(0, max(int(clips.frames[clip]) - 32, 0) + 1))
+        n = min(int(clips.frames[clip]), 32)
+        np.testing.assert_array_equal(pitch[0, d, :, :n].numpy(), clips.controls[start:start + n, :2].T)
     single = CropDataset(store, crop_frames=32)
     assert len(ds) == max(len(single) // 2, 2)
 

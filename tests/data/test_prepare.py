@@ -252,7 +252,7 @@ def test_unexpected_file_error_names_the_file(tmp_path, monkeypatch):
     assert str(pickle.loads(pickle.dumps(exc.value))) == str(exc.value)
     # the files analysed before it are kept for the rerun; no store looks finished
     assert not (tmp_path / "store" / "store.json").exists()
-    assert len(list((tmp_path / "store" / ".work").rglob("*.npy"))) == 2
+    assert len(list((tmp_path / "store" / ".work").rglob("*.npy"))) == 4  # features, controls
 
 
 @pytest.mark.parametrize("layout,name,message", [
@@ -327,3 +327,56 @@ def test_csv_and_nsynth_layouts(tmp_path):
         discover(bad)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         discover(tmp_path / "nowhere")
+
+
+def _harmonic(seconds, f0, sr=SR, amp=0.2):
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))).astype(np.float32)
+
+
+def test_prepare_analyses_the_controls_once_for_every_frame(tmp_path):
+    root = tmp_path / "data"
+    for domain, f0 in (("low", 110.0), ("high", 440.0)):
+        (root / domain).mkdir(parents=True)
+        sf.write(root / domain / "note.wav", _harmonic(1.5, f0), SR)
+        sf.write(root / domain / "other.wav", _harmonic(1.0, f0 * 1.5), SR)
+    prepare(root, tmp_path / "store", options=PrepareOptions(val_fraction=0.0), workers=1,
+            progress=False)
+    store = FeatureStore(tmp_path / "store")
+    for domain, f0 in (("low", 110.0), ("high", 440.0)):
+        clips = store.clips(domain)
+        assert clips.controls.shape == (clips.features.shape[0], 4)  # a row per mel frame
+        i = clips.files.index("note.wav")
+        c = clips.clip_controls(i)
+        assert len(c.f0_hz) == clips.frames[i]
+        inner = slice(10, -10)  # pYIN's edges
+        assert c.voiced[inner].all()
+        cents = 1200 * np.abs(np.log2(c.f0_hz[inner] / f0))
+        assert np.median(cents) < 10
+        assert np.all(c.loudness_db[inner] > -40)
+    # the register of each domain: the median over both files
+    medians = store.pitch_medians()
+    assert 1200 * abs(np.log2(medians["high"] / 440.0)) < 10 or \
+        1200 * abs(np.log2(medians["high"] / 660.0)) < 10
+
+
+def test_csv_split_column_fixes_the_split(tmp_path):
+    rows = []
+    for domain in ("a", "b"):
+        for i in range(3):
+            path = tmp_path / domain / f"{i}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, _tone(0.6, 300.0 + 50 * i), SR)
+            rows.append((f"{domain}/{i}.wav", domain, "val" if i == 2 else "train"))
+    manifest = tmp_path / "files.csv"
+    with open(manifest, "w", newline="") as fh:
+        csv.writer(fh).writerows([("path", "domain", "split"), *rows])
+    prepare(manifest, tmp_path / "store", options=PrepareOptions(val_fraction=0.5), workers=1,
+            progress=False)
+    store = FeatureStore(tmp_path / "store")
+    for domain in ("a", "b"):
+        assert store.clips(domain, "val").files == [f"{domain}/2.wav"]
+    with open(manifest, "a", newline="") as fh:
+        csv.writer(fh).writerow(("a/0.wav", "a", "test"))
+    with pytest.raises(ValueError, match="split must be train, val or empty"):
+        discover(manifest)

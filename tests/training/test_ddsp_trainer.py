@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from timbre_transfer.data.dataset import FeatureStore
 from timbre_transfer.models.ddsp_head import Controls, DDSPConfig, DDSPHead, fill_unvoiced
 from timbre_transfer.training.ddsp_trainer import (DDSPRunConfig, DDSPTrainer, load_ddsp_config,
                                                    load_ddsp_head)
@@ -65,7 +66,15 @@ def test_train_ddsp_three_steps_on_real_audio_and_resume_exactly(real_store, tmp
                  "--max-steps", "3", *SMALL]) == 0
     assert "training a DDSP head on ['violin']" in capsys.readouterr().out
     head, domains, _ = load_ddsp_head(run / "checkpoints" / "latest.pt")
-    assert domains == ["violin"] and (run / "controls.npz").is_file()
+    assert domains == ["violin"] and not (run / "controls.npz").exists()  # the store's are used
+    # the head's controls are the store's, every mel_stride-th mel frame
+    trainer = DDSPTrainer(load_ddsp_config(None, SMALL), store, ["violin"], tmp_path / "c",
+                          progress=False)
+    clips = FeatureStore(store).clips("violin")
+    stride = trainer.config.head.mel_stride
+    np.testing.assert_array_equal(trainer.clips[0].controls.f0_hz,
+                                  clips.clip_controls(0).f0_hz[::stride])
+    assert len(trainer.clips[0].mel) == len(trainer.clips[0].controls.f0_hz)
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
 
     # 2 steps, then 1 more resumed, equals 3 uninterrupted (same data, noise and optimiser state)

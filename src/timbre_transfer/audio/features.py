@@ -204,3 +204,69 @@ def a_weighted_loudness(
     floor = 10.0 ** (floor_db / 10.0)
     # where() rather than max() in dB so that silence reads exactly floor_db (no round trip)
     return np.where(power > floor, 10.0 * np.log10(np.maximum(power, floor)), float(floor_db))
+
+
+# ---- performance controls: what a clip plays, analysed once ------------------------------------
+
+CONTROL_COLUMNS = ("f0_hz", "voiced_prob", "voiced", "loudness_db")
+
+
+@dataclass
+class Controls:
+    """Frame-rate performance controls of a clip, ``N = 1 + T // hop_length`` frames.
+
+    Attributes:
+        f0_hz: ``(N,)`` f0, unvoiced frames filled from their voiced neighbours (0 Hz in a clip
+            with no voiced frame), so an oscillator glides instead of jumping.
+        voiced_prob: ``(N,)`` pYIN's voicing probability.
+        loudness_db: ``(N,)`` A-weighted loudness (:func:`a_weighted_loudness`).
+        voiced: ``(N,)`` pYIN's voicing decision (None where only the probability is known).
+    """
+
+    f0_hz: np.ndarray
+    voiced_prob: np.ndarray
+    loudness_db: np.ndarray
+    voiced: np.ndarray | None = None
+
+    def as_array(self) -> np.ndarray:
+        """``(N, 4)`` float32 in the order of :data:`CONTROL_COLUMNS`."""
+        voiced = self.voiced if self.voiced is not None else self.voiced_prob > 0.5
+        return np.stack([self.f0_hz, self.voiced_prob, voiced, self.loudness_db], 1).astype(np.float32)
+
+    @classmethod
+    def from_array(cls, rows: np.ndarray) -> "Controls":
+        rows = np.asarray(rows, dtype=np.float64)
+        return cls(rows[:, 0], rows[:, 1], rows[:, 3], rows[:, 2] > 0.5)
+
+    def resample(self, factor: int, n_frames: int) -> "Controls":
+        """These controls (at ``hop``) on the finer grid of ``hop / factor``, ``n_frames`` long:
+        f0 interpolated in log frequency, the rest linearly, the end held."""
+        positions = np.arange(n_frames) / factor
+        known = np.arange(len(self.f0_hz))
+        interp = lambda a: np.interp(positions, known, np.asarray(a, dtype=np.float64))
+        log_f0 = np.log2(np.maximum(self.f0_hz, 1e-3))
+        f0 = np.where(interp(self.f0_hz > 0) > 0.5, 2.0 ** interp(log_f0), 0.0)
+        voiced = None if self.voiced is None else interp(self.voiced) > 0.5
+        return Controls(f0, interp(self.voiced_prob), interp(self.loudness_db), voiced)
+
+
+def extract_controls(wav, sample_rate: int, hop_length: int, f0_min: float = 65.0,
+                     f0_max: float = 2093.0) -> Controls:
+    """f0 (:func:`f0_pyin`, unvoiced frames filled) and A-weighted loudness at ``hop_length``."""
+    track = f0_pyin(wav, sample_rate, hop_length, f0_min, f0_max)
+    loudness = a_weighted_loudness(wav, sample_rate, hop_length=hop_length)
+    return Controls(fill_unvoiced(track.f0), np.nan_to_num(track.voiced_prob), loudness,
+                    track.voiced.copy())
+
+
+def fill_unvoiced(f0: np.ndarray) -> np.ndarray:
+    """NaN frames take the value of the nearest non-NaN frame; all-NaN gives zeros."""
+    f0 = np.asarray(f0, dtype=np.float64)
+    known = np.flatnonzero(~np.isnan(f0))
+    if known.size == 0:
+        return np.zeros_like(f0)
+    positions = np.arange(len(f0))
+    nearest = known[np.clip(np.searchsorted(known, positions), 0, known.size - 1)]
+    before = known[np.clip(np.searchsorted(known, positions) - 1, 0, known.size - 1)]
+    pick = np.where(np.abs(positions - before) <= np.abs(nearest - positions), before, nearest)
+    return f0[pick]

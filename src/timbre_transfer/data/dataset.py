@@ -21,6 +21,13 @@ class DomainClips:
     offsets: np.ndarray  # (n_clips,) first row of each clip
     frames: np.ndarray  # (n_clips,) length of each clip in frames
     files: list[str]
+    controls: np.ndarray  # (total_frames, 4) float32, memmapped: f0, voicing, voiced, loudness
+
+    def clip_controls(self, i: int):
+        """The :class:`~timbre_transfer.audio.features.Controls` of clip ``i`` at the mel hop."""
+        from timbre_transfer.audio.features import Controls
+
+        return Controls.from_array(self.controls[self.offsets[i]:self.offsets[i] + self.frames[i]])
 
 
 class FeatureStore:
@@ -42,10 +49,12 @@ class FeatureStore:
         self.transform = AudioTransform.from_dict(self.manifest["transform"])
         self.domains: list[str] = list(self.manifest["domains"])
         self._features = {}
+        self._controls = {}
         self._index = {}
         self._by_file = {}
         for domain in self.domains:
             self._features[domain] = np.load(self.root / domain / "features.npy", mmap_mode="r")
+            self._controls[domain] = np.load(self.root / domain / "controls.npy", mmap_mode="r")
             self._index[domain] = json.loads((self.root / domain / "index.json").read_text())
 
     def clips(self, domain: str, split: str | None = "train") -> DomainClips:
@@ -58,11 +67,27 @@ class FeatureStore:
             np.array([e["offset"] for e in rows], dtype=np.int64),
             np.array([e["frames"] for e in rows], dtype=np.int64),
             [e["file"] for e in rows],
+            self._controls[domain],
         )
 
-    def clip_audio(self, domain: str, file: str) -> np.ndarray:
+    def pitch_medians(self, split: str = "train") -> dict[str, float | None]:
+        """Each domain's median f0 (Hz) over the voiced frames of its ``split`` clips: its
+        register (None for a domain with no voiced frame)."""
+        medians = {}
+        for domain in self.domains:
+            clips = self.clips(domain, split)
+            f0 = np.concatenate([np.asarray(clips.controls[o:o + n]) for o, n in
+                                 zip(clips.offsets, clips.frames)] or [np.zeros((0, 4))])
+            voiced = f0[f0[:, 2] > 0.5, 0] if len(f0) else f0[:0, 0]
+            medians[domain] = float(np.median(voiced)) if voiced.size else None
+        return medians
+
+    def clip_audio(self, domain: str, file: str, trim: bool = True) -> np.ndarray:
         """The audio of one clip as it was analysed: its source file decoded at the store's
         rate and cleaned with the store's prepare options ``(T,)`` float32.
+
+        ``trim=False`` keeps the file's own timeline (no silence trimmed or shortened, for
+        comparing with time-stamped annotations such as f0 truth) at the level cleaning gave.
 
         Raises:
             FileNotFoundError: the source file moved since ``prepare`` (the path is named).
@@ -77,12 +102,14 @@ class FeatureStore:
         if entry is None:
             raise KeyError(f"{self.root}: no clip {file!r} in domain {domain!r}")
         sample_rate = self.transform.params.sample_rate
-        wav = load_audio(entry["path"], sample_rate)
-        wav = clean_audio(wav, sample_rate, PrepareOptions.from_dict(self.manifest["prepare"]))
+        raw = load_audio(entry["path"], sample_rate)
+        wav = clean_audio(raw, sample_rate, PrepareOptions.from_dict(self.manifest["prepare"]))
         frames = len(wav) // self.transform.params.hop_length + 1
         if frames != entry["frames"]:
             raise ValueError(f"{entry['path']} changed since it was prepared ({frames} frames, "
                              f"the store has {entry['frames']}); prepare {self.root} again")
+        if not trim:  # cleaning applies one gain; its loudest sample is never trimmed
+            return (raw * (np.abs(wav).max() / np.abs(raw).max())).astype(np.float32)
         return wav
 
 
@@ -127,7 +154,7 @@ class CropDataset(Dataset):
             if short_clips == "exclude":
                 keep = clips.frames >= crop_frames
                 clips = DomainClips(clips.features, clips.offsets[keep], clips.frames[keep],
-                                    [f for f, k in zip(clips.files, keep) if k])
+                                    [f for f, k in zip(clips.files, keep) if k], clips.controls)
             if len(clips.frames) == 0:
                 raise ValueError(f"domain {domain!r} has no {split} clips"
                                  + (f" of at least {crop_frames} frames" if short_clips == "exclude" else ""))
@@ -147,10 +174,11 @@ class CropDataset(Dataset):
             raise IndexError(i)
         domain_id = i % len(self.domains)
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        return torch.from_numpy(self._crop(domain_id, rng)[None]), domain_id
+        return torch.from_numpy(self._crop(domain_id, rng)[0][None]), domain_id
 
-    def _crop(self, domain_id: int, rng: np.random.Generator) -> np.ndarray:
-        """One normalised crop ``(n_mels, crop_frames)`` float32 of a domain."""
+    def _crop(self, domain_id: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One normalised crop ``(n_mels, crop_frames)`` float32 of a domain, and its pitch
+        ``(2, crop_frames)``: f0 (Hz) and voicing probability (0 where padded)."""
         clips, cumulative = self.per_domain[domain_id]
         clip = min(int(np.searchsorted(cumulative, rng.random(), side="right")), len(cumulative) - 1)
         frames = int(clips.frames[clip])
@@ -158,14 +186,18 @@ class CropDataset(Dataset):
         rows = clips.features[start:start + min(frames, self.crop_frames)]
         crop = np.zeros((self.crop_frames, rows.shape[1]), dtype=np.float32)  # log1p(0) = 0
         crop[: len(rows)] = rows
-        return ((crop - self.shift) / self.scale).T
+        pitch = np.zeros((2, self.crop_frames), dtype=np.float32)
+        pitch[:, : len(rows)] = clips.controls[start:start + len(rows), :2].T
+        return ((crop - self.shift) / self.scale).T, pitch
 
 
 class MultiDomainCropDataset(CropDataset):
-    """One crop from EVERY domain per item: ``(specs (n_domains, 1, n_mels, T), domain_ids)``.
+    """One crop from EVERY domain per item: ``(specs (n_domains, 1, n_mels, T), pitch
+    (n_domains, 2, T))``, pitch being each crop's f0 (Hz) and voicing probability.
 
     What the multi-domain training step consumes; a DataLoader batch is
-    ``(B, n_domains, 1, n_mels, T)``. Same sampling and seeding as :class:`CropDataset`.
+    ``(B, n_domains, 1, n_mels, T)`` and ``(B, n_domains, 2, T)``. Same sampling and seeding as
+    :class:`CropDataset`.
     """
 
     all_domains = True
@@ -174,5 +206,5 @@ class MultiDomainCropDataset(CropDataset):
         if not 0 <= i < self.length:
             raise IndexError(i)
         rng = np.random.default_rng([self.seed, self.epoch, i])
-        specs = np.stack([self._crop(d, rng) for d in range(len(self.domains))])
-        return torch.from_numpy(specs[:, None]), torch.arange(len(self.domains))
+        specs, pitch = zip(*(self._crop(d, rng) for d in range(len(self.domains))))
+        return torch.from_numpy(np.stack(specs)[:, None]), torch.from_numpy(np.stack(pitch))

@@ -5,6 +5,10 @@ Store layout (``FEATURES_DIR``)::
     store.json              transform (params + normalisation statistics), its hash, the prepare
                             options, the domains and the seeded file-level train/val split
     <domain>/features.npy   float16 log1p mel frames of all files, (total_frames, n_mels), memmapped
+    <domain>/controls.npy   float32 performance controls of every frame, (total_frames, 4):
+                            f0 (Hz, unvoiced frames filled), voicing probability, voiced (0/1),
+                            A-weighted loudness (dB); same rows as features.npy. pYIN runs at
+                            CONTROL_STRIDE x the mel hop and is interpolated onto the mel frames.
     <domain>/index.json     one entry per file: source, offset, frames, seconds, split
     prepare_report.json     per-domain counts and durations, and every skipped file with its reason
     .work/<hash>/           per-file results while preparing; an interrupted or failed run resumes
@@ -36,7 +40,10 @@ import numpy as np
 
 from timbre_transfer.audio.io import AUDIO_EXTENSIONS, AudioFileError, atomic_write_text, load_audio
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2  # 2: controls.npy beside features.npy
+# pYIN runs every CONTROL_STRIDE mel frames (hop 256 = 16 ms at the default 16 kHz / 128): half
+# the cost of the mel hop, and exactly the frames of a DDSP head with mel_stride 2.
+CONTROL_STRIDE = 2
 NSYNTH_KEYS = {"family": "instrument_family_str", "source": "instrument_source_str",
                "instrument": "instrument_str"}
 
@@ -66,6 +73,7 @@ class SourceFile:
     path: Path
     domain: str
     name: str  # stable name inside the domain (path relative to the data root)
+    split: str | None = None  # "train" or "val" when the CSV says; None: the seeded draw
 
 
 @dataclass
@@ -138,7 +146,11 @@ def _discover_csv(csv_path: Path) -> list[SourceFile]:
                 raise ValueError(f"{csv_path}:{line}: empty path or domain")
             path = Path(row["path"])
             path = path if path.is_absolute() else csv_path.parent / path
-            files.append(SourceFile(path, row["domain"], row["path"]))
+            split = (row.get("split") or "").strip() or None
+            if split not in (None, "train", "val"):
+                raise ValueError(f"{csv_path}:{line}: split must be train, val or empty, got "
+                                 f"{split!r}")
+            files.append(SourceFile(path, row["domain"], row["path"], split))
     return files
 
 
@@ -192,16 +204,36 @@ def clean_audio(wav: np.ndarray, sample_rate: int, options: PrepareOptions) -> n
     return (wav * gain).astype(np.float32)
 
 
-def file_features(source: SourceFile, transform, options: PrepareOptions) -> np.ndarray:
-    """Decode, clean and analyse one file: ``(frames, n_mels)`` float16 log1p mel.
+def file_features(source: SourceFile, transform, options: PrepareOptions
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Decode, clean and analyse one file: its ``(frames, n_mels)`` float16 log1p mel and its
+    ``(frames, 4)`` float32 performance controls on the same frames (columns:
+    :data:`~timbre_transfer.audio.features.CONTROL_COLUMNS`).
+
+    Raises:
+        SkipFile: with the reason (unreadable, truncated, empty, NaN, low rate, silent, short).
+    """
+    import torch
+
+    from timbre_transfer.audio.features import extract_controls
+
+    p = transform.params
+    wav = cleaned_audio(source, p.sample_rate, options)
+    with torch.no_grad():
+        log_mel = torch.log1p(transform.mel(torch.from_numpy(wav)))
+    features = log_mel.T.numpy().astype(np.float16)
+    controls = extract_controls(wav, p.sample_rate, p.hop_length * CONTROL_STRIDE)
+    return features, controls.resample(CONTROL_STRIDE, len(features)).as_array()
+
+
+def cleaned_audio(source: SourceFile, sample_rate: int, options: PrepareOptions) -> np.ndarray:
+    """One file decoded at ``sample_rate`` and cleaned (:func:`clean_audio`).
 
     Raises:
         SkipFile: with the reason (unreadable, truncated, empty, NaN, low rate, silent, short).
     """
     import soundfile as sf
-    import torch
 
-    sample_rate = transform.params.sample_rate
     try:
         file_rate = sf.info(str(source.path)).samplerate
     except Exception as exc:  # noqa: BLE001 - libsndfile raises several types for bad files
@@ -213,10 +245,7 @@ def file_features(source: SourceFile, transform, options: PrepareOptions) -> np.
         wav = load_audio(source.path, sample_rate)
     except (AudioFileError, FileNotFoundError) as exc:
         raise SkipFile(str(exc).removeprefix(f"{source.path}: ")) from exc
-    wav = clean_audio(wav, sample_rate, options)
-    with torch.no_grad():
-        log_mel = torch.log1p(transform.mel(torch.from_numpy(wav)))
-    return log_mel.T.numpy().astype(np.float16)
+    return clean_audio(wav, sample_rate, options)
 
 
 # ---- the whole run -----------------------------------------------------------------------------
@@ -224,8 +253,8 @@ def file_features(source: SourceFile, transform, options: PrepareOptions) -> np.
 
 def params_hash(transform, options: PrepareOptions) -> str:
     """Identity of a store: the transform's parameters and the prepare options."""
-    blob = json.dumps({"audio": asdict(transform.params), "prepare": asdict(options)},
-                      sort_keys=True)
+    blob = json.dumps({"format": STORE_FORMAT, "audio": asdict(transform.params),
+                       "prepare": asdict(options)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -313,9 +342,9 @@ def _shorten(text: str, limit: int = 600) -> str:
 
 def auto_workers(n_files: int) -> int:
     """Worker processes for ``n_files``: starting a worker (importing torch and librosa) costs
-    about 4 s, while one process prepares 200-800x faster than real time (benchmarks/data.py), so
-    processes only pay off for large sets."""
-    return 1 if n_files < 1000 else max(1, min(os.cpu_count() or 1, 8))
+    about 4 s; the mels alone are 200-800x faster than real time (benchmarks/data.py), but the
+    controls' pYIN runs at about 4x real time, so a handful of files already pays for them."""
+    return 1 if n_files < 4 else max(1, min(os.cpu_count() or 1, 8))
 
 
 def run_jobs(jobs, transform, options: PrepareOptions, workers: int = 1, progress: bool = True):
@@ -365,17 +394,22 @@ def _process_in_worker(source, part, state, options):
 def _process(source: SourceFile, part: Path, transform, options: PrepareOptions) -> None:
     part.parent.mkdir(parents=True, exist_ok=True)
     try:
-        features = file_features(source, transform, options)
+        features, controls = file_features(source, transform, options)
     except SkipFile as exc:
         atomic_write_text(part.with_suffix(".skip.json"), json.dumps({"reason": str(exc)}))
         return
     except Exception as exc:  # noqa: BLE001 - anything else is a bug or a broken system: name the file
         raise PrepareFileError(f"{source.path} (domain {source.domain!r}): "
                                f"{type(exc).__name__}: {exc}") from exc
-    fd, tmp = tempfile.mkstemp(dir=part.parent, suffix=".npy")
-    os.close(fd)
-    np.save(tmp, features)
-    os.replace(tmp, part)
+    for path, array in ((_controls_path(part), controls), (part, features)):  # features last:
+        fd, tmp = tempfile.mkstemp(dir=part.parent, suffix=".npy")  # they mark the file done
+        os.close(fd)
+        np.save(tmp, array)
+        os.replace(tmp, path)
+
+
+def _controls_path(part: Path) -> Path:
+    return part.with_suffix(".controls.npy")
 
 
 def _part_path(work: Path, source: SourceFile) -> Path:
@@ -454,6 +488,9 @@ def _consolidate(out: Path, kept: dict[str, list], skipped: list[dict], transfor
     for domain in domains:
         files = [(source, np.load(part, mmap_mode="r")) for source, part in kept[domain]]
         split = _split(len(files), options.val_fraction, rng)
+        for i, (source, _) in enumerate(files):  # a split the CSV states wins over the draw
+            if source.split is not None:
+                split[i] = source.split == "val"
         index, offset = [], 0
         total = sum(f.shape[0] for _, f in files)
         (out / domain).mkdir(parents=True, exist_ok=True)
@@ -461,8 +498,10 @@ def _consolidate(out: Path, kept: dict[str, list], skipped: list[dict], transfor
         os.close(fd)
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
                                           shape=(total, transform.params.n_mels))
-        for (source, feats), is_val in zip(files, split):
+        controls = np.empty((total, 4), dtype=np.float32)
+        for (source, feats), is_val, (_, part) in zip(files, split, kept[domain]):
             array[offset:offset + len(feats)] = feats
+            controls[offset:offset + len(feats)] = np.load(_controls_path(part))
             n_frames = int(feats.shape[0])
             index.append({"file": source.name, "path": str(source.path), "offset": offset,
                           "frames": n_frames,
@@ -475,6 +514,8 @@ def _consolidate(out: Path, kept: dict[str, list], skipped: list[dict], transfor
         array.flush()
         del array
         os.replace(tmp, out / domain / "features.npy")
+        np.save(tmp, controls)  # np.save keeps the name: tmp ends in .npy
+        os.replace(tmp, out / domain / "controls.npy")
         atomic_write_text(out / domain / "index.json", json.dumps(index, indent=1))
         index_by_domain[domain] = index
         skipped = sum(1 for s in report["skipped"] if s["domain"] == domain)

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from timbre_transfer.audio.features import Controls, fill_unvoiced  # noqa: F401 - re-exported
+from timbre_transfer.audio.features import extract_controls as _extract
 from timbre_transfer.models.ddsp import Reverb, exp_sigmoid, filtered_noise, harmonic_synth, upsample
 
 
@@ -31,41 +33,10 @@ class DDSPConfig:
     gate_db: float = -70.0  # frames quieter than this (A-weighted dB) are silenced
 
 
-@dataclass
-class Controls:
-    """Frame-rate performance controls of a clip, ``N = 1 + T // hop_length`` frames."""
-
-    f0_hz: np.ndarray  # (N,) f0 with unvoiced frames filled from their voiced neighbours
-    voiced_prob: np.ndarray  # (N,) pYIN's voicing probability
-    loudness_db: np.ndarray  # (N,) A-weighted loudness
-
-
 def extract_controls(wav: np.ndarray, sample_rate: int, hop_length: int,
                      config: DDSPConfig = DDSPConfig()) -> Controls:
-    """f0 (pYIN) and A-weighted loudness of ``(T,)`` audio at ``hop_length``.
-
-    Unvoiced frames get the f0 of the nearest voiced frame (or 0 Hz in a clip with none), so the
-    oscillator glides instead of jumping; the voicing probability tells the decoder whether to use
-    it at all.
-    """
-    from timbre_transfer.audio.features import a_weighted_loudness, f0_pyin
-
-    track = f0_pyin(wav, sample_rate, hop_length, config.f0_min, config.f0_max)
-    loudness = a_weighted_loudness(wav, sample_rate, hop_length=hop_length)
-    return Controls(fill_unvoiced(track.f0), np.nan_to_num(track.voiced_prob), loudness)
-
-
-def fill_unvoiced(f0: np.ndarray) -> np.ndarray:
-    """NaN frames take the value of the nearest non-NaN frame; all-NaN gives zeros."""
-    f0 = np.asarray(f0, dtype=np.float64)
-    known = np.flatnonzero(~np.isnan(f0))
-    if known.size == 0:
-        return np.zeros_like(f0)
-    positions = np.arange(len(f0))
-    nearest = known[np.clip(np.searchsorted(known, positions), 0, known.size - 1)]
-    before = known[np.clip(np.searchsorted(known, positions) - 1, 0, known.size - 1)]
-    pick = np.where(np.abs(positions - before) <= np.abs(nearest - positions), before, nearest)
-    return f0[pick]
+    """The head's :class:`Controls` of ``(T,)`` audio at ``hop_length``, in its pYIN range."""
+    return _extract(wav, sample_rate, hop_length, config.f0_min, config.f0_max)
 
 
 def _mlp(n_in: int, n_out: int) -> nn.Sequential:

@@ -1,7 +1,7 @@
 """Training the DDSP head on the real audio of one or more domains of a feature store.
 
-Input: each clip's normalised mel (from the store), its f0 and loudness (extracted once from the
-clip's cleaned audio and cached in the run folder); target: the audio itself, through the
+Input: each clip's normalised mel and its f0, voicing and loudness (both from the store: ``prepare``
+analyses the controls once, for training, this head and evaluation alike); target: the audio itself, through the
 multi-scale spectral loss. Checkpoints (atomic, ``weights_only`` loading), TensorBoard scalars
 and exact resume work as for the VAE-GAN :class:`~timbre_transfer.training.trainer.Trainer` and
 use the same checkpoint functions.
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from timbre_transfer.config import to_dict
-from timbre_transfer.models.ddsp_head import Controls, DDSPConfig, DDSPHead, extract_controls
+from timbre_transfer.models.ddsp_head import Controls, DDSPConfig, DDSPHead
 from timbre_transfer.training.checkpoint import (check_resumable, load_state_strict,
                                                  read_checkpoint, save_run_checkpoint)
 
@@ -64,8 +64,8 @@ class DDSPTrainer:
 
     Args:
         domains: the domains whose audio the head learns (one head may serve several).
-        run_dir: ``config.yaml``, ``controls.npz`` (the f0/loudness cache), ``checkpoints/``,
-            ``tensorboard/``.
+        run_dir: ``config.yaml``, ``checkpoints/``, ``tensorboard/``. The f0, voicing and
+            loudness come from the store's controls (``prepare`` analyses them once).
     """
 
     def __init__(self, config: DDSPRunConfig, store, domains: list[str], run_dir: str | Path,
@@ -105,39 +105,24 @@ class DDSPTrainer:
     # ---- data -----------------------------------------------------------------------------------
 
     def _load_clips(self) -> list[_Clip]:
-        """Every train clip of the domains with its controls (pYIN is slow: cached on disk)."""
-        from tqdm import tqdm
-
-        hop = self.head.hop_length
-        sr = self.store.transform.params.sample_rate
-        cache_path = self.run_dir / "controls.npz"
-        cache = dict(np.load(cache_path)) if cache_path.is_file() else {}
+        """Every train clip of the domains with its controls, read from the store's controls
+        cache (analysed once by ``prepare``) at the head's frames."""
+        stride = self.config.head.mel_stride
         jobs = []
         for d in self.domains:
             c = self.store.clips(d, "train")
-            jobs += [(d, c.features, f, o, n) for f, o, n in zip(c.files, c.offsets, c.frames)]
+            jobs += [(d, c, i) for i in range(len(c.files))]
         if not jobs:
             raise ValueError(f"{self.store.root}: no train clips in {self.domains}")
-        clips, changed = [], False
-        for domain, features, file, offset, frames in tqdm(
-                jobs, desc="controls", unit="clip", disable=not self.progress, leave=False):
-            audio = self.store.clip_audio(domain, file)
-            key = f"{domain}/{file}/{hop}"
-            if key + "/f0" not in cache:
-                c = extract_controls(audio, sr, hop, self.config.head)
-                cache.update({key + "/f0": c.f0_hz, key + "/voiced": c.voiced_prob,
-                              key + "/loudness": c.loudness_db})
-                changed = True
-            controls = Controls(cache[key + "/f0"], cache[key + "/voiced"], cache[key + "/loudness"])
-            rows = np.asarray(features[offset:offset + frames], dtype=np.float32)
-            mel = self.store.transform.normalize(torch.from_numpy(rows)).numpy()
-            mel = mel[:: self.config.head.mel_stride][: len(controls.f0_hz)]
+        clips = []
+        for domain, c, i in jobs:
+            audio = self.store.clip_audio(domain, c.files[i])
+            full = c.clip_controls(i)
+            controls = Controls(full.f0_hz[::stride], full.voiced_prob[::stride],
+                                full.loudness_db[::stride], full.voiced[::stride])
+            rows = np.asarray(c.features[c.offsets[i]:c.offsets[i] + c.frames[i]], dtype=np.float32)
+            mel = self.store.transform.normalize(torch.from_numpy(rows)).numpy()[::stride]
             clips.append(_Clip(mel, controls, audio))
-        if changed:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            tmp = cache_path.with_name(".controls.tmp.npz")
-            np.savez(tmp, **cache)
-            tmp.replace(cache_path)  # atomic: an interrupted write never leaves half a cache
         return clips
 
     def batch(self, step: int):
