@@ -135,12 +135,12 @@ def step_crops_per_second(store: Path, steps: int = 3) -> float:
     config = load_run_config(Path(__file__).resolve().parents[1] / "config" / "reference.yaml")
     with tempfile.TemporaryDirectory() as run:
         trainer = Trainer(config, store, run, progress=False)
-        specs = next(trainer.batches())
-        trainer.train_step(specs)  # warm-up
+        batch = next(trainer.batches())
+        trainer.train_step(batch)  # warm-up
         start = time.perf_counter()
         for _ in range(steps):
-            trainer.train_step(specs)
-        return steps * specs.shape[0] * specs.shape[1] / (time.perf_counter() - start)
+            trainer.train_step(batch)
+        return steps * batch.specs.shape[0] * batch.specs.shape[1] / (time.perf_counter() - start)
 
 
 def table(header, rows) -> str:

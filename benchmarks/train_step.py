@@ -119,8 +119,10 @@ class PublishedStep:
             self.opt_d[d].step()
         return loss_g.detach()
 
-    def train_batch(self, specs: torch.Tensor) -> None:
-        """A ``(B, D, 1, F, T)`` batch: each target once, with a random source (as published)."""
+    def train_batch(self, batch) -> None:
+        """A batch of ``(B, D, 1, F, T)`` crops: each target once, with a random source (as
+        published)."""
+        specs = batch.specs
         n = len(self.domains)
         for target in range(n):
             source = self.rng.choice([d for d in range(n) if d != target])
@@ -154,18 +156,19 @@ def throughput(args, device, store: Path, tmp: Path) -> None:
         steps[name] = trainers[name].train_step
     default = trainers[OURS[-1][0]]
     print(f"default resolves to bf16={default.use_bf16}, channels_last={default.channels_last}")
-    specs = next(default.batches()).to(device)
+    batch_of_crops = next(default.batches()).to(device)
+    specs = batch_of_crops.specs
     batch, n_dom = specs.shape[:2]
     print(f"config {args.config.name}: batch {tuple(specs.shape)} (B={batch} crops x D={n_dom} "
           f"domains, {specs.shape[-2]} mels x {specs.shape[-1]} frames)", flush=True)
     times = {name: [] for name in steps}
     for step in steps.values():  # warm-ups: Adam state, allocator, oneDNN kernels
-        step(specs)
+        step(batch_of_crops)
     for i in range(args.steps):  # interleaved, so that drift in the machine's load hits all
         for name, step in steps.items():
             sync(device)
             start = time.perf_counter()
-            step(specs)
+            step(batch_of_crops)
             sync(device)
             times[name].append(time.perf_counter() - start)
         print(f"  round {i + 1}/{args.steps}: " + ", ".join(
@@ -188,14 +191,14 @@ def throughput(args, device, store: Path, tmp: Path) -> None:
           "to the published step (equal work)")
     if args.profile:
         for name in (OURS[0][0], OURS[-1][0]):
-            profile(name, trainers[name], specs)
+            profile(name, trainers[name], batch_of_crops)
 
 
-def profile(name: str, trainer: Trainer, specs: torch.Tensor, top: int = 12) -> None:
+def profile(name: str, trainer: Trainer, batch, top: int = 12) -> None:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-        trainer.train_step(specs)
+        trainer.train_step(batch)
     print(f"\nTop {top} operators of one step of {name} (self CPU time):")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top,
                                     max_name_column_width=40))
@@ -227,9 +230,9 @@ def time_to_l1(args, device, store: Path, tmp: Path) -> None:
         step = PublishedStep(trainer).train_batch if name == "published" else trainer.train_step
         curve, elapsed, updates, reached = [(0.0, held_out_recon_l1(trainer, crops))], 0.0, 0, None
         next_check = 15.0
-        for specs in trainer.batches():
+        for batch in trainer.batches():
             start = time.perf_counter()
-            step(specs.to(device))
+            step(batch.to(device))
             sync(device)
             elapsed += time.perf_counter() - start  # training time only, not the evaluations
             updates += 1

@@ -254,3 +254,39 @@ def test_state_dict_round_trip_is_exact(tiny):
             assert torch.equal(fresh.translate(x, d), tiny.translate(x, d))
             crop = x[..., :32]
             assert torch.equal(fresh.discriminate(crop, d), tiny.discriminate(crop, d))
+
+
+def test_pitch_template_generator_needs_and_uses_its_template():
+    from timbre_transfer.models.multidomain import ModelConfig, TimbreModel
+
+    model = TimbreModel(ModelConfig(dim=8, n_res_encoder=1, n_res_generator=1,
+                                    pitch_template=True), ["a", "b"])
+    x = torch.rand(2, 1, 32, 16)
+    z = model.encode(x).mu
+    one, other = torch.zeros(2, 1, 32, 16), torch.zeros(2, 1, 32, 16)
+    other[:, :, 10] = 1.0  # a harmonic on bin 10
+    assert not torch.allclose(model.decode(z, "a", one), model.decode(z, "a", other))
+    with pytest.raises(ValueError, match=r"needs a pitch template of shape \(2, 1, 32, 16\)"):
+        model.decode(z, "a")
+    with pytest.raises(ValueError, match="needs a pitch template"):
+        model.decode(z, "a", torch.zeros(2, 1, 32, 8))
+    plain = TimbreModel(ModelConfig(dim=8, n_res_encoder=1, n_res_generator=1), ["a", "b"])
+    with pytest.raises(ValueError, match="takes no pitch template"):
+        plain.decode(plain.encode(x).mu, "a", one)
+    # translate pads the template as it pads the input
+    assert model.translate(torch.rand(1, 1, 30, 13), "b", pitch=torch.rand(1, 1, 30, 13)).shape == (1, 1, 30, 13)
+
+
+def test_pitch_discriminator_reads_the_template_and_needs_the_generator_one():
+    from timbre_transfer.models.multidomain import ModelConfig, TimbreModel
+
+    with pytest.raises(ValueError, match="needs pitch_template"):
+        ModelConfig(pitch_discriminator=True)
+    model = TimbreModel(ModelConfig(dim=8, n_res_encoder=1, n_res_generator=1, pitch_template=True,
+                                    pitch_discriminator=True, disc_channels=(8, 8)), ["a", "b"])
+    x = torch.rand(2, 1, 32, 16)
+    low, high = torch.zeros_like(x), torch.zeros_like(x)
+    low[:, :, 4], high[:, :, 20] = 1.0, 1.0
+    assert not torch.allclose(model.discriminate(x, "a", low), model.discriminate(x, "a", high))
+    with pytest.raises(ValueError, match="needs a pitch template"):
+        model.discriminate(x, "a")

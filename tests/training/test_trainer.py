@@ -92,11 +92,13 @@ class TaggingModel:
     def sample(self, enc, generator=None):
         return enc.mu
 
-    def decode(self, z, domain):
-        return z * self.GAIN[self.index[domain]]
+    def decode(self, z, domain, pitch=None):
+        out = z * self.GAIN[self.index[domain]]
+        return out if pitch is None else out + pitch  # a template shows up as an offset
 
-    def discriminate(self, x, domain):
-        return x * self.SCALE[self.index[domain]]
+    def discriminate(self, x, domain, pitch=None):
+        out = x * self.SCALE[self.index[domain]]
+        return out if pitch is None else out + pitch
 
 
 def _distinct_crops(n_dom=3, batch=2):
@@ -212,8 +214,8 @@ def test_nan_guard_skips_then_stops(synth_store, tmp_path, monkeypatch):
     before = {k: v.clone() for k, v in t.model.state_dict().items()}
     real_losses = t.losses
 
-    def poisoned(x, step):
-        g = real_losses(x, step)
+    def poisoned(x, step, templates=None):
+        g = real_losses(x, step, templates)
         g.terms["recon"] = g.terms["recon"] * float("nan")
         return g
 
@@ -346,3 +348,60 @@ def test_torchrun_two_processes_gloo(synth_store, tmp_path):
     assert len(list((tmp_path / "run" / "tensorboard").glob("events.*"))) == 1
     blob = read_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
     assert blob["training"]["step"] == 2
+
+
+def test_every_generator_plays_the_notes_of_the_crop_it_started_from(synth_store, tmp_path):
+    t = _trainer(synth_store / "store", tmp_path)
+    t.model = TaggingModel(t.domains)
+    x = _distinct_crops()
+    notes = 100.0 * torch.arange(1, 4, dtype=torch.float32).view(1, 3, 1, 1, 1).expand_as(x)
+    step = 3
+    src = t.pairs(step)
+    g = t.losses(x, step, notes)
+    gain = TaggingModel.GAIN
+    mean = lambda v: float(v.mean())
+    # recon: domain d with its own notes
+    recon = [mean((gain[d] * x[:, d] + notes[:, d] - x[:, d]).abs()) for d in range(3)]
+    assert float(g.terms["recon"]) == pytest.approx(sum(recon) / 3)
+    # the translation into b keeps the notes of its source src[b] ...
+    for b in range(3):
+        assert torch.equal(g.fakes[b], gain[b] * x[:, src[b]] + notes[:, src[b]])
+    # ... and so does the way back
+    cycle = [mean((gain[src[b]] * g.fakes[b] + notes[:, src[b]] - x[:, src[b]]).abs())
+             for b in range(3)]
+    assert float(g.terms["cycle"]) == pytest.approx(sum(cycle) / 3)
+    # discriminators read the notes a crop should play: a translation's are its source's
+    scale = TaggingModel.SCALE
+    for b, dom in enumerate(t.domains):
+        assert float(g.terms[f"gan/{dom}"]) == pytest.approx(
+            mean((scale[b] * g.fakes[b] + notes[:, src[b]] - 1) ** 2))
+    d_terms = t.discriminator_losses(x, g.fakes, notes, step)
+    for d, dom in enumerate(t.domains):
+        expected = (mean((scale[d] * x[:, d] + notes[:, d] - 1) ** 2)
+                    + mean((scale[d] * g.fakes[d] + notes[:, src[d]]) ** 2))
+        assert float(d_terms[f"disc/{dom}"]) == pytest.approx(expected)
+
+
+def test_pitch_shift_augmentation_moves_crops_and_f0_together(synth_store, tmp_path):
+    from timbre_transfer.audio.pitch import MelPitch
+
+    t = _trainer(synth_store / "store", tmp_path, ["train.pitch_shift=12",
+                                                   "model.pitch_template=true"])
+    batch = next(t.batches())
+    x, templates = t.prepare_batch(batch, step=5)
+    again, _ = t.prepare_batch(batch, step=5)
+    other, _ = t.prepare_batch(batch, step=6)
+    assert torch.equal(x, again) and not torch.equal(x, other)  # a function of (seed, step)
+    b, n_dom, _, n_f, n_t = x.shape
+    # recover each crop's ratio from the draw, as prepare_batch makes it
+    draw = torch.Generator().manual_seed(t.config.train.seed * 1_000_003 + 5)
+    ratio = 2.0 ** ((torch.rand(b * n_dom, generator=draw) * 2 - 1) * 12 / 12)
+    grid = MelPitch.of(t.store.transform.params)
+    silence = float(-t.store.transform.norm_shift / t.store.transform.norm_scale)
+    expected = grid.shift(batch.specs.reshape(b * n_dom, 1, n_f, n_t), ratio, silence)
+    torch.testing.assert_close(x.reshape(b * n_dom, 1, n_f, n_t), expected)
+    f0 = batch.pitch[:, :, 0].reshape(b * n_dom, n_t) * ratio[:, None]
+    voiced = batch.pitch[:, :, 1].reshape(b * n_dom, n_t)
+    torch.testing.assert_close(templates.reshape(b * n_dom, 1, n_f, n_t),
+                               grid.template(f0, voiced))
+    assert t.train_step(batch)  # and a step trains on it

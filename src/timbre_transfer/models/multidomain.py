@@ -37,6 +37,13 @@ class ModelConfig:
         learned_variance: the encoder also predicts a log-variance (else unit variance).
         output_activation: "sigmoid" (targets in [0, 1]) or "none".
         disc_channels: channels of the discriminators' stride-2 convs.
+        pitch_template: generators also take a harmonic template of the notes to play (the
+            source's f0 and voicing drawn on the mel grid), so a transfer keeps the source's
+            pitch instead of moving it into the target's register.
+        pitch_discriminator: discriminators also see the template of the notes a crop should
+            play (its own f0 for a real crop, the source's for a translation), so they judge
+            "is this the domain's timbre at this pitch" and can refuse a translation that adds
+            partials the notes do not have. Needs ``pitch_template``.
     """
 
     dim: int = 32
@@ -47,6 +54,8 @@ class ModelConfig:
     learned_variance: bool = False
     output_activation: str = "sigmoid"
     disc_channels: tuple[int, ...] = (64, 128, 256, 512)
+    pitch_template: bool = False
+    pitch_discriminator: bool = False
 
     def __post_init__(self):
         _check_int("dim", self.dim, 1)
@@ -58,6 +67,16 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.learned_variance must be true or false, got {self.learned_variance!r}"
             )
+        if not isinstance(self.pitch_template, bool):
+            raise ValueError(
+                f"ModelConfig.pitch_template must be true or false, got {self.pitch_template!r}"
+            )
+        if not isinstance(self.pitch_discriminator, bool):
+            raise ValueError("ModelConfig.pitch_discriminator must be true or false, got "
+                             f"{self.pitch_discriminator!r}")
+        if self.pitch_discriminator and not self.pitch_template:
+            raise ValueError("ModelConfig.pitch_discriminator needs pitch_template: true (the "
+                             "discriminators read the same template as the generators)")
         if self.output_activation not in OUTPUT_ACTIVATIONS:
             raise ValueError(
                 f"ModelConfig.output_activation must be one of {list(OUTPUT_ACTIVATIONS)}, "
@@ -155,11 +174,13 @@ class TimbreModel(nn.Module):
                 n_upsample=config.n_downsample,
                 out_channels=1,
                 output_activation=config.output_activation,
+                pitch_template=config.pitch_template,
             )
             for d in self.domains
         })
         self.discriminators = nn.ModuleDict(
-            {d: PatchDiscriminator(1, config.disc_channels) for d in self.domains}
+            {d: PatchDiscriminator(1 + config.pitch_discriminator, config.disc_channels)
+             for d in self.domains}
         )
 
     @property
@@ -192,30 +213,42 @@ class TimbreModel(nn.Module):
             return mu + eps
         return mu + torch.exp(0.5 * enc.logvar) * eps
 
-    def decode(self, z: torch.Tensor, domain: str) -> torch.Tensor:
-        """``(B, C, F', T') -> (B, 1, F' * f, T' * f)`` in ``domain``."""
+    def decode(self, z: torch.Tensor, domain: str, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C, F', T') -> (B, 1, F' * f, T' * f)`` in ``domain``; ``pitch``: the
+        ``(B, 1, F' * f, T' * f)`` harmonic template when ``config.pitch_template``."""
         self._check_domain(domain)
-        return self.generators[domain](z)
+        return self.generators[domain](z, pitch)
 
-    def discriminate(self, x: torch.Tensor, domain: str) -> torch.Tensor:
-        """``(B, 1, F, T) -> (B, 1, F / 2**k, T / 2**k)`` logits of ``domain``'s discriminator."""
+    def discriminate(self, x: torch.Tensor, domain: str,
+                     pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 1, F, T) -> (B, 1, F / 2**k, T / 2**k)`` logits of ``domain``'s discriminator;
+        ``pitch``: the ``(B, 1, F, T)`` template it reads beside ``x`` when
+        ``config.pitch_discriminator`` (ignored otherwise)."""
         self._check_domain(domain)
+        if self.config.pitch_discriminator:
+            if pitch is None or pitch.shape != x.shape:
+                raise ValueError(f"this discriminator needs a pitch template of shape "
+                                 f"{tuple(x.shape)}, got {None if pitch is None else tuple(pitch.shape)}")
+            x = torch.cat([x, pitch.to(x.dtype)], 1)
         return self.discriminators[domain](x)
 
-    def translate(self, x: torch.Tensor, domain: str, sample: bool = False) -> torch.Tensor:
+    def translate(self, x: torch.Tensor, domain: str, sample: bool = False,
+                  pitch: torch.Tensor | None = None) -> torch.Tensor:
         """Render ``(B, 1, F, T)`` of any size in ``domain``; returns the same shape.
 
         F and T are extended on the right by reflection up to a multiple of
         :attr:`downsample_factor` (and to at least 2 latent frames, which the reflection padding
         of the residual blocks needs), decoded from ``mu`` (or a sample when ``sample``), and
-        cropped back. Gradients are kept: wrap in ``torch.no_grad()`` for inference.
+        cropped back. Gradients are kept: wrap in ``torch.no_grad()`` for inference. ``pitch``
+        (the template, same shape as ``x``) is padded alike.
         """
         self._check_domain(domain)
         padded = self.pad_to_stride(x)  # checks the shape
         n_f, n_t = x.shape[2:]
         enc = self.encode(padded)
         z = self.sample(enc) if sample else enc.mu
-        return self.decode(z, domain)[:, :, :n_f, :n_t]
+        pitch = None if pitch is None else self.pad_to_stride(pitch)
+        return self.decode(z, domain, pitch)[:, :, :n_f, :n_t]
 
     def pad_to_stride(self, x: torch.Tensor) -> torch.Tensor:
         """Extend ``(B, 1, F, T)`` on the right by reflection so that F and T are multiples of

@@ -33,6 +33,9 @@ class TrainConfig:
     gan_loss: str = "lsgan"  # "lsgan" | "bce" | "hinge"
     latent_loss: str = "centroid"  # "centroid" (running per-domain centroids) | "batch_mean"
     centroid_momentum: float = 0.99
+    # pitch-shift augmentation: each crop moved by a random interval in [-pitch_shift,
+    # pitch_shift] semitones (0: off), so that register no longer tells the domains apart
+    pitch_shift: float = 0.0
     grad_clip: float | None = None  # max gradient norm, per optimiser
     max_bad_steps: int = 10  # stop after this many non-finite steps in a row
     log_every: int = 50
@@ -54,6 +57,8 @@ class TrainConfig:
             raise ValueError(f"train.latent_loss must be centroid or batch_mean, got {self.latent_loss!r}")
         if self.bf16 not in (True, False, "auto"):
             raise ValueError(f"train.bf16 must be true, false or auto, got {self.bf16!r}")
+        if not 0 <= self.pitch_shift <= 24:
+            raise ValueError(f"train.pitch_shift must be in [0, 24] semitones, got {self.pitch_shift}")
         if self.short_clips not in ("pad", "exclude"):
             raise ValueError(f"train.short_clips must be pad or exclude, got {self.short_clips!r}")
         for name in ("batch_size", "crop_frames", "max_steps", "log_every", "sample_every",

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from timbre_transfer.config import to_dict
+from timbre_transfer.audio.pitch import MelPitch
 from timbre_transfer.data.dataset import FeatureStore, MultiDomainCropDataset
 from timbre_transfer.losses.adversarial import discriminator_loss, generator_loss
 from timbre_transfer.losses.latent import LatentCentroids, batch_mean_latent_loss
@@ -64,6 +65,19 @@ class GeneratorLosses:
     centroids: dict[str, torch.Tensor]
 
 
+@dataclass
+class Batch:
+    """One step's crops: ``specs (B, D, 1, F, T)`` and their ``pitch (B, D, 2, T)`` (f0 in Hz
+    and voicing probability, from the store's controls)."""
+
+    specs: torch.Tensor
+    pitch: torch.Tensor
+
+    def to(self, device, non_blocking: bool = False) -> "Batch":
+        return Batch(self.specs.to(device, non_blocking=non_blocking),
+                     self.pitch.to(device, non_blocking=non_blocking))
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced NaN/inf losses for ``max_bad_steps`` steps in a row."""
 
@@ -106,6 +120,8 @@ class Trainer:
         self.total_epochs = math.ceil(cfg.max_steps / self.steps_per_epoch)
 
         self.model = TimbreModel(config.model, self.domains).to(self.device)
+        self.mel_pitch = MelPitch.of(self.store.transform.params).to(self.device)
+        self.pitch_medians = self.store.pitch_medians()
         self.use_bf16 = native_bf16(self.device) if cfg.bf16 == "auto" else cfg.bf16
         self.channels_last = cfg.channels_last
         if self.channels_last:
@@ -140,8 +156,8 @@ class Trainer:
             mine = mine[offset * cfg.batch_size:self.steps_per_epoch * cfg.batch_size]
             loader = DataLoader(Subset(self.dataset, mine), batch_size=cfg.batch_size,
                                 num_workers=cfg.num_workers, drop_last=True)
-            for specs, _ in loader:
-                yield specs
+            for specs, pitch in loader:
+                yield Batch(specs, pitch)
 
     def pairs(self, step: int) -> list[int]:
         """Source domain index for each target domain at ``step``: random, never the target."""
@@ -152,7 +168,8 @@ class Trainer:
 
     # ---- one step -------------------------------------------------------------------------------
 
-    def losses(self, x: torch.Tensor, step: int) -> GeneratorLosses:
+    def losses(self, x: torch.Tensor, step: int,
+               templates: torch.Tensor | None = None) -> GeneratorLosses:
         """Raw generator-side loss terms for a batch ``(B, D, 1, F, T)`` (``x[:, d]``: crops of
         domain ``d``), with the translations the discriminators judge next.
 
@@ -163,18 +180,25 @@ class Trainer:
         - cycle: ``G_s(E(fake_t)) ~ x_s``, back to where it came from;
         - kl / kl_cycle: of the encodings of the real crops / of the translations;
         - latent: the domains' latent centroids pulled together.
+
+        With ``model.pitch_template``, ``templates (B, D, 1, F, T)`` are the crops' harmonic
+        templates, and every generator plays the notes of the crop it started from: the
+        translation and the cycle both get the source's template.
         """
         cfg = self.config.train
         model, domains = self.model, self.domains
         n_dom, batch = x.shape[1], x.shape[0]
         real = x.transpose(0, 1)  # (D, B, 1, F, T): real[d] holds domain d's crops
+        notes = [None] * n_dom if templates is None else templates.transpose(0, 1)
         enc, z = self._encode(real.reshape(n_dom * batch, *x.shape[2:]), n_dom)
         source_of = self.pairs(step)  # source_of[t]: the domain translated into target t
 
-        recon = [l1(model.decode(z[d], domain), real[d]) for d, domain in enumerate(domains)]
-        fakes = [model.decode(z[s], domains[t]) for t, s in enumerate(source_of)]
+        recon = [l1(model.decode(z[d], domain, notes[d]), real[d])
+                 for d, domain in enumerate(domains)]
+        fakes = [model.decode(z[s], domains[t], notes[s]) for t, s in enumerate(source_of)]
         enc_fake, z_fake = self._encode(torch.cat(fakes), n_dom)
-        cycle = [l1(model.decode(z_fake[t], domains[s]), real[s]) for t, s in enumerate(source_of)]
+        cycle = [l1(model.decode(z_fake[t], domains[s], notes[s]), real[s])
+                 for t, s in enumerate(source_of)]
         terms = {
             "recon": torch.stack(recon).mean(),
             "kl": kl_divergence(enc.mu, enc.logvar),
@@ -195,8 +219,8 @@ class Trainer:
             terms["latent"] = torch.stack([batch_mean_latent_loss(mu[s], mu[t])
                                            for t, s in enumerate(source_of)]).mean()
         for t, target in enumerate(domains):
-            terms[f"gan/{target}"] = generator_loss(model.discriminate(fakes[t], target),
-                                                    cfg.gan_loss)
+            terms[f"gan/{target}"] = generator_loss(
+                model.discriminate(fakes[t], target, notes[source_of[t]]), cfg.gan_loss)
         return GeneratorLosses(terms, fakes, centroids)
 
     def _encode(self, flat: torch.Tensor, n_dom: int):
@@ -207,13 +231,18 @@ class Trainer:
         z = self.model.sample(enc, self.noise)
         return enc, z.view(n_dom, -1, *z.shape[1:])
 
-    def discriminator_losses(self, x: torch.Tensor, fakes: list[torch.Tensor]) -> dict:
+    def discriminator_losses(self, x: torch.Tensor, fakes: list[torch.Tensor],
+                             templates: torch.Tensor | None = None, step: int = 0) -> dict:
         """``disc/<d>``: domain ``d``'s discriminator on its real crops ``x[:, d]`` against the
-        (detached) translation into ``d``."""
+        (detached) translation into ``d``; with ``model.pitch_discriminator`` each with the
+        template of its notes (the real crop's own, the translation's source's)."""
         cfg, model = self.config.train, self.model
-        return {f"disc/{domain}": discriminator_loss(model.discriminate(x[:, d], domain),
-                                                     model.discriminate(fakes[d].detach(), domain),
-                                                     cfg.gan_loss)
+        notes = [None] * x.shape[1] if templates is None else templates.transpose(0, 1)
+        source_of = self.pairs(step)
+        return {f"disc/{domain}": discriminator_loss(
+                    model.discriminate(x[:, d], domain, notes[d]),
+                    model.discriminate(fakes[d].detach(), domain, notes[source_of[d]]),
+                    cfg.gan_loss)
                 for d, domain in enumerate(self.domains)}
 
     def weighted_total(self, terms: dict, step: int) -> torch.Tensor:
@@ -224,23 +253,48 @@ class Trainer:
         return (w.recon * terms["recon"] + beta * w.kl * terms["kl"] + w.cycle * terms["cycle"]
                 + beta * w.kl_cycle * terms["kl_cycle"] + w.latent * terms["latent"] + w.gan * gan)
 
-    def train_step(self, specs: torch.Tensor) -> dict:
+    def prepare_batch(self, batch: Batch, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The crops ``(B, D, 1, F, T)`` after pitch-shift augmentation (``train.pitch_shift``),
+        and their harmonic templates ``(B, D, 1, F, T)`` when the model takes them (else None).
+
+        Augmentation moves each crop by its own random interval, uniform in
+        ``[-pitch_shift, pitch_shift]`` semitones (the mel axis warped, f0 scaled alike), so
+        that register stops telling the domains apart. The draw is a function of (seed, step).
+        """
+        x, pitch = batch.specs.to(self.device), batch.pitch.to(self.device)
+        b, n_dom, _, n_f, n_t = x.shape
+        f0, voiced = pitch[:, :, 0], pitch[:, :, 1]
+        span = self.config.train.pitch_shift
+        if span > 0:
+            draw = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + step)
+            semitones = (torch.rand(b * n_dom, generator=draw) * 2 - 1) * span
+            ratio = (2.0 ** (semitones / 12)).to(self.device)
+            silence = float(-self.store.transform.norm_shift / self.store.transform.norm_scale)
+            x = self.mel_pitch.shift(x.reshape(b * n_dom, 1, n_f, n_t), ratio, silence)
+            x = x.view(b, n_dom, 1, n_f, n_t)
+            f0 = f0 * ratio.view(b, n_dom, 1)
+        if not self.model.config.pitch_template:
+            return x, None
+        templates = self.mel_pitch.template(f0.reshape(b * n_dom, n_t), voiced.reshape(b * n_dom, n_t))
+        return x, templates.view(b, n_dom, 1, n_f, n_t)
+
+    def train_step(self, batch: Batch) -> dict:
         """One generator and one discriminator update; returns detached raw terms (no sync), or
         ``{}`` when the step was skipped for a non-finite loss."""
         cfg = self.config.train
-        x = specs.to(self.device, non_blocking=True)
+        x, templates = self.prepare_batch(batch, self.step)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
         self._set_lr(self.step)
 
         for p in self.d_params:  # the generator loss needs no discriminator gradients
             p.requires_grad_(False)
         with autocast:
-            g = self.losses(x, self.step)
+            g = self.losses(x, self.step, templates)
             total = self.weighted_total(g.terms, self.step)
         for p in self.d_params:
             p.requires_grad_(True)
         with autocast:
-            d_terms = self.discriminator_losses(x, g.fakes)
+            d_terms = self.discriminator_losses(x, g.fakes, templates, self.step)
             d_total = torch.stack(list(d_terms.values())).mean()
 
         # The one deliberate host sync per step: a NaN/inf guard must decide before stepping,
@@ -312,10 +366,10 @@ class Trainer:
         history, sums, count = [], {}, 0
         bar = tqdm(total=max_steps, initial=self.step, unit="step", desc="train",
                    disable=not self.progress or self.step >= max_steps)
-        for specs in self.batches():
+        for batch in self.batches():
             if self.step >= max_steps:
                 break
-            terms = self.train_step(specs)
+            terms = self.train_step(batch)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0) + v
             count += bool(terms)
@@ -331,7 +385,7 @@ class Trainer:
                                     cycle=f"{logged['loss/cycle']:.4f}")
                 sums, count = {}, 0
             if self.step % cfg.sample_every == 0:
-                self._log_samples(specs)
+                self._log_samples(batch)
             if self.step % cfg.checkpoint_every == 0 or self.step == max_steps:
                 self.save()
         bar.close()
@@ -357,7 +411,7 @@ class Trainer:
                 writer.add_scalar(key, value, self.step)
 
     @torch.no_grad()
-    def _log_samples(self, specs: torch.Tensor) -> None:
+    def _log_samples(self, batch: Batch) -> None:
         """Mel plots of source / reconstruction / every translation, and the translations'
         audio (PGHI), for the first item of the batch."""
         writer = self._tb()
@@ -366,7 +420,9 @@ class Trainer:
         from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 
         self.model.eval()
-        x = specs[0].to(self.device)  # (D, 1, F, T)
+        x, templates = self.prepare_batch(batch, self.step)
+        x = x[0]  # (D, 1, F, T)
+        notes = [None] * len(x) if templates is None else templates[0, :, None]
         n = len(self.domains)
         fig = Figure(figsize=(2.2 * (n + 1), 2 * n))
         axes = fig.subplots(n, n + 1, squeeze=False)
@@ -375,7 +431,7 @@ class Trainer:
             axes[d][0].imshow(x[d, 0].float().cpu().numpy(), origin="lower", aspect="auto", vmin=0, vmax=1)
             axes[d][0].set_title(f"{dom} (source)", fontsize=7)
             for t, target in enumerate(self.domains):
-                out = self.model.translate(x[d:d + 1], target)[0, 0].float().cpu()
+                out = self.model.translate(x[d:d + 1], target, pitch=notes[d])[0, 0].float().cpu()
                 axes[d][t + 1].imshow(out.numpy(), origin="lower", aspect="auto", vmin=0, vmax=1)
                 axes[d][t + 1].set_title(("recon " if t == d else "-> ") + target, fontsize=7)
                 if d == 0:
@@ -408,6 +464,7 @@ class Trainer:
             "transform": self.store.transform.to_dict(),
             "prepare": self.store.manifest["prepare"],  # inputs are normalised the same way
             "domains": list(self.domains),
+            "pitch_medians": self.pitch_medians,  # for transfer --octave auto
             "model": self.model.state_dict(),
             "training": {
                 "step": self.step,
