@@ -251,3 +251,61 @@ def test_loud_output_is_scaled_down_with_a_warning_not_clipped(debug_checkpoint,
     written, _ = sf.read(path, dtype="float32")
     np.testing.assert_allclose(written, tt.transfer(1e-3 * square, SR, to, inverter="pghi"),
                                atol=1 / 32768)
+
+
+class _Mirror(torch.nn.Module):
+    """A 'model' that gives back its input: a transfer through it shows what the front end,
+    the register shift and the inverter do on their own."""
+
+    def __init__(self):
+        super().__init__()
+        from timbre_transfer.models.multidomain import ModelConfig
+
+        self.config = ModelConfig()
+        self.downsample_factor = 1
+
+    def _check_domain(self, domain):
+        pass
+
+    def pad_to_stride(self, x):
+        return x
+
+    def encode(self, x):
+        from timbre_transfer.models.encoder import Encoded
+
+        return Encoded(mu=x, logvar=None)
+
+    def decode(self, z, domain, pitch=None):
+        return z
+
+
+@pytest.mark.parametrize("inverter", ["griffinlim", "pghi+gla"])
+def test_octave_one_doubles_the_measured_f0(inverter):
+    from timbre_transfer.audio.features import f0_pyin
+    from timbre_transfer.audio.transform import AudioTransform
+
+    transform = AudioTransform()
+    transform.norm_scale.fill_(4.0)
+    tt = TimbreTransfer(_Mirror(), transform, ["a"], window=None, pitch_medians={"a": 880.0})
+    wav = _tones(2.0, [196.0], 0.1, 0)
+    medians = {}
+    for octave in (0, 1, "auto"):
+        out = tt.transfer(wav, SR, to="a", inverter=inverter, octave=octave)
+        track = f0_pyin(out[SR // 4:-SR // 4], SR)
+        medians[octave] = float(np.median(track.f0[track.voiced]))
+    assert 1200 * abs(np.log2(medians[0] / 196.0)) < 10
+    assert 1200 * abs(np.log2(medians[1] / (2 * medians[0]))) < 10
+    # auto: 196 Hz -> the whole number of octaves closest to 880 Hz is 2 (784 Hz); within one
+    # step of pYIN's 10-cent grid
+    assert 1200 * abs(np.log2(medians["auto"] / (4 * medians[0]))) < 15
+
+
+def test_octave_errors():
+    from timbre_transfer.audio.transform import AudioTransform
+
+    tt = TimbreTransfer(_Mirror(), AudioTransform(), ["a"], window=None)
+    wav = _tones(1.0, [196.0], 0.1, 0)
+    with pytest.raises(ValueError, match="does not record"):
+        tt.transfer(wav, SR, to="a", octave="auto")
+    with pytest.raises(ValueError, match="whole number of octaves"):
+        tt.transfer(wav, SR, to="a", octave=0.5)

@@ -42,7 +42,8 @@ def window_weights(window: int, first: bool, last: bool) -> torch.Tensor:
 
 @torch.no_grad()
 def translate_windowed(model, spec: torch.Tensor, to: Sequence[str], window: int | None,
-                       batch_frames: int = BATCH_FRAMES, hop: int | None = None) -> torch.Tensor:
+                       batch_frames: int = BATCH_FRAMES, hop: int | None = None,
+                       pitch: torch.Tensor | None = None) -> torch.Tensor:
     """Translate one normalised mel ``(F, T)`` into each domain of ``to``; returns
     ``(len(to), F, T)``, clamped to [0, 1].
 
@@ -59,9 +60,15 @@ def translate_windowed(model, spec: torch.Tensor, to: Sequence[str], window: int
 
     ``window=None`` runs the whole input in one pass (memory grows with its length and every
     frame depends on the whole input): the behaviour before windows, kept for comparison.
+
+    ``pitch``: the ``(F, T)`` harmonic template of the notes to play, for a model with
+    ``pitch_template`` (cut into the same windows).
     """
     if spec.dim() != 2 or 0 in spec.shape:
         raise ValueError(f"expected a non-empty (F, T) mel, got shape {tuple(spec.shape)}")
+    if pitch is not None and pitch.shape != spec.shape:
+        raise ValueError(f"the pitch template {tuple(pitch.shape)} must match the mel "
+                         f"{tuple(spec.shape)}")
     domains = list(to)
     if not domains:
         raise ValueError("give at least one target domain")
@@ -75,10 +82,10 @@ def translate_windowed(model, spec: torch.Tensor, to: Sequence[str], window: int
     n_f, n_t = spec.shape
     if window is None or n_t <= window:
         x = spec[None, None]
-        if len(domains) == 1:
-            return model.translate(x, domains[0])[0].clamp(0, 1)
+        p = None if pitch is None else model.pad_to_stride(pitch[None, None])
         z, crop = _encode(model, x)
-        return torch.cat([model.decode(z, d)[:, :, :n_f, :crop] for d in domains]).squeeze(1).clamp(0, 1)
+        return torch.cat([model.decode(z, d, p)[:, :, :n_f, :crop]
+                          for d in domains]).squeeze(1).clamp(0, 1)
     hop = window // 2 if hop is None else hop
     if hop < 1 or hop > window // 2 or hop % model.downsample_factor:
         raise ValueError(f"hop must be a positive multiple of {model.downsample_factor} frames "
@@ -96,8 +103,12 @@ def translate_windowed(model, spec: torch.Tensor, to: Sequence[str], window: int
         # (n, 1, F, window); only the last window can reach past the input (< stride frames)
         x = torch.stack([_extend_right(spec[:, s:s + window], 1, window) for s in chunk])[:, None]
         z, _ = _encode(model, x)
+        p = None
+        if pitch is not None:
+            p = torch.stack([_extend_right(pitch[:, s:s + window], 1, window) for s in chunk])
+            p = model.pad_to_stride(p[:, None])
         for i, d in enumerate(domains):
-            y = model.decode(z, d)[:, 0, :n_f, :window]  # (n, F, window)
+            y = model.decode(z, d, p)[:, 0, :n_f, :window]  # (n, F, window)
             for k, s in enumerate(chunk):
                 w = weights[s == 0, s == starts[-1]]
                 out[i, :, s:s + window] += y[k] * w
@@ -160,9 +171,13 @@ class TimbreTransfer:
 
     def __init__(self, model, transform, domains: list[str], target_dbfs: float = -20.0,
                  device: str | torch.device = "cpu", step: int | None = None,
-                 centroids: dict[str, torch.Tensor] | None = None, window: int | None = 128):
+                 centroids: dict[str, torch.Tensor] | None = None, window: int | None = 128,
+                 pitch_medians: dict[str, float | None] | None = None):
         """``window``: frames per window of :func:`translate_windowed` (:meth:`from_checkpoint`
-        sets the training crop size); None puts each input through the nets whole."""
+        sets the training crop size); None puts each input through the nets whole.
+        ``pitch_medians``: each domain's median training f0 in Hz, for ``octave="auto"``."""
+        from timbre_transfer.audio.pitch import MelPitch
+
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.transform = transform.to(self.device)
@@ -174,6 +189,9 @@ class TimbreTransfer:
         self.ddsp = {}  # domain -> DDSPHead, see attach_ddsp
         # frames per window of translate_windowed (None: the whole input at once)
         self.window = window
+        self.pitch_medians = dict(pitch_medians or {})
+        self.mel_pitch = MelPitch.of(transform.params).to(self.device)
+        self._controls = (None, None)  # the last input's controls: evaluate asks per target
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None):
@@ -203,7 +221,8 @@ class TimbreTransfer:
         step = int(training["step"]) if "step" in training else None
         stride = 2 * model.downsample_factor  # the crop, rounded up to what windows allow
         window = -(-config.train.crop_frames * WINDOW_CROPS // stride) * stride
-        tt = cls(model, transform, blob["domains"], target, device, step, centroids, window)
+        tt = cls(model, transform, blob["domains"], target, device, step, centroids, window,
+                 blob.get("pitch_medians"))
         for i, head in enumerate(blob.get("ddsp_heads", [])):  # bundled by `bundle`
             tt.attach_ddsp_payload(head, f"{path} (DDSP head {i})")
         return tt
@@ -251,16 +270,51 @@ class TimbreTransfer:
             raise ValueError(f"{store.root} lacks the model's domains {missing}")
 
     def transfer(self, wav, sample_rate: int, to: str, inverter: str = "pghi+gla",
-                 pitch_shift: float = 0.0, loudness_shift: float = 0.0) -> np.ndarray:
+                 pitch_shift: float = 0.0, loudness_shift: float = 0.0,
+                 octave: int | str = 0) -> np.ndarray:
         """``(T,)`` audio at ``sample_rate`` -> ``(T',)`` float32 in domain ``to``, at
         :attr:`sample_rate`, with the input's duration; see :meth:`transfer_many`."""
         return self.transfer_many(wav, sample_rate, [to], inverter, pitch_shift,
-                                  loudness_shift)[to]
+                                  loudness_shift, octave)[to]
+
+    def source_controls(self, wav: np.ndarray, n_frames: int):
+        """The performance controls of ``wav`` (already at :attr:`sample_rate` and level) on
+        its ``n_frames`` mel frames, analysed as ``prepare`` analyses training clips. The last
+        input's are kept: a clip transferred to several targets is analysed once."""
+        import hashlib
+
+        from timbre_transfer.audio.features import extract_controls
+        from timbre_transfer.data.prepare import CONTROL_STRIDE
+
+        key = (hashlib.blake2b(wav.tobytes(), digest_size=16).hexdigest(), n_frames)
+        if self._controls[0] != key:
+            hop = self.transform.params.hop_length * CONTROL_STRIDE
+            controls = extract_controls(wav, self.sample_rate, hop)
+            self._controls = (key, controls.resample(CONTROL_STRIDE, n_frames))
+        return self._controls[1]
+
+    def resolve_octave(self, octave: int | str, to: str, source_f0: np.ndarray) -> int:
+        """``octave`` as a whole number of octaves for target ``to``: an int as given, or for
+        ``"auto"`` the whole number of octaves that moves the source's median f0 (over its
+        voiced frames ``source_f0``) closest to the target's training median."""
+        if octave != "auto":
+            if isinstance(octave, bool) or not isinstance(octave, (int, np.integer)):
+                raise ValueError(f"octave must be a whole number of octaves or 'auto', got {octave!r}")
+            return int(octave)
+        target = self.pitch_medians.get(to)
+        if target is None:
+            raise ValueError(f"--octave auto needs {to!r}'s training register, which this "
+                             "checkpoint does not record (trained before pitch medians were saved, "
+                             "or no voiced training frame); give a number of octaves instead")
+        if source_f0.size == 0:
+            raise ValueError("--octave auto: the input has no pitched frame to measure its "
+                             "register; give a number of octaves instead")
+        return int(round(math.log2(target / float(np.median(source_f0)))))
 
     @torch.no_grad()
     def transfer_many(self, wav, sample_rate: int, targets: Sequence[str],
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,
-                      loudness_shift: float = 0.0) -> dict[str, np.ndarray]:
+                      loudness_shift: float = 0.0, octave: int | str = 0) -> dict[str, np.ndarray]:
         """``(T,)`` audio at ``sample_rate`` -> ``{target: (T',) float32}`` at
         :attr:`sample_rate`, with the input's duration. The input is resampled, analysed and
         encoded once for all targets.
@@ -273,6 +327,12 @@ class TimbreTransfer:
         ``inverter="ddsp"`` renders the generated mel with the domain's DDSP head (see
         :meth:`attach_ddsp`), steered by the source's f0 and loudness, optionally shifted by
         ``pitch_shift`` semitones and ``loudness_shift`` dB (DDSP only).
+
+        ``octave`` moves the performance into another register, for every inverter: the input's
+        mel is shifted by that many octaves along the mel axis before encoding (and, for a
+        model with ``pitch_template``, the notes it is told to play too; the DDSP head renders
+        at the shifted f0). ``"auto"`` picks, per target, the whole number of octaves closest
+        to the target's training register (:meth:`resolve_octave`). 0 keeps the source's pitch.
         """
         targets = list(dict.fromkeys(targets))
         if not targets:
@@ -297,10 +357,30 @@ class TimbreTransfer:
             return {to: np.zeros_like(wav) for to in targets}
         gain = 10 ** (self.target_dbfs / 20) / rms
         gain = min(gain, 0.99 / float(np.abs(wav).max()))
-        spec = self.transform(torch.from_numpy(wav * gain).to(self.device))
-        out_specs = translate_windowed(self.model, spec, targets, self.window)
+        level = (wav * gain).astype(np.float32)
+        spec = self.transform(torch.from_numpy(level).to(self.device))
+        source = None
+        if self.model.config.pitch_template or octave == "auto":
+            source = self.source_controls(level, spec.shape[-1])
+        voiced_f0 = np.zeros(0) if source is None else source.f0_hz[source.voiced]
+        shifts = {to: self.resolve_octave(octave, to, voiced_f0) for to in targets}
+        out_specs = {}
+        for n in sorted(set(shifts.values())):  # one pass per register
+            group = [to for to in targets if shifts[to] == n]
+            moved = spec
+            if n:
+                silence = float(-self.transform.norm_shift / self.transform.norm_scale)
+                moved = self.mel_pitch.shift(spec[None, None], 2.0 ** n, silence)[0, 0]
+            notes = None
+            if self.model.config.pitch_template:
+                tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)[None]
+                notes = self.mel_pitch.template(tensor(source.f0_hz * 2.0 ** n),
+                                                tensor(source.voiced_prob))[0, 0]
+            out_specs.update(zip(group, translate_windowed(self.model, moved, group, self.window,
+                                                           pitch=notes)))
         outs, controls = {}, {}
-        for to, out_spec in zip(targets, out_specs):
+        for to in targets:
+            out_spec = out_specs[to]
             if inverter == "ddsp":
                 from timbre_transfer.models.ddsp_head import extract_controls
 
@@ -308,8 +388,8 @@ class TimbreTransfer:
                 if id(head) not in controls:  # one head may serve several domains
                     controls[id(head)] = extract_controls(wav * gain, self.sample_rate,
                                                           head.hop_length, head.config)
-                out = head.render(out_spec, controls[id(head)], len(wav), pitch_shift,
-                                  loudness_shift)
+                out = head.render(out_spec, controls[id(head)], len(wav),
+                                  pitch_shift + 12 * shifts[to], loudness_shift)
                 outs[to] = (np.asarray(out) / gain).astype(np.float32)
             else:
                 out = self.transform.invert(out_spec, method=inverter, length=len(wav))
@@ -318,7 +398,7 @@ class TimbreTransfer:
 
     def transfer_file(self, path: str | Path, to: str | Sequence[str], out_dir: str | Path,
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,
-                      loudness_shift: float = 0.0) -> Path | dict[str, Path]:
+                      loudness_shift: float = 0.0, octave: int | str = 0) -> Path | dict[str, Path]:
         """Transfer one file to one target or several (loaded and encoded once); writes
         ``out_dir/<stem>_to_<domain>.wav`` for each. Returns its path for one target given as a
         string, ``{domain: path}`` for a sequence of targets.
@@ -333,7 +413,7 @@ class TimbreTransfer:
         targets = [to] if isinstance(to, str) else list(to)
         names = output_paths([path], targets, out_dir)
         outs = self.transfer_many(load_audio(path, self.sample_rate), self.sample_rate, targets,
-                                  inverter, pitch_shift, loudness_shift)
+                                  inverter, pitch_shift, loudness_shift, octave)
         written = {}
         for domain, out in outs.items():
             target = names[path, domain]
