@@ -144,14 +144,16 @@ def _register_prepare(sub) -> None:
         "prepare", help="turn folders of audio into a feature store for training",
         description="Decode, clean (trim silence, normalise loudness) and analyse every file of "
         "DATA into log1p mel features stored per domain in OUT, with a file-level train/val "
-        "split. DATA is a folder of <domain>/ subfolders, a CSV with path,domain columns, or an "
-        "NSynth folder (examples.json + audio/). Bad files are skipped and listed in "
-        "OUT/prepare_report.json; an interrupted run resumes.",
+        "split. DATA is a folder of <domain>/ subfolders, a CSV with path,domain columns (and an "
+        "optional split column, train or val, that fixes a file's split), or an NSynth folder "
+        "(examples.json + audio/). Every file's performance controls (pYIN f0 and voicing, "
+        "A-weighted loudness) are analysed once here, for training, DDSP heads and evaluation. "
+        "Bad files are skipped and listed in OUT/prepare_report.json; an interrupted run resumes.",
     )
     p.add_argument("data", metavar="DATA", help="data folder, CSV manifest or NSynth folder")
     p.add_argument("--out", required=True, metavar="OUT", help="feature store folder")
     p.add_argument("--workers", type=int, default=None,
-                   help="worker processes (default: one process below 1000 files, where worker "
+                   help="worker processes (default: one process below 4 files, where worker "
                    "start-up costs more than it saves; else the CPU count, at most 8)")
     p.add_argument("--nsynth-by", choices=("family", "source", "instrument"), default="family",
                    help="NSynth attribute that names the domains (default: family)")
@@ -221,7 +223,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     output_paths(args.inputs, targets, args.out)  # refuses colliding names before any write
     for path in args.inputs:  # each input is loaded and encoded once for all its targets
         outs = tt.transfer_file(path, targets, args.out, inverter=args.inverter,
-                                pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift)
+                                pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift,
+                                octave=args.octave)
         for domain, out in outs.items():
             print(f"{path} -> {domain}: {out}")
     return 0
@@ -251,7 +254,21 @@ def _register_transfer(sub) -> None:
                    help="DDSP only: shift the source's pitch (default: 0)")
     p.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB",
                    help="DDSP only: shift the source's loudness (default: 0)")
+    p.add_argument("--octave", type=_octave, default=0, metavar="N|auto",
+                   help="move the performance by N octaves (any inverter), or 'auto': per target, "
+                   "by the whole number of octaves that brings the input's median pitch closest "
+                   "to the target's training register (default: 0, the input's own pitch)")
     p.set_defaults(func=cmd_transfer)
+
+
+def _octave(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--octave takes a whole number of octaves or 'auto', got {value!r}") from None
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
@@ -305,9 +322,9 @@ def _register_train_ddsp(sub) -> None:
     p = sub.add_parser(
         "train-ddsp", help="train a DDSP harmonic-plus-noise head on real audio of a domain",
         description="Train the DDSP re-synthesis head on the train split of one domain (or all) "
-        "of FEATURES_DIR: input each clip's mel, f0 (pYIN) and A-weighted loudness, target the "
-        "audio itself (multi-scale spectral loss). Writes OUT/config.yaml, OUT/controls.npz "
-        "(the cached f0 and loudness), OUT/checkpoints/ and OUT/tensorboard/. Use the head with "
+        "of FEATURES_DIR: input each clip's mel, f0 (pYIN) and A-weighted loudness (the store's "
+        "controls, analysed by prepare), target the audio itself (multi-scale spectral loss). "
+        "Writes OUT/config.yaml, OUT/checkpoints/ and OUT/tensorboard/. Use the head with "
         "`transfer --inverter ddsp --ddsp OUT/checkpoints/latest.pt`.",
     )
     _add_data(p)
@@ -460,7 +477,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     classifier = Path(args.classifier or out.with_name("classifier.pt"))
     report = evaluate(tt, store, classifier, split=args.split, inverter=args.inverter,
                       embedder=args.embedder, fad_weights=args.fad_weights,
-                      max_clips=args.max_clips, twins=args.twins)
+                      max_clips=args.max_clips, twins=args.twins, f0_truth=args.f0_truth)
     report["checkpoint"] = str(args.checkpoint)
     written = write_report(report, out)
     if args.tensorboard:
@@ -483,8 +500,10 @@ def _register_evaluate(sub) -> None:
         description="Transfer the held-out clips of every domain of FEATURES_DIR (the model's "
         "prepared store) to every domain and write REPORT (JSON) with source x target matrices "
         "of FAD (against the target's training audio), conversion accuracy (by a domain "
-        "classifier trained on the store) and content kept (loudness-envelope correlation, f0 "
-        "error in cents on frames pitched in both, chroma similarity); the identity and "
+        "classifier trained on the store) and content kept (loudness-envelope correlation; f0 "
+        "error in cents on frames pitched in both, the share of them within 50 cents and the "
+        "voiced coverage, against the source's pYIN or --f0-truth; chroma similarity); the "
+        "identity and "
         "resynthesis baselines; reconstruction quality. A Markdown summary (.md) and PNG "
         "heatmaps are written beside REPORT.",
     )
@@ -502,6 +521,11 @@ def _register_evaluate(sub) -> None:
     p.add_argument("--twins", metavar="AUDIO_DIR",
                    help="paired audio (<domain>/<name>.wav, e.g. from synth-data): also score "
                    "transfers against their ground-truth twins")
+    p.add_argument("--f0-truth", metavar="DIR",
+                   help="ground-truth f0 files <clip stem>.csv (columns time_s,f0_hz; 0 = no "
+                   "note): the pitch of a domain's transfers is scored against them (on the "
+                   "clips' untrimmed timeline) instead of the source's pYIN; domains without "
+                   "files there keep pYIN")
     p.add_argument("--tensorboard", metavar="RUN_DIR",
                    help="also log the scores to RUN_DIR/tensorboard at the checkpoint's step")
     p.set_defaults(func=cmd_evaluate)

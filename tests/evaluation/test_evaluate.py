@@ -64,7 +64,7 @@ def test_evaluate_command_writes_every_key_of_the_report(setup, tmp_path, capsys
                 assert (v is None and allow_none) or isinstance(v, float)
 
     for name in MATRICES:
-        full(report["matrix"][name], allow_none=name == "f0_cents")
+        full(report["matrix"][name], allow_none=name in ("f0_cents", "f0_within_50c"))
     for name in BASELINE_MATRICES:
         full(report["baselines"]["identity"][name])
     for part in ("fad", "conversion_accuracy"):
@@ -112,6 +112,8 @@ def test_summary_is_the_mean_over_actual_conversions():
         "conversion_accuracy": {"a": {"a": 1.0, "b": 0.5}, "b": {"a": 1.0, "b": 1.0}},
         "loudness_correlation": {"a": {"a": 1.0, "b": 0.8}, "b": {"a": float("nan"), "b": 1.0}},
         "f0_cents": {"a": {"a": 0.0, "b": 30.0}, "b": {"a": 10.0, "b": 0.0}},
+        "f0_within_50c": {"a": {"a": 1.0, "b": 0.9}, "b": {"a": 0.5, "b": 1.0}},
+        "voiced_coverage": {"a": {"a": 1.0, "b": 0.4}, "b": {"a": 0.6, "b": 1.0}},
         "chroma_similarity": {"a": {"a": 1.0, "b": 0.6}, "b": {"a": 0.8, "b": 1.0}},
     }
     identity = {"fad": {"a": {"a": 0.0, "b": 10.0}, "b": {"a": 10.0, "b": 0.0}}}
@@ -122,6 +124,8 @@ def test_summary_is_the_mean_over_actual_conversions():
     assert s["fad_ratio"] == pytest.approx(0.5)
     assert s["mean_loudness_correlation"] == pytest.approx(0.8)  # the NaN cell is left out
     assert s["median_f0_cents"] == pytest.approx(20.0)
+    assert s["mean_f0_within_50c"] == pytest.approx(0.7)
+    assert s["mean_voiced_coverage"] == pytest.approx(0.5)
     assert s["mean_chroma_similarity"] == pytest.approx(0.7)
 
 
@@ -139,3 +143,38 @@ def test_reference_clips_are_spread_over_the_split():
     assert _spread(list(range(10)), 3) == [0, 4, 9]
     assert _spread(list(range(3)), 5) == [0, 1, 2]
     assert _spread(list(range(4)), None) == [0, 1, 2, 3]
+
+
+def test_evaluate_scores_pitch_against_truth_where_a_domain_has_it(setup, tmp_path):
+    from timbre_transfer.audio.features import f0_pyin
+    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.evaluation.classifier import Classifier
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    store = FeatureStore(setup / "store")
+    tt = TimbreTransfer.from_checkpoint(setup / "run" / "checkpoints" / "latest.pt", device="cpu")
+    clip = store.clips("brass", "val").files[0]
+    wav = store.clip_audio("brass", clip, trim=False)
+    track = f0_pyin(wav, 16000, hop_length=160)  # the truth: the clip's own pitch, every 10 ms
+    rows = [f"{i * 0.01:.2f},{0.0 if not v else f:.3f}" for i, (f, v) in
+            enumerate(zip(track.f0, track.voiced))]
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    (truth / f"{Path(clip).stem}.csv").write_text("time_s,f0_hz\n" + "\n".join(rows) + "\n")
+    classifier = Classifier.load(setup / "classifier.pt")
+    report = evaluate(tt, store, classifier, inverter="pghi", f0_truth=truth, progress=False)
+    assert report["f0_reference"]["brass"] == f"truth: {truth}"
+    assert report["f0_reference"]["flute"] == "source pYIN"
+    # the untouched source against a truth that is its own pitch: no error, full coverage
+    own = report["baselines"]["identity_pitch"]["per_domain"]["brass"]
+    # (pYIN at 10 ms and at 16 ms hops disagree around the note changes of these short clips)
+    assert own["median_f0_cents"] <= 10 and own["f0_within_50c"] > 0.7
+    assert own["voiced_coverage"] > 0.9
+    for key in ("f0_within_50c", "voiced_coverage"):
+        assert set(report["matrix"][key]["brass"]) == set(report["domains"])
+    assert {"mean_f0_within_50c", "mean_voiced_coverage"} <= set(report["summary"])
+
+    # a malformed truth file is named before any transfer runs
+    (truth / f"{Path(clip).stem}.csv").write_text("time_s,f0_hz\n0.0,x\n")
+    with pytest.raises(ValueError, match=f"{Path(clip).stem}.csv: non-numeric"):
+        evaluate(tt, store, classifier, inverter="pghi", f0_truth=truth, progress=False)

@@ -11,8 +11,11 @@ through unchanged. Each metric here compares one of them between a source clip a
 - :func:`f0_error_cents`: how far the output's pitch is from the source's, in cents (100 cents
   = one semitone), over the frames where *both* are pitched. Frames where either is unvoiced say
   nothing about pitch, so they are left out; how many frames were compared is reported beside
-  the error, since a low error over a handful of frames means little. pYIN reports f0 on a
-  10-cent grid, so differences are resolved to about 10 cents.
+  the error, since a low error over a handful of frames means little, and so is the *voiced
+  coverage*: the share of the source's noted frames where the output is pitched at all. The
+  source's pitch is its pYIN track, or ground truth where a dataset ships it
+  (:func:`load_f0_truth`, as Bach10 does). pYIN reports f0 on a 10-cent grid, so differences are
+  resolved to about 10 cents.
 - :func:`chroma_similarity`: cosine similarity of chroma (pitch-class energy) frame by frame,
   which checks that the same notes sound at the same times, also for polyphony and for sounds
   pYIN cannot track. It is not timbre-blind: harmonics fold into pitch classes (the 3rd
@@ -98,15 +101,19 @@ class F0Error:
         mean_cents: mean of the same; NaN if ``voiced_frames == 0``. More sensitive than the
             median to octave errors (1200 cents each).
         voiced_frames: frames voiced in both source and output.
-        source_voiced_frames: frames voiced in the source (within the compared length); the
-            ratio ``voiced_frames / source_voiced_frames`` says how much of the source's
-            pitched material the output kept pitched.
+        source_voiced_frames: frames voiced in the source (within the compared length).
+        within_50c: share of the ``voiced_frames`` whose error is at most 50 cents (a quarter
+            tone: the note is right); NaN if ``voiced_frames == 0``.
+        voiced_coverage: ``voiced_frames / source_voiced_frames``, how much of the source's
+            pitched material the output kept pitched; NaN if the source has no voiced frame.
     """
 
     median_cents: float
     mean_cents: float
     voiced_frames: int
     source_voiced_frames: int
+    within_50c: float = math.nan
+    voiced_coverage: float = math.nan
 
 
 def f0_error_cents(
@@ -115,6 +122,7 @@ def f0_error_cents(
     sample_rate: int,
     hop_length: int = 256,
     source_track: F0Track | None = None,
+    reference_f0: np.ndarray | None = None,
 ) -> F0Error:
     """Absolute f0 difference between source and output in cents, with pYIN (see
     :func:`~timbre_transfer.audio.features.f0_pyin` for its defaults).
@@ -127,12 +135,24 @@ def f0_error_cents(
         source_track: the source's :class:`F0Track` from ``f0_pyin(source, sample_rate,
             hop_length)``, to skip recomputing it when one source is transferred to many
             targets. It must match ``source``'s frame count, ``hop_length`` and ``sample_rate``.
+        reference_f0: the source's true f0 on the same frames, ``(1 + T // hop_length,)`` Hz
+            with 0 where no note sounds (:func:`load_f0_truth`); replaces the source's pYIN.
 
     Raises:
-        ValueError: bad audio, or a ``source_track`` that does not fit ``source``.
+        ValueError: bad audio, or a ``source_track`` or ``reference_f0`` that does not fit
+            ``source``.
     """
     src, out, n = _pair(source, output, sample_rate)
-    if source_track is None:
+    if reference_f0 is not None:
+        expected = frame_count(src.shape[0], hop_length)
+        reference_f0 = np.asarray(reference_f0, dtype=np.float64)
+        if reference_f0.shape != (expected,):
+            raise ValueError(f"reference_f0 has shape {reference_f0.shape}, the source "
+                             f"{expected} frames at hop {hop_length}")
+        noted = reference_f0 > 0
+        source_track = F0Track(np.where(noted, reference_f0, np.nan), noted,
+                               noted.astype(np.float64), hop_length, sample_rate)
+    elif source_track is None:
         source_track = f0_pyin(src, sample_rate, hop_length=hop_length)
     else:
         expected = frame_count(src.shape[0], hop_length)
@@ -152,18 +172,68 @@ def f0_error_cents(
     f_src, f_out = source_track.f0[:frames], output_track.f0[:frames]
     src_voiced = source_track.voiced[:frames] & np.isfinite(f_src)
     both = src_voiced & output_track.voiced[:frames] & np.isfinite(f_out)
-    count = int(both.sum())
+    count, noted = int(both.sum()), int(src_voiced.sum())
     if count == 0:
-        median = mean = math.nan
+        median = mean = within = math.nan
     else:
         cents = 1200.0 * np.abs(np.log2(f_out[both] / f_src[both]))
         median, mean = float(np.median(cents)), float(np.mean(cents))
+        within = float(np.mean(cents <= 50.0))
     return F0Error(
         median_cents=median,
         mean_cents=mean,
         voiced_frames=count,
-        source_voiced_frames=int(src_voiced.sum()),
+        source_voiced_frames=noted,
+        within_50c=within,
+        voiced_coverage=count / noted if noted else math.nan,
     )
+
+
+TRUTH_DURATION_TOLERANCE_S = 0.25  # Bach10's truth ends 46 ms before its audio
+
+
+def load_f0_truth(path, sample_rate: int, hop_length: int, n_samples: int) -> np.ndarray:
+    """Ground-truth f0 from a ``time_s,f0_hz`` CSV (0 Hz = no note) on the frames of a clip of
+    ``n_samples``: ``(1 + n_samples // hop_length,)`` Hz, frame ``k`` (centred on sample
+    ``k * hop_length``) taking the nearest row's value; frames past the last row have no note.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a malformed file (header other than ``time_s,f0_hz``, a non-numeric,
+            negative or non-finite value, times not increasing) or one whose duration differs
+            from the clip's by more than 0.25 s; the message names the file.
+    """
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no f0 truth file for this clip")
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows or [c.strip() for c in rows[0]] != ["time_s", "f0_hz"]:
+        raise ValueError(f"{path}: an f0 truth file needs the header time_s,f0_hz, got "
+                         f"{','.join(rows[0]) if rows else 'an empty file'}")
+    try:
+        table = np.array([[float(v) for v in r] for r in rows[1:] if r], dtype=np.float64)
+    except ValueError as exc:
+        raise ValueError(f"{path}: non-numeric value in an f0 truth row ({exc})") from None
+    if table.ndim != 2 or table.shape[0] < 2 or table.shape[1] != 2:
+        raise ValueError(f"{path}: an f0 truth file needs at least two rows of time_s,f0_hz")
+    times, f0 = table[:, 0], table[:, 1]
+    if not np.isfinite(table).all() or (f0 < 0).any():
+        raise ValueError(f"{path}: f0 values must be finite and >= 0 (0 = no note)")
+    if (np.diff(times) <= 0).any():
+        raise ValueError(f"{path}: time_s must increase from row to row")
+    duration = n_samples / sample_rate
+    if abs(times[-1] - duration) > TRUTH_DURATION_TOLERANCE_S:
+        raise ValueError(f"{path}: the truth ends at {times[-1]:.2f} s but the clip lasts "
+                         f"{duration:.2f} s; it belongs to another recording or another cut")
+    centres = np.arange(frame_count(n_samples, hop_length)) * hop_length / sample_rate
+    nearest = np.clip(np.searchsorted(times, centres), 1, len(times) - 1)
+    nearest -= (centres - times[nearest - 1]) < (times[nearest] - centres)
+    step = float(np.median(np.diff(times)))
+    return np.where(centres <= times[-1] + step / 2, f0[nearest], 0.0)
 
 
 def chroma_similarity(source, output, sample_rate: int, hop_length: int = 256) -> float:
@@ -201,19 +271,26 @@ class ContentScores:
     f0_median_cents: float
     f0_voiced_frames: int
     chroma_similarity: float
+    f0_within_50c: float = math.nan
+    voiced_coverage: float = math.nan
 
 
 def content_scores(
-    source, output, sample_rate: int, source_track: F0Track | None = None
+    source, output, sample_rate: int, source_track: F0Track | None = None,
+    reference_f0: np.ndarray | None = None,
 ) -> ContentScores:
-    """Loudness correlation, median f0 error and chroma similarity at the default hop (256).
+    """Loudness correlation, the f0 scores and chroma similarity at the default hop (256).
 
-    ``source_track`` is passed to :func:`f0_error_cents` (the costly part is pYIN).
+    ``source_track`` and ``reference_f0`` are passed to :func:`f0_error_cents` (the costly part
+    is pYIN).
     """
-    f0 = f0_error_cents(source, output, sample_rate, source_track=source_track)
+    f0 = f0_error_cents(source, output, sample_rate, source_track=source_track,
+                        reference_f0=reference_f0)
     return ContentScores(
         loudness_correlation=loudness_correlation(source, output, sample_rate),
         f0_median_cents=f0.median_cents,
         f0_voiced_frames=f0.voiced_frames,
         chroma_similarity=chroma_similarity(source, output, sample_rate),
+        f0_within_50c=f0.within_50c,
+        voiced_coverage=f0.voiced_coverage,
     )

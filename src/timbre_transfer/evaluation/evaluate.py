@@ -6,7 +6,12 @@ to ``t`` and scored:
 - ``fad``: FAD between the transfers and the target's training audio (the reference);
 - ``conversion_accuracy``: share of the transfers' mel windows the domain classifier calls ``t``;
 - content kept from the source: ``loudness_correlation``, ``f0_cents`` (median absolute error on
-  frames pitched in both) and ``chroma_similarity``.
+  frames pitched in both), ``f0_within_50c`` (the share of those frames within 50 cents),
+  ``voiced_coverage`` (the share of the source's noted frames the output keeps pitched) and
+  ``chroma_similarity``. The source's pitch is its pYIN track, or ground truth with
+  ``f0_truth`` (a folder of ``<clip stem>.csv`` files, ``time_s,f0_hz``): a domain with truth
+  files is scored against them, on its clips' own timeline (silences not trimmed), and a domain
+  with none against pYIN (``report["f0_reference"]`` says which).
 
 Two baselines frame those numbers:
 
@@ -31,19 +36,23 @@ import torch
 
 from timbre_transfer.audio.io import atomic_write_text
 
-MATRICES = ("fad", "conversion_accuracy", "loudness_correlation", "f0_cents", "chroma_similarity")
+MATRICES = ("fad", "conversion_accuracy", "loudness_correlation", "f0_cents", "f0_within_50c",
+            "voiced_coverage", "chroma_similarity")
 BASELINE_MATRICES = ("fad", "conversion_accuracy")
 SUMMARY_KEYS = ("mean_conversion_accuracy", "mean_fad_transfer", "mean_fad_identity",
                 "fad_ratio", "mean_loudness_correlation", "median_f0_cents",
-                "mean_chroma_similarity")
+                "mean_f0_within_50c", "mean_voiced_coverage", "mean_chroma_similarity")
 REPORT_KEYS = ("checkpoint", "step", "data", "split", "inverter", "embedder", "domains", "clips",
-               "classifier", "matrix", "baselines", "reconstruction", "summary", "paired")
+               "f0_reference", "classifier", "matrix", "baselines", "reconstruction", "summary",
+               "paired")
+PITCH_KEYS = ("median_f0_cents", "f0_within_50c", "voiced_coverage", "loudness_correlation")
 LOWER_IS_BETTER = {"fad", "f0_cents"}
 
 
 def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gla",
              embedder: str = "logmel", fad_weights=None, max_clips: int | None = None,
-             reference_clips: int | None = 200, twins: str | Path | None = None, progress: bool = True) -> dict:
+             reference_clips: int | None = 200, twins: str | Path | None = None,
+             f0_truth: str | Path | None = None, progress: bool = True) -> dict:
     """Score ``tt`` (a :class:`~timbre_transfer.inference.transfer.TimbreTransfer`) on the
     ``split`` clips of ``store`` (its own :class:`~timbre_transfer.data.dataset.FeatureStore`).
 
@@ -56,6 +65,9 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         reference_clips: at most this many training clips per domain make the FAD reference,
             spread evenly over the split (None: all), so a large store is not re-read in full.
         twins: folder of paired audio (``<domain>/<name>.wav``); adds the ``paired`` scores.
+        f0_truth: folder of ground-truth f0 files ``<clip stem>.csv`` (``time_s,f0_hz``, 0 = no
+            note). Every held-out clip of a domain with any file there needs its own (a missing,
+            malformed or mismatched file is an error naming it); other domains use pYIN.
 
     Returns:
         the report: a JSON-ready dict with the keys :data:`REPORT_KEYS`. Matrices are
@@ -64,7 +76,7 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     """
     from timbre_transfer.audio.features import f0_pyin
     from timbre_transfer.evaluation.classifier import classifier_for
-    from timbre_transfer.evaluation.content import content_scores
+    from timbre_transfer.evaluation.content import content_scores, load_f0_truth
     from timbre_transfer.evaluation.fad import embedding_statistics, fad, make_embedder
 
     tt.check_store(store)
@@ -85,12 +97,17 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     def accuracy(labels: torch.Tensor, domain: str) -> float:
         return float((labels == classifier.domains.index(domain)).float().mean())
 
-    held_out = {}
+    held_out, truth = {}, {}
     for d in domains:
         files = store.clips(d, split).files[:max_clips]
         if not files:
             raise ValueError(f"{store.root}: domain {d!r} has no {split} clips to evaluate")
-        held_out[d] = [store.clip_audio(d, f) for f in files]
+        paths = {f: Path(f0_truth) / f"{Path(f).stem}.csv" for f in files} if f0_truth else {}
+        with_truth = any(p.is_file() for p in paths.values())
+        held_out[d] = [store.clip_audio(d, f, trim=not with_truth) for f in files]
+        if with_truth:  # checked up front: a bad file fails before hours of transfers
+            truth[d] = [load_f0_truth(paths[f], sr, PITCH_HOP, len(w))
+                        for f, w in zip(files, held_out[d])]
     source_stats = {d: stats(held_out[d], f"the {split} clips of {d!r}") for d in domains}
     reference = {d: stats((store.clip_audio(d, f)
                            for f in _spread(store.clips(d, "train").files, reference_clips)),
@@ -102,19 +119,28 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
 
     matrix = {m: {s: {} for s in domains} for m in MATRICES}
     identity = {m: {s: {} for s in domains} for m in BASELINE_MATRICES}
+    pitch_baselines = {"identity_pitch": {}, "resynthesis_pitch": {}}
     bar = _bar(len(domains) ** 2, progress)
     for s in domains:
-        tracks = [f0_pyin(w, sr) for w in held_out[s]]  # once per clip, not per target
+        tracks = [f0_pyin(w, sr, PITCH_HOP) for w in held_out[s]]  # once per clip, not per target
+        refs = truth.get(s, [None] * len(tracks))
+        # what doing nothing keeps: the source itself scored against its reference (perfect
+        # against its own pYIN; against truth, pYIN's own error)
+        pitch_baselines["identity_pitch"][s] = _pitch_means(
+            [content_scores(w, w, sr, source_track=k, reference_f0=r)
+             for w, k, r in zip(held_out[s], tracks, refs)])
         source_labels = predict(held_out[s])
         for t in domains:
             bar.set_description(f"evaluate {s} -> {t}")
             outs = [tt.transfer(w, sr, to=t, inverter=inverter) for w in held_out[s]]
             matrix["fad"][s][t] = fad(reference[t], stats(outs))
             matrix["conversion_accuracy"][s][t] = accuracy(predict(outs), t)
-            content = [content_scores(w, o, sr, source_track=k)
-                       for w, o, k in zip(held_out[s], outs, tracks)]
+            content = [content_scores(w, o, sr, source_track=k, reference_f0=r)
+                       for w, o, k, r in zip(held_out[s], outs, tracks, refs)]
             matrix["loudness_correlation"][s][t] = _nanmean(c.loudness_correlation for c in content)
             matrix["f0_cents"][s][t] = _nanmean(c.f0_median_cents for c in content)
+            matrix["f0_within_50c"][s][t] = _nanmean(c.f0_within_50c for c in content)
+            matrix["voiced_coverage"][s][t] = _nanmean(c.voiced_coverage for c in content)
             matrix["chroma_similarity"][s][t] = _nanmean(c.chroma_similarity for c in content)
             identity["fad"][s][t] = fad(reference[t], source_stats[s])
             identity["conversion_accuracy"][s][t] = accuracy(source_labels, t)
@@ -125,6 +151,9 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     reconstruction = {"mel_l1": {}, "spectral_convergence_db": {}}
     for d in domains:
         resynth = [_resynthesize(tt, w, inverter) for w in held_out[d]]
+        pitch_baselines["resynthesis_pitch"][d] = _pitch_means(
+            [content_scores(w, o, sr, reference_f0=r)
+             for w, o, r in zip(held_out[d], resynth, truth.get(d, [None] * len(resynth)))])
         resynthesis["fad"][d] = fad(reference[d], stats(resynth))
         resynthesis["conversion_accuracy"][d] = accuracy(predict(resynth), d)
         l1, sc = _reconstruction(tt, held_out[d], d)
@@ -147,12 +176,14 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         "embedder": embedder,
         "domains": list(domains),
         "clips": {d: len(held_out[d]) for d in domains},
+        "f0_reference": {d: f"truth: {f0_truth}" if d in truth else "source pYIN" for d in domains},
         "classifier": {"heldout_accuracy": classifier.heldout_accuracy,
                        "heldout_per_domain": classifier.heldout_per_domain,
                        "heldout_windows": classifier.heldout_windows,
                        "window_frames": classifier.config.crop_frames},
         "matrix": matrix,
-        "baselines": {"identity": identity, "resynthesis": resynthesis},
+        "baselines": {"identity": identity, "resynthesis": resynthesis,
+                      **{k: _mean_over_domains(v) for k, v in pitch_baselines.items()}},
         "reconstruction": reconstruction,
         "summary": summarize(matrix, identity),
         "paired": paired,
@@ -175,8 +206,36 @@ def summarize(matrix: dict, identity: dict) -> dict:
         "fad_ratio": fad_transfer / fad_identity if fad_identity else float("nan"),
         "mean_loudness_correlation": _nanmean(off(matrix["loudness_correlation"])),
         "median_f0_cents": float(np.median(f0)) if f0 else float("nan"),
+        "mean_f0_within_50c": _nanmean(off(matrix["f0_within_50c"])),
+        "mean_voiced_coverage": _nanmean(off(matrix["voiced_coverage"])),
         "mean_chroma_similarity": _nanmean(off(matrix["chroma_similarity"])),
     }
+
+
+PITCH_HOP = 256  # the content metrics' hop (16 ms at 16 kHz)
+
+
+def _pitch_means(scores) -> dict:
+    """Clip means of one domain's pitch and loudness scores (the median f0 error as in the
+    summary: a median over clips)."""
+    return {"median_f0_cents": _nanmedian(c.f0_median_cents for c in scores),
+            "f0_within_50c": _nanmean(c.f0_within_50c for c in scores),
+            "voiced_coverage": _nanmean(c.voiced_coverage for c in scores),
+            "loudness_correlation": _nanmean(c.loudness_correlation for c in scores)}
+
+
+def _mean_over_domains(per_domain: dict) -> dict:
+    """``{domain: {key: value}}`` -> ``{key: mean over domains, "per_domain": per_domain}``."""
+    keys = PITCH_KEYS
+    out = {k: (_nanmedian if k == "median_f0_cents" else _nanmean)(
+        v[k] for v in per_domain.values()) for k in keys}
+    out["per_domain"] = per_domain
+    return out
+
+
+def _nanmedian(values) -> float:
+    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return float(np.median(kept)) if kept else float("nan")
 
 
 def _resynthesize(tt, wav: np.ndarray, inverter: str) -> np.ndarray:
@@ -262,6 +321,9 @@ def markdown_summary(report: dict) -> str:
         f"({', '.join(f'{d}: {n}' for d, n in report['clips'].items())}); inverter "
         f"{report['inverter']}; FAD embedder {report['embedder']}"
         + (" (built-in: not comparable with published FAD)" if report["embedder"] == "logmel" else "")
+        + ".",
+        "",
+        "Pitch reference: " + "; ".join(f"{d}: {r}" for d, r in report["f0_reference"].items())
         + ".",
         "",
         f"Domain classifier: held-out accuracy {format_value(report['classifier']['heldout_accuracy'])} "
