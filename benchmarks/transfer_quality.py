@@ -1,47 +1,235 @@
-"""Transfer quality on real recordings: train config/cpu-small.yaml on ../shared/data/realaudio
-for a fixed budget, evaluate on the held-out files, and print the matrices with their baselines.
+"""Transfer quality on real recordings: does a transfer keep the performance (pitch, dynamics,
+timing) while the timbre converts? One table, one row per training recipe, all measured in one run.
 
-Steps (each reused when its output is already there, so an interrupted run continues):
+Sets (``--set``):
 
-1. ``prepare`` the six real-audio domains with a 30 % file-level held-out split (the default 10 %
-   would leave one clip per domain);
-2. ``train`` config/cpu-small.yaml for ``--max-steps`` (default: the config's 1100);
-3. ``evaluate`` on the held-out files: a domain classifier trained on the training files judges
-   conversion accuracy; FAD is measured against each target's training audio.
+- ``bach10``: Bach10's violin, clarinet, tenor_sax and bassoon (pieces 01-06 train, 07-08 held
+  out) plus ``speech_en`` (its last files held out): five domains. Held-out pieces are scored
+  against their ground-truth f0 (``bach10/f0``), cut to their first ``--eval-seconds``; speech
+  against its own pYIN.
+- ``realaudio``: the six realaudio domains, 30 % of the files held out (seeded), pitch against
+  the source's pYIN.
 
-The peers, measured in the same run on the same clips: **identity** (the untouched source scored
-against the target: what a model that does nothing gets) and **resynthesis** (the target's own
-held-out audio through the same front end and inverter: what a perfect generator would get).
-Targets from issue 5: mean conversion accuracy >= 0.8 over source != target, and
-FAD(transfer) <= 0.6 x FAD(identity), on the built-in embedder and on VGGish where weights exist.
+Rows (``--rows``; each trains from scratch on the same store for ``--minutes`` of wall time,
+the step count calibrated on the first steps):
 
-Run from the repository root (alone: a second torch process on 2 cores halves both)::
+- ``identity`` / ``resynthesis``: the untouched source, and the target's own held-out audio
+  through the mel front end and the inverter (from the evaluation of the first trained row);
+- ``reference``: config/reference.yaml, the published architecture and losses;
+- ``plain``: config/cpu-small.yaml with every pitch mechanism off (the previous default);
+- ``template``: + the harmonic pitch template as a generator input;
+- ``template+D``: + the same template read by the discriminators too;
+- ``augment``: + random pitch-shift augmentation (+-12 semitones) alone;
+- ``ddsp``: the reference model's mels rendered by a DDSP head at the source's f0/loudness;
+- ``recipe``: config/cpu-small.yaml as shipped.
 
-    .venv/bin/python benchmarks/transfer_quality.py [--max-steps 1100] [--fad-weights PATH]
+Every step is reused when its output exists (an interrupted run continues). Run from the
+repository root, alone (a second torch process on 2 cores slows both)::
+
+    .venv/bin/python benchmarks/transfer_quality.py --set bach10 [--minutes 10] [--rows ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+CONFIGS = ROOT / "config"
+NO_D = "model.pitch_discriminator=false"
+ROWS = {  # name: (config, overrides, inverter)
+    "reference": ("reference.yaml", [], "pghi+gla"),
+    "plain": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=0"],
+              "pghi+gla"),
+    "template": ("cpu-small.yaml", [NO_D, "model.pitch_template=true", "train.pitch_shift=0"],
+                 "pghi+gla"),
+    "template+D": ("cpu-small.yaml", ["model.pitch_template=true",
+                                      "model.pitch_discriminator=true", "train.pitch_shift=0"],
+                   "pghi+gla"),
+    "augment": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=12"],
+                "pghi+gla"),
+    "ddsp": ("reference.yaml", [], "ddsp"),  # the reference row's model, rendered by DDSP
+    "recipe": ("cpu-small.yaml", [], "pghi+gla"),
+}
+TARGETS = {"conversion_accuracy": (">=", 0.8), "median_f0_cents": ("<=", 50.0),
+           "f0_within_50c": (">=", 0.8), "voiced_coverage": (">=", 0.8),
+           "loudness_correlation": (">=", 0.85), "fad_ratio": ("<=", 0.6)}
+INSTRUMENTS = ("violin", "clarinet", "tenor_sax", "bassoon")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "realaudio"),
-                   help="folders of real audio per domain (default: ../shared/data/realaudio)")
-    p.add_argument("--work", default=str(ROOT / "data" / "bench" / "transfer_quality"),
-                   help="working folder: features, run, reports (default: data/bench/transfer_quality)")
-    p.add_argument("--config", default=str(ROOT / "config" / "cpu-small.yaml"))
-    p.add_argument("--max-steps", type=int, default=None, help="training budget (default: the config's)")
-    p.add_argument("--val-fraction", type=float, default=0.3, help="held-out share of each domain's files")
-    p.add_argument("--inverter", default="pghi+gla")
-    p.add_argument("--fad-weights", default=None,
-                   help="vggish-10086976.pth (default: the torch hub cache; skipped without it)")
+    p.add_argument("--set", choices=("bach10", "realaudio"), default="bach10")
+    p.add_argument("--work", default=None,
+                   help="working folder (default: data/bench/transfer_quality_<set>)")
+    p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    p.add_argument("--minutes", type=float, default=10.0,
+                   help="training wall time per row (the issue allows up to 60)")
+    p.add_argument("--ddsp-minutes", type=float, default=6.0,
+                   help="training wall time of the ddsp row's head (its model is the reference row's)")
+    p.add_argument("--figures", default=str(ROOT / "docs" / "images"),
+                   help="where the mel figures of source / reference / recipe go (bach10 only)")
+    p.add_argument("--eval-seconds", type=float, default=20.0,
+                   help="bach10: held-out pieces are cut to their first N seconds")
+    p.add_argument("--speech-val", type=int, default=4, help="bach10: held-out speech files")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's); 1 lets two runs share 2 cores")
     return p.parse_args(argv)
+
+
+# ---- data -----------------------------------------------------------------------------------------
+
+
+def stage_bach10(work: Path, eval_seconds: float, speech_val: int) -> tuple[Path, Path]:
+    """A CSV manifest with explicit splits, and a folder of truth files named like the clips.
+
+    Held-out pieces are cut to ``eval_seconds`` (audio and truth alike) to bound evaluation time;
+    file stems are ``<piece>-<instrument>`` so that ``<stem>.csv`` is the Bach10 truth file.
+    """
+    import soundfile as sf
+
+    rows, truth = [], work / "truth"
+    for instrument in INSTRUMENTS:
+        for path in sorted((DATA / "bach10" / instrument).glob("*.flac")):
+            piece = path.stem
+            if int(piece[:2]) <= 6:
+                rows.append((str(path), instrument, "train"))
+                continue
+            stem = f"{piece}-{instrument}"
+            clip = work / "heldout" / instrument / f"{stem}.flac"
+            if not clip.is_file():
+                audio, sr = sf.read(path, dtype="float32")
+                clip.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(clip, audio[: int(eval_seconds * sr)], sr)
+                lines = (DATA / "bach10" / "f0" / f"{stem}.csv").read_text().splitlines()
+                keep = [lines[0]] + [r for r in lines[1:] if float(r.split(",")[0]) <= eval_seconds]
+                truth.mkdir(parents=True, exist_ok=True)
+                (truth / f"{stem}.csv").write_text("\n".join(keep) + "\n")
+            rows.append((str(clip), instrument, "val"))
+    speech = sorted((DATA / "speech_en" / "speech_male").glob("*.flac"))
+    rows += [(str(p), "speech_male", "val" if i >= len(speech) - speech_val else "train")
+             for i, p in enumerate(speech)]
+    manifest = work / "manifest.csv"
+    work.mkdir(parents=True, exist_ok=True)
+    with open(manifest, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "domain", "split"])
+        writer.writerows(rows)
+    return manifest, truth
+
+
+# ---- training ---------------------------------------------------------------------------------------
+
+
+def train_row(name: str, store, run: Path, minutes: float) -> Path:
+    """Train a row's model for ``minutes`` (steps calibrated on the first 20); its checkpoint."""
+    from timbre_transfer.training.config import load_run_config
+    from timbre_transfer.training.trainer import Trainer
+
+    config_name, overrides, _ = ROWS[name]
+    latest = run / "checkpoints" / "latest.pt"
+    budget = run / "budget.json"
+    if budget.is_file():
+        steps = json.loads(budget.read_text())["steps"]
+        if json.loads(budget.read_text()).get("done"):
+            return latest
+    else:
+        calibrate = 20
+        config = load_run_config(CONFIGS / config_name, [*overrides, f"train.max_steps={calibrate}"])
+        trainer = Trainer(config, store, run, progress=False)
+        t0 = time.perf_counter()
+        trainer.fit()
+        rate = calibrate / (time.perf_counter() - t0)
+        steps = max(calibrate + 1, int(minutes * 60 * rate))
+        budget.write_text(json.dumps({"steps": steps, "steps_per_s": rate}))
+    config = load_run_config(CONFIGS / config_name, [*overrides, f"train.max_steps={steps}"])
+    trainer = Trainer(config, store, run, resume=True)
+    t0 = time.perf_counter()
+    trainer.fit()
+    info = json.loads(budget.read_text())
+    info.update(done=True, seconds=info.get("seconds", 0) + time.perf_counter() - t0)
+    budget.write_text(json.dumps(info))
+    print(f"  {name}: {steps} steps ({info['steps_per_s']:.2f} steps/s)", flush=True)
+    return latest
+
+
+def train_ddsp(store, run: Path, minutes: float) -> Path:
+    """One DDSP head for every domain (the mel says which timbre), for ``minutes``."""
+    from timbre_transfer.training.ddsp_trainer import DDSPTrainer, load_ddsp_config
+
+    latest = run / "checkpoints" / "latest.pt"
+    if (run / "done").is_file():
+        return latest
+    probe = DDSPTrainer(load_ddsp_config(overrides=["train.max_steps=10"]), store,
+                        store.domains, run / "probe", progress=False)
+    t0 = time.perf_counter()
+    probe.fit()
+    steps = max(11, int(minutes * 60 * 10 / (time.perf_counter() - t0)))
+    trainer = DDSPTrainer(load_ddsp_config(overrides=[f"train.max_steps={steps}"]), store,
+                          store.domains, run)
+    trainer.fit()
+    (run / "done").write_text(str(steps))
+    print(f"  ddsp head: {steps} steps", flush=True)
+    return latest
+
+
+# ---- the table ---------------------------------------------------------------------------------------
+
+
+def summary_row(report: dict) -> dict:
+    s = report["summary"]
+    return {"conversion_accuracy": s["mean_conversion_accuracy"],
+            "median_f0_cents": s["median_f0_cents"],
+            "f0_within_50c": s.get("mean_f0_within_50c"),
+            "voiced_coverage": s.get("mean_voiced_coverage"),
+            "loudness_correlation": s["mean_loudness_correlation"],
+            "fad_ratio": s["fad_ratio"]}
+
+
+def baseline_rows(report: dict) -> dict[str, dict]:
+    """identity and resynthesis from one report (what it measured of them)."""
+    base, domains = report["baselines"], report["domains"]
+    off = [(a, b) for a in domains for b in domains if a != b]
+    identity_acc = float(np.mean([base["identity"]["conversion_accuracy"][a][b] for a, b in off]))
+    resynth_acc = float(np.mean([base["resynthesis"]["conversion_accuracy"][d] for d in domains]))
+    fad_identity = report["summary"]["mean_fad_identity"]
+    resynth_fad = float(np.mean([base["resynthesis"]["fad"][d] for d in domains]))
+    rows = {"identity": {"conversion_accuracy": identity_acc, "fad_ratio": 1.0},
+            "resynthesis": {"conversion_accuracy": resynth_acc,
+                            "fad_ratio": resynth_fad / fad_identity if fad_identity else None}}
+    for name, key in (("identity", "identity_pitch"), ("resynthesis", "resynthesis_pitch")):
+        pitch = base.get(key) or {}
+        rows[name].update({k: v for k, v in pitch.items() if k in TARGETS})
+    return rows
+
+
+def print_table(rows: dict[str, dict]) -> str:
+    cols = list(TARGETS)
+    head = ("| row | conversion acc | median f0 err (cents) | frames within 50 c | voiced coverage "
+            "| loudness corr | FAD / identity |")
+    lines = [head, "|---" * (len(cols) + 1) + "|"]
+    fmt = lambda v: "n/a" if v is None else (f"{v:.0f}" if abs(v) >= 100 else f"{v:.3f}")
+    for name, row in rows.items():
+        lines.append(f"| {name} | " + " | ".join(fmt(row.get(c)) for c in cols) + " |")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
+def verdicts(row: dict) -> list[str]:
+    out = []
+    for key, (op, bound) in TARGETS.items():
+        v = row.get(key)
+        ok = v is not None and (v >= bound if op == ">=" else v <= bound)
+        out.append(f"{key} {'n/a' if v is None else f'{v:.3f}'} {op} {bound}: "
+                   f"{'met' if ok else 'NOT met'}")
+    return out
 
 
 def main(argv=None) -> None:
@@ -50,57 +238,119 @@ def main(argv=None) -> None:
     from timbre_transfer.audio.transform import AudioTransform
     from timbre_transfer.data.dataset import FeatureStore
     from timbre_transfer.data.prepare import PrepareOptions, prepare
-    from timbre_transfer.evaluation.evaluate import evaluate, markdown_summary, write_report
-    from timbre_transfer.evaluation.vggish import resolve_weights
+    from timbre_transfer.evaluation.evaluate import evaluate, write_report
     from timbre_transfer.inference.transfer import TimbreTransfer
-    from timbre_transfer.training.config import load_run_config
-    from timbre_transfer.training.trainer import Trainer
 
     args = parse_args(argv)
-    work = Path(args.work)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; data {args.data}")
-
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    work = Path(args.work or ROOT / "data" / "bench" / f"transfer_quality_{args.set}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; set {args.set}; "
+          f"{args.minutes} min of training per row", flush=True)
     t0 = time.perf_counter()
-    result = prepare(args.data, work / "features", AudioTransform(),
-                     PrepareOptions(val_fraction=args.val_fraction), workers=1)
+    if args.set == "bach10":
+        data, truth = stage_bach10(work, args.eval_seconds, args.speech_val)
+        options = PrepareOptions(val_fraction=0.0)
+    else:
+        data, truth = DATA / "realaudio", None
+        options = PrepareOptions(val_fraction=0.3)
+    result = prepare(data, work / "features", AudioTransform(), options)
     store = FeatureStore(result.store)
-    print(f"prepare: {time.perf_counter() - t0:.1f} s ({result.processed} files analysed, "
-          f"{result.reused} reused)")
+    print(f"prepare: {time.perf_counter() - t0:.0f} s ({result.processed} files analysed, "
+          f"{result.reused} reused); registers (median training f0, Hz): "
+          + ", ".join(f"{d} {v:.0f}" for d, v in store.pitch_medians().items() if v), flush=True)
 
-    overrides = [] if args.max_steps is None else [f"train.max_steps={args.max_steps}"]
-    config = load_run_config(args.config, overrides)
-    run = work / "run"
-    resume = (run / "checkpoints" / "latest.pt").is_file()
-    trainer = Trainer(config, store.root, run, resume=resume)
-    start, t0 = trainer.step, time.perf_counter()
-    trainer.fit()
-    seconds = time.perf_counter() - t0
-    print(f"train: steps {start} -> {trainer.step} of {config.train.max_steps} in {seconds / 60:.1f} "
-          f"min ({(trainer.step - start) / max(seconds, 1e-9):.2f} steps/s this session)")
-    del trainer
-
-    tt = TimbreTransfer.from_checkpoint(run / "checkpoints" / "latest.pt", device="cpu")
-    embedders = ["logmel"]
-    try:
-        weights = resolve_weights(args.fad_weights, download=False)
-        embedders.append("vggish")
-    except FileNotFoundError as exc:
-        weights = None
-        print(f"VGGish skipped: {exc}")
-    for embedder in embedders:
+    # every row's model first, then every evaluation (a long run gives its models early)
+    checkpoints = {}
+    for name in args.rows:
+        model_row = "reference" if name == "ddsp" else name
         t0 = time.perf_counter()
-        report = evaluate(tt, store, work / "classifier.pt", inverter=args.inverter,
-                          embedder=embedder, fad_weights=weights)
-        report["checkpoint"] = str(run / "checkpoints" / "latest.pt")
-        written = write_report(report, work / f"report_{embedder}.json")
-        print(f"\nevaluate ({embedder}): {time.perf_counter() - t0:.0f} s -> {written['json']}\n")
-        print(markdown_summary(report))
-        s = report["summary"]
-        verdict = {True: "met", False: "NOT met"}
-        accuracy, ratio = s["mean_conversion_accuracy"], s["fad_ratio"]
-        print(f"target: mean conversion accuracy {accuracy:.3f} >= 0.8: {verdict[accuracy >= 0.8]}")
-        print(f"target: FAD transfer / identity {ratio:.3f} <= 0.6 ({embedder}): "
-              f"{verdict[ratio <= 0.6]}")
+        checkpoints[name] = train_row(model_row, store, work / "runs" / model_row, args.minutes)
+        if name == "ddsp":
+            checkpoints["ddsp head"] = train_ddsp(store, work / "runs" / "ddsp", args.ddsp_minutes)
+        print(f"{name}: model ready ({(time.perf_counter() - t0) / 60:.1f} min this session)",
+              flush=True)
+
+    table: dict[str, dict] = {}
+    saved = work / "table.json"
+    done = json.loads(saved.read_text()) if saved.is_file() else {}
+    for name in args.rows:
+        report_path = work / "reports" / f"{name}.json"
+        if name not in done and report_path.is_file():  # evaluated by an interrupted run
+            report = json.loads(report_path.read_text())
+            done[name] = {**({} if table.get("identity") else baseline_rows(report)),
+                          name: summary_row(report)}
+        if name in done:
+            table.update(done[name])
+            continue
+        t0 = time.perf_counter()
+        tt = TimbreTransfer.from_checkpoint(checkpoints[name], device="cpu")
+        if name == "ddsp":
+            tt.attach_ddsp(checkpoints["ddsp head"])
+        report = evaluate(tt, store, work / "classifier.pt", inverter=ROWS[name][2],
+                          embedder="logmel", f0_truth=truth)
+        report["checkpoint"] = str(checkpoints[name])
+        write_report(report, report_path)
+        rows = {} if table.get("identity") else baseline_rows(report)
+        rows[name] = summary_row(report)
+        table.update(rows)
+        done[name] = rows
+        if saved.is_file():  # another run may have evaluated other rows meanwhile: keep them
+            done = {**json.loads(saved.read_text()), **done}
+        saved.write_text(json.dumps(done, indent=1))
+        print(f"{name}: evaluated in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+    print()
+    order = ["identity", "resynthesis"] + [r for r in ROWS if r in table]
+    text = print_table({r: table[r] for r in order if r in table})
+    (work / "table.md").write_text(text + "\n")
+    if "recipe" in table:
+        print("\ntargets for the recipe (means over source != target):")
+        print("\n".join("  " + v for v in verdicts(table["recipe"])))
+    if args.set == "bach10" and {"reference", "recipe"} <= set(checkpoints):
+        for path in figures(store, checkpoints, Path(args.figures), work / "figures"):
+            print(f"wrote {path}")
+
+
+FIGURE_PAIRS = (("violin", "bassoon"), ("speech_male", "clarinet"))
+
+
+def figures(store, checkpoints: dict, out: Path, audio_dir: Path, seconds: float = 6.0):
+    """Mel images of the source and of its reference and recipe transfers for FIGURE_PAIRS,
+    each from the first held-out clip (its first ``seconds``), and the audio beside them."""
+    import torch
+    from matplotlib.figure import Figure
+
+    from timbre_transfer.audio.io import save_audio
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    models = {name: TimbreTransfer.from_checkpoint(checkpoints[name], device="cpu")
+              for name in ("reference", "recipe")}
+    sr = store.transform.params.sample_rate
+    out.mkdir(parents=True, exist_ok=True)
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source, target in FIGURE_PAIRS:
+        clip = store.clips(source, "val").files[0]
+        wav = store.clip_audio(source, clip)[: int(seconds * sr)]
+        panels = {f"{source} (source)": wav}
+        for name, tt in models.items():
+            panels[f"{name} -> {target}"] = tt.transfer(wav, sr, to=target)
+        fig = Figure(figsize=(9, 2.2 * len(panels)))
+        for ax, (title, audio) in zip(fig.subplots(len(panels), 1), panels.items()):
+            with torch.no_grad():
+                mel = store.transform(torch.from_numpy(np.asarray(audio, dtype=np.float32)))
+            ax.imshow(mel.numpy(), origin="lower", aspect="auto", vmin=0, vmax=1,
+                      extent=(0, len(audio) / sr, 0, mel.shape[0]))
+            ax.set_title(title, fontsize=9)
+            ax.set_ylabel("mel bin")
+            save_audio(audio_dir / f"{source}_to_{target}_{title.split(' ')[0]}.wav",
+                       np.clip(audio, -1, 1), sr)
+        fig.axes[-1].set_xlabel("seconds")
+        fig.tight_layout()
+        path = out / f"transfer_{source}_to_{target}.png"
+        fig.savefig(path, dpi=80)
+        written.append(path)
+    return written
 
 
 if __name__ == "__main__":

@@ -220,3 +220,14 @@ def test_parser_lists_all_inverters():
     help_text = build_parser()._subparsers._group_actions[0].choices["reconstruct"].format_help()
     for name in ("pghi", "griffinlim", "pghi+gla"):
         assert name in help_text
+
+
+def test_transfer_octave_takes_a_whole_number_or_auto(capsys):
+    parser = build_parser()
+    base = ["transfer", "ckpt.pt", "in.wav", "--to", "violin", "--out", "o"]
+    assert parser.parse_args(base).octave == 0
+    assert parser.parse_args(base + ["--octave", "-2"]).octave == -2
+    assert parser.parse_args(base + ["--octave", "auto"]).octave == "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args(base + ["--octave", "1.5"])
+    assert "whole number of octaves or 'auto', got '1.5'" in capsys.readouterr().err

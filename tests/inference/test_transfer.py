@@ -76,7 +76,7 @@ class _Identity(torch.nn.Module):
         self.widths += [x.shape[-1]] * x.shape[0]
         return type("Enc", (), {"mu": x})
 
-    def decode(self, z, d):
+    def decode(self, z, d, pitch=None):
         return z + (d == "b")
 
     def translate(self, x, d):

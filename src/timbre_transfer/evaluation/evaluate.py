@@ -254,10 +254,13 @@ def _reconstruction(tt, wavs: list[np.ndarray], domain: str) -> tuple[float, flo
     l1, sc = [], []
     for wav in wavs:
         spec = tt.transform(torch.from_numpy(wav).to(tt.device))
-        spec = spec[:, : spec.shape[-1] // factor * factor]
-        if spec.shape[-1] == 0:
+        notes = tt.notes(wav, spec.shape[-1])  # the clip's own pitch, for a pitch-template model
+        n = spec.shape[-1] // factor * factor
+        spec = spec[:, :n]
+        if n == 0:
             continue
-        recon = tt.model.decode(tt.model.encode(spec[None, None]).mu, domain)[0, 0].clamp(0, 1)
+        notes = None if notes is None else notes[None, None, :, :n]
+        recon = tt.model.decode(tt.model.encode(spec[None, None]).mu, domain, notes)[0, 0].clamp(0, 1)
         l1.append(float((recon - spec).abs().mean()))
         sc.append(float(spectral_convergence_db(tt.transform.spec_to_mel(spec)[None],
                                                 tt.transform.spec_to_mel(recon)[None])[0]))

@@ -293,6 +293,16 @@ class TimbreTransfer:
             self._controls = (key, controls.resample(CONTROL_STRIDE, n_frames))
         return self._controls[1]
 
+    def notes(self, wav: np.ndarray, n_frames: int, octave: int = 0) -> torch.Tensor | None:
+        """The ``(n_mels, n_frames)`` harmonic template of ``wav``'s pitch (moved by ``octave``)
+        for a model with ``pitch_template``; None for a model without."""
+        if not self.model.config.pitch_template:
+            return None
+        source = self.source_controls(np.asarray(wav, dtype=np.float32), n_frames)
+        tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)[None]
+        return self.mel_pitch.template(tensor(source.f0_hz * 2.0 ** octave),
+                                       tensor(source.voiced_prob))[0, 0]
+
     def resolve_octave(self, octave: int | str, to: str, source_f0: np.ndarray) -> int:
         """``octave`` as a whole number of octaves for target ``to``: an int as given, or for
         ``"auto"`` the whole number of octaves that moves the source's median f0 (over its
@@ -371,11 +381,7 @@ class TimbreTransfer:
             if n:
                 silence = float(-self.transform.norm_shift / self.transform.norm_scale)
                 moved = self.mel_pitch.shift(spec[None, None], 2.0 ** n, silence)[0, 0]
-            notes = None
-            if self.model.config.pitch_template:
-                tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)[None]
-                notes = self.mel_pitch.template(tensor(source.f0_hz * 2.0 ** n),
-                                                tensor(source.voiced_prob))[0, 0]
+            notes = self.notes(level, spec.shape[-1], n)
             out_specs.update(zip(group, translate_windowed(self.model, moved, group, self.window,
                                                            pitch=notes)))
         outs, controls = {}, {}
