@@ -20,8 +20,11 @@ the step count calibrated on the first steps):
 - ``template``: + the harmonic pitch template as a generator input;
 - ``template+D``: + the same template read by the discriminators too;
 - ``augment``: + random pitch-shift augmentation (+-12 semitones) alone;
+- ``pitch-loss``: + the pitch-consistency loss alone (a frozen pitch network, fitted first on
+  the store's pYIN labels, must hear each translation at its source's pitch);
 - ``ddsp``: the reference model's mels rendered by a DDSP head at the source's f0/loudness;
-- ``recipe``: config/cpu-small.yaml as shipped.
+- ``recipe``: config/cpu-small.yaml as shipped;
+- ``recipe+pitch-loss``: the recipe with the pitch-consistency loss added.
 
 Every step is reused when its output exists (an interrupted run continues). Run from the
 repository root, alone (a second torch process on 2 cores slows both)::
@@ -43,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 CONFIGS = ROOT / "config"
 NO_D = "model.pitch_discriminator=false"
+PITCH_LOSS = "loss.pitch=1.0"
 ROWS = {  # name: (config, overrides, inverter)
     "reference": ("reference.yaml", [], "pghi+gla"),
     "plain": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=0"],
@@ -54,8 +58,11 @@ ROWS = {  # name: (config, overrides, inverter)
                    "pghi+gla"),
     "augment": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=12"],
                 "pghi+gla"),
+    "pitch-loss": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=0",
+                                      PITCH_LOSS], "pghi+gla"),
     "ddsp": ("reference.yaml", [], "ddsp"),  # the reference row's model, rendered by DDSP
     "recipe": ("cpu-small.yaml", [], "pghi+gla"),
+    "recipe+pitch-loss": ("cpu-small.yaml", [PITCH_LOSS], "pghi+gla"),
 }
 TARGETS = {"conversion_accuracy": (">=", 0.8), "median_f0_cents": ("<=", 50.0),
            "f0_within_50c": (">=", 0.8), "voiced_coverage": (">=", 0.8),
@@ -143,6 +150,10 @@ def train_row(name: str, store, run: Path, minutes: float) -> Path:
         calibrate = 20
         config = load_run_config(CONFIGS / config_name, [*overrides, f"train.max_steps={calibrate}"])
         trainer = Trainer(config, store, run, progress=False)
+        if trainer.pitch_net is not None:  # its own stage, before the model's timed steps
+            t0 = time.perf_counter()
+            trainer.fit_pitch_net()
+            print(f"  {name}: pitch network fitted in {time.perf_counter() - t0:.0f} s", flush=True)
         t0 = time.perf_counter()
         trainer.fit()
         rate = calibrate / (time.perf_counter() - t0)
@@ -315,8 +326,9 @@ FIGURE_PAIRS = (("violin", "bassoon"), ("speech_male", "clarinet"))
 
 
 def figures(store, checkpoints: dict, out: Path, audio_dir: Path, seconds: float = 6.0):
-    """Mel images of the source and of its reference and recipe transfers for FIGURE_PAIRS,
-    each from the first held-out clip (its first ``seconds``), and the audio beside them."""
+    """Mel images of the source and of its reference and recipe (and recipe+pitch-loss, where
+    trained) transfers for FIGURE_PAIRS, each from the first held-out clip (its first
+    ``seconds``), and the audio beside them."""
     import torch
     from matplotlib.figure import Figure
 
@@ -324,7 +336,7 @@ def figures(store, checkpoints: dict, out: Path, audio_dir: Path, seconds: float
     from timbre_transfer.inference.transfer import TimbreTransfer
 
     models = {name: TimbreTransfer.from_checkpoint(checkpoints[name], device="cpu")
-              for name in ("reference", "recipe")}
+              for name in ("reference", "recipe", "recipe+pitch-loss") if name in checkpoints}
     sr = store.transform.params.sample_rate
     out.mkdir(parents=True, exist_ok=True)
     audio_dir.mkdir(parents=True, exist_ok=True)

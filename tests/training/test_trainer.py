@@ -55,13 +55,16 @@ def test_training_reduces_reconstruction_and_logs_every_term(synth_store, tmp_pa
     assert history[-1]["loss/recon"] < 0.7 * history[0]["loss/recon"]
 
 
-def test_resume_matches_uninterrupted_training(synth_store, tmp_path):
-    full = _trainer(synth_store / "store", tmp_path / "full", ["train.max_steps=4"])
+@pytest.mark.parametrize("extra", [[], ["loss.pitch=1.0", "train.pitch_net_steps=5"]],
+                         ids=["plain", "pitch-loss"])
+def test_resume_matches_uninterrupted_training(synth_store, tmp_path, extra):
+    overrides = ["train.max_steps=4", *extra]
+    full = _trainer(synth_store / "store", tmp_path / "full", overrides)
     uninterrupted = full.fit()
-    first = _trainer(synth_store / "store", tmp_path / "split", ["train.max_steps=4"])
+    first = _trainer(synth_store / "store", tmp_path / "split", overrides)
     first.fit(2)
     first.save()
-    resumed = _trainer(synth_store / "store", tmp_path / "split", ["train.max_steps=4"], resume=True)
+    resumed = _trainer(synth_store / "store", tmp_path / "split", overrides, resume=True)
     assert resumed.step == 2
     after = resumed.fit()
     for a, b in zip(uninterrupted[2:], after):
@@ -405,3 +408,46 @@ def test_pitch_shift_augmentation_moves_crops_and_f0_together(synth_store, tmp_p
     torch.testing.assert_close(templates.reshape(b * n_dom, 1, n_f, n_t),
                                grid.template(f0, voiced))
     assert t.train_step(batch)  # and a step trains on it
+
+
+def test_pitch_loss_fits_its_network_first_freezes_it_and_resumes(synth_store, tmp_path):
+    from timbre_transfer.models.pitch_net import pitch_consistency
+
+    overrides = ["loss.pitch=2.0", "train.pitch_net_steps=60", "train.max_steps=3"]
+    t = _trainer(synth_store / "store", tmp_path / "full", overrides)
+    fresh = {k: v.clone() for k, v in t.pitch_net.state_dict().items()}
+    accuracy = t.fit_pitch_net()
+    # the synthetic domains hold steady notes: the fit must find most of them
+    assert accuracy > 0.5, accuracy
+    fitted = {k: v.clone() for k, v in t.pitch_net.state_dict().items()}
+    assert any(not torch.equal(fresh[k], fitted[k]) for k in fresh)
+    assert not any(p.requires_grad for p in t.pitch_net.parameters())
+
+    # the term is the consistency of every translation with its source, at its weight
+    x, templates = t.prepare_batch(next(t.batches()), 0)
+    g = t.losses(x, 0, templates)
+    real = x.transpose(0, 1)
+    expected = pitch_consistency(t.pitch_net, torch.cat([real[s] for s in t.pairs(0)]),
+                                 torch.cat(g.fakes))
+    assert float(g.terms["pitch"]) == pytest.approx(float(expected), rel=1e-5)
+    without = {k: v for k, v in g.terms.items() if k != "pitch"}
+    assert float(t.weighted_total(g.terms, 0) - t.weighted_total(without, 0)) == pytest.approx(
+        2.0 * float(expected), rel=1e-4)
+
+    history = t.fit()  # the network is fitted already: fit() trains the model only
+    assert all(torch.equal(fitted[k], v) for k, v in t.pitch_net.state_dict().items())
+    assert "loss/pitch" in history[-1]
+    blob = read_checkpoint(tmp_path / "full" / "checkpoints" / "latest.pt")
+    assert all(torch.equal(fitted[k], blob["pitch_net"][k]) for k in fitted)
+    resumed = _trainer(synth_store / "store", tmp_path / "full",
+                       ["loss.pitch=2.0", "train.pitch_net_steps=60", "train.max_steps=4"],
+                       resume=True)
+    assert resumed.pitch_net_ready
+    assert all(torch.equal(fitted[k], v) for k, v in resumed.pitch_net.state_dict().items())
+
+
+def test_a_run_without_the_pitch_loss_has_no_pitch_network(synth_store, tmp_path):
+    t = _trainer(synth_store / "store", tmp_path, ["train.max_steps=1"])
+    assert t.pitch_net is None
+    t.fit()
+    assert "pitch_net" not in read_checkpoint(tmp_path / "checkpoints" / "latest.pt")

@@ -18,6 +18,9 @@ class LossWeights:
     kl_cycle: float = 0.1
     cycle: float = 100.0
     latent: float = 10.0
+    # pitch consistency: translations must sound at their source's pitch to a frozen pitch
+    # network (models/pitch_net.py) that train fits first; 0 turns the network off
+    pitch: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class TrainConfig:
     # pitch-shift augmentation: each crop moved by a random interval in [-pitch_shift,
     # pitch_shift] semitones (0: off), so that register no longer tells the domains apart
     pitch_shift: float = 0.0
+    pitch_net_steps: int = 400  # updates of the pitch network fitted first (with loss.pitch > 0)
     grad_clip: float | None = None  # max gradient norm, per optimiser
     max_bad_steps: int = 10  # stop after this many non-finite steps in a row
     log_every: int = 50
@@ -62,7 +66,7 @@ class TrainConfig:
         if self.short_clips not in ("pad", "exclude"):
             raise ValueError(f"train.short_clips must be pad or exclude, got {self.short_clips!r}")
         for name in ("batch_size", "crop_frames", "max_steps", "log_every", "sample_every",
-                     "checkpoint_every", "keep_last", "max_bad_steps"):
+                     "checkpoint_every", "keep_last", "max_bad_steps", "pitch_net_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be positive, got {getattr(self, name)}")
 

@@ -24,6 +24,8 @@ from timbre_transfer.losses.adversarial import discriminator_loss, generator_los
 from timbre_transfer.losses.latent import LatentCentroids, batch_mean_latent_loss
 from timbre_transfer.losses.vae import beta_warmup, kl_divergence, l1
 from timbre_transfer.models.multidomain import TimbreModel
+from timbre_transfer.models.pitch_net import (PitchNet, pitch_consistency, pitch_fit_loss,
+                                              pitch_labels, within_cents)
 from timbre_transfer.training import distributed
 from timbre_transfer.training.checkpoint import (check_resumable, load_state_strict,
                                                  read_checkpoint, save_run_checkpoint)
@@ -122,6 +124,10 @@ class Trainer:
         self.model = TimbreModel(config.model, self.domains).to(self.device)
         self.mel_pitch = MelPitch.of(self.store.transform.params).to(self.device)
         self.pitch_medians = self.store.pitch_medians()
+        self.pitch_net, self.pitch_net_ready = None, False
+        if config.loss.pitch > 0:  # fitted by fit() before the first step, then frozen
+            self.pitch_net = PitchNet(self.store.transform.params.n_mels).to(self.device)
+            self.pitch_net.eval().requires_grad_(False)
         self.use_bf16 = native_bf16(self.device) if cfg.bf16 == "auto" else cfg.bf16
         self.channels_last = cfg.channels_last
         if self.channels_last:
@@ -218,6 +224,9 @@ class Trainer:
         else:
             terms["latent"] = torch.stack([batch_mean_latent_loss(mu[s], mu[t])
                                            for t, s in enumerate(source_of)]).mean()
+        if self.pitch_net is not None:  # every translation must keep its source's pitch
+            terms["pitch"] = pitch_consistency(
+                self.pitch_net, torch.cat([real[s] for s in source_of]), torch.cat(fakes))
         for t, target in enumerate(domains):
             terms[f"gan/{target}"] = generator_loss(
                 model.discriminate(fakes[t], target, notes[source_of[t]]), cfg.gan_loss)
@@ -250,12 +259,24 @@ class Trainer:
         w, cfg = self.config.loss, self.config.train
         beta = beta_warmup(step, cfg.beta_warmup_steps)
         gan = torch.stack([v for k, v in terms.items() if k.startswith("gan/")]).mean()
-        return (w.recon * terms["recon"] + beta * w.kl * terms["kl"] + w.cycle * terms["cycle"]
-                + beta * w.kl_cycle * terms["kl_cycle"] + w.latent * terms["latent"] + w.gan * gan)
+        total = (w.recon * terms["recon"] + beta * w.kl * terms["kl"] + w.cycle * terms["cycle"]
+                 + beta * w.kl_cycle * terms["kl_cycle"] + w.latent * terms["latent"] + w.gan * gan)
+        return total + w.pitch * terms["pitch"] if "pitch" in terms else total
 
     def prepare_batch(self, batch: Batch, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The crops ``(B, D, 1, F, T)`` after pitch-shift augmentation (``train.pitch_shift``),
+        """The crops ``(B, D, 1, F, T)`` after pitch-shift augmentation (:meth:`augment`),
         and their harmonic templates ``(B, D, 1, F, T)`` when the model takes them (else None).
+        """
+        x, f0, voiced = self.augment(batch, step)
+        if not self.model.config.pitch_template:
+            return x, None
+        b, n_dom, _, n_f, n_t = x.shape
+        templates = self.mel_pitch.template(f0.reshape(b * n_dom, n_t), voiced.reshape(b * n_dom, n_t))
+        return x, templates.view(b, n_dom, 1, n_f, n_t)
+
+    def augment(self, batch: Batch, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Crops ``(B, D, 1, F, T)``, f0 ``(B, D, T)`` and voicing ``(B, D, T)`` after
+        pitch-shift augmentation (``train.pitch_shift``; unchanged when 0).
 
         Augmentation moves each crop by its own random interval, uniform in
         ``[-pitch_shift, pitch_shift]`` semitones (the mel axis warped, f0 scaled alike), so
@@ -273,10 +294,7 @@ class Trainer:
             x = self.mel_pitch.shift(x.reshape(b * n_dom, 1, n_f, n_t), ratio, silence)
             x = x.view(b, n_dom, 1, n_f, n_t)
             f0 = f0 * ratio.view(b, n_dom, 1)
-        if not self.model.config.pitch_template:
-            return x, None
-        templates = self.mel_pitch.template(f0.reshape(b * n_dom, n_t), voiced.reshape(b * n_dom, n_t))
-        return x, templates.view(b, n_dom, 1, n_f, n_t)
+        return x, f0, voiced
 
     def train_step(self, batch: Batch) -> dict:
         """One generator and one discriminator update; returns detached raw terms (no sync), or
@@ -363,6 +381,8 @@ class Trainer:
         if max_steps > cfg.max_steps:
             raise ValueError(f"fit({max_steps}) goes past train.max_steps={cfg.max_steps}, the "
                              "length the LR schedule was built for; raise train.max_steps")
+        if self.pitch_net is not None and not self.pitch_net_ready:
+            self.fit_pitch_net()
         history, sums, count = [], {}, 0
         bar = tqdm(total=max_steps, initial=self.step, unit="step", desc="train",
                    disable=not self.progress or self.step >= max_steps)
@@ -392,6 +412,42 @@ class Trainer:
         if self.writer is not None:
             self.writer.flush()
         return history
+
+    def fit_pitch_net(self) -> float:
+        """Fit the pitch network on training crops (pitch-shifted like the model's, so that it
+        knows every register) against the store's pYIN labels, ``train.pitch_net_steps``
+        updates, then freeze it. Returns the share of voiced frames of its last batches within
+        50 cents (the fit's own diagnostic, printed with the progress)."""
+        from tqdm import tqdm
+
+        cfg, net = self.config.train, self.pitch_net
+        data = MultiDomainCropDataset(self.store, "train", cfg.crop_frames, cfg.short_clips,
+                                      seed=cfg.seed + 1)  # its own crops: the model's stay as they were
+        order = torch.Generator().manual_seed(cfg.seed)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        net.train().requires_grad_(True)
+        step, hits = 0, []
+        bar = tqdm(total=cfg.pitch_net_steps, unit="step", desc="pitch network",
+                   disable=not self.progress)
+        while step < cfg.pitch_net_steps:
+            data.set_epoch(step)
+            picks = torch.randperm(len(data), generator=order)[:cfg.batch_size].tolist()
+            specs, pitch = (torch.stack(t) for t in zip(*(data[i] for i in picks)))
+            x, f0, voiced = self.augment(Batch(specs, pitch), 1_000_000_000 + step)
+            x, f0, voiced = x.flatten(0, 1), f0.flatten(0, 1), voiced.flatten(0, 1)
+            logits = net(x)
+            loss = pitch_fit_loss(logits, pitch_labels(f0, voiced))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            hits = (hits + [within_cents(logits.detach(), f0, voiced)])[-20:]
+            step += 1
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", within50=f"{np.nanmean(hits):.2f}")
+        bar.close()
+        net.eval().requires_grad_(False)
+        self.pitch_net_ready = True
+        return float(np.nanmean(hits))
 
     # ---- logging --------------------------------------------------------------------------------
 
@@ -466,6 +522,7 @@ class Trainer:
             "domains": list(self.domains),
             "pitch_medians": self.pitch_medians,  # for transfer --octave auto
             "model": self.model.state_dict(),
+            **({"pitch_net": self.pitch_net.state_dict()} if self.pitch_net_ready else {}),
             "training": {
                 "step": self.step,
                 "bad_steps": self.bad_steps,
@@ -494,6 +551,10 @@ class Trainer:
             raise KeyError(f"{path} holds no training state (an export?); cannot resume from it")
         state = blob["training"]
         load_state_strict(self.model, blob["model"], f"{path} (model)")
+        if self.pitch_net is not None and "pitch_net" in blob:
+            load_state_strict(self.pitch_net, blob["pitch_net"], f"{path} (pitch_net)")
+            self.pitch_net.eval().requires_grad_(False)
+            self.pitch_net_ready = True
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.centroids.load_state_dict(state["centroids"])
