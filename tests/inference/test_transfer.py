@@ -309,3 +309,30 @@ def test_octave_errors():
         tt.transfer(wav, SR, to="a", octave="auto")
     with pytest.raises(ValueError, match="whole number of octaves"):
         tt.transfer(wav, SR, to="a", octave=0.5)
+
+
+def test_controls_of_recent_inputs_are_analysed_once(monkeypatch):
+    """Evaluation transfers clip A, clip B, ... to one target, then again to the next: each
+    clip's pitch is analysed once; the cache keeps at most CONTROLS_KEPT inputs."""
+    import timbre_transfer.audio.features as features
+    import timbre_transfer.inference.transfer as transfer
+    from timbre_transfer.audio.transform import AudioTransform
+
+    calls = []
+    real = features.extract_controls
+    monkeypatch.setattr(features, "extract_controls",
+                        lambda wav, *a, **k: calls.append(len(wav)) or real(wav, *a, **k))
+    tt = TimbreTransfer(_Mirror(), AudioTransform(), ["a"], window=None,
+                        pitch_medians={"a": 440.0})
+    clips = [_tones(0.5, [f], 0.1, 0) for f in (196.0, 262.0)]
+    first = [tt.source_controls(w, 20).f0_hz for w in clips]
+    again = [tt.source_controls(w, 20).f0_hz for w in clips]
+    assert len(calls) == 2
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert np.median(first[0][first[0] > 0]) < np.median(first[1][first[1] > 0])  # not mixed up
+    monkeypatch.setattr(transfer, "CONTROLS_KEPT", 1)
+    tt.source_controls(_tones(0.5, [330.0], 0.1, 0), 20)  # a new input drops the older ones ...
+    assert len(calls) == 3 and len(tt._controls) == 1
+    tt.source_controls(clips[0], 20)  # ... which are analysed anew
+    assert len(calls) == 4

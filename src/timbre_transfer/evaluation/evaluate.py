@@ -150,7 +150,7 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     resynthesis = {"fad": {}, "conversion_accuracy": {}}
     reconstruction = {"mel_l1": {}, "spectral_convergence_db": {}}
     for d in domains:
-        resynth = [_resynthesize(tt, w, inverter) for w in held_out[d]]
+        resynth = [_resynthesize(tt, w, d, inverter) for w in held_out[d]]
         pitch_baselines["resynthesis_pitch"][d] = _pitch_means(
             [content_scores(w, o, sr, reference_f0=r)
              for w, o, r in zip(held_out[d], resynth, truth.get(d, [None] * len(resynth)))])
@@ -238,10 +238,10 @@ def _nanmedian(values) -> float:
     return float(np.median(kept)) if kept else float("nan")
 
 
-def _resynthesize(tt, wav: np.ndarray, inverter: str) -> np.ndarray:
+def _resynthesize(tt, wav: np.ndarray, domain: str, inverter: str) -> np.ndarray:
+    """``domain``'s own clip through the front end and the inverter (its DDSP head for ddsp)."""
     with torch.no_grad():
-        spec = tt.transform(torch.from_numpy(wav).to(tt.device))
-        return tt.transform.invert(spec, method=inverter, length=len(wav)).cpu().numpy()
+        return tt.render(tt.transform(torch.from_numpy(wav).to(tt.device)), wav, domain, inverter)
 
 
 @torch.no_grad()

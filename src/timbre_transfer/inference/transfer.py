@@ -9,8 +9,10 @@ memory would grow with the file.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +27,9 @@ WINDOW_CROPS = 1
 BATCH_FRAMES = 2048
 #: an output written to a file is scaled down to this peak when it would exceed it
 PEAK_LIMIT = 0.99
+#: inputs whose pitch/loudness analyses are kept (evaluation transfers each held-out clip of a
+#: domain to every target in turn; a few floats per frame each)
+CONTROLS_KEPT = 64
 
 
 def window_weights(window: int, first: bool, last: bool) -> torch.Tensor:
@@ -191,7 +196,8 @@ class TimbreTransfer:
         self.window = window
         self.pitch_medians = dict(pitch_medians or {})
         self.mel_pitch = MelPitch.of(transform.params).to(self.device)
-        self._controls = (None, None)  # the last input's controls: evaluate asks per target
+        # recent inputs' analyses (pYIN is slow): evaluation transfers each clip to every target
+        self._controls: OrderedDict = OrderedDict()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None):
@@ -279,19 +285,27 @@ class TimbreTransfer:
 
     def source_controls(self, wav: np.ndarray, n_frames: int):
         """The performance controls of ``wav`` (already at :attr:`sample_rate` and level) on
-        its ``n_frames`` mel frames, analysed as ``prepare`` analyses training clips. The last
-        input's are kept: a clip transferred to several targets is analysed once."""
-        import hashlib
-
+        its ``n_frames`` mel frames, analysed as ``prepare`` analyses training clips. Recent
+        inputs' are kept: a clip transferred to several targets is analysed once."""
         from timbre_transfer.audio.features import extract_controls
         from timbre_transfer.data.prepare import CONTROL_STRIDE
 
-        key = (hashlib.blake2b(wav.tobytes(), digest_size=16).hexdigest(), n_frames)
-        if self._controls[0] != key:
+        def analyse():
             hop = self.transform.params.hop_length * CONTROL_STRIDE
-            controls = extract_controls(wav, self.sample_rate, hop)
-            self._controls = (key, controls.resample(CONTROL_STRIDE, n_frames))
-        return self._controls[1]
+            return extract_controls(wav, self.sample_rate, hop).resample(CONTROL_STRIDE, n_frames)
+
+        return self._cached(("source", n_frames), wav, analyse)
+
+    def _cached(self, kind: tuple, wav: np.ndarray, analyse):
+        """``analyse()`` of ``wav``, kept for the last :data:`CONTROLS_KEPT` (kind, input)s."""
+        key = (*kind, hashlib.blake2b(wav.tobytes(), digest_size=16).hexdigest())
+        if key in self._controls:
+            self._controls.move_to_end(key)
+        else:
+            self._controls[key] = analyse()
+            while len(self._controls) > CONTROLS_KEPT:
+                self._controls.popitem(last=False)
+        return self._controls[key]
 
     def notes(self, wav: np.ndarray, n_frames: int, octave: int = 0) -> torch.Tensor | None:
         """The ``(n_mels, n_frames)`` harmonic template of ``wav``'s pitch (moved by ``octave``)
@@ -384,23 +398,34 @@ class TimbreTransfer:
             notes = self.notes(level, spec.shape[-1], n)
             out_specs.update(zip(group, translate_windowed(self.model, moved, group, self.window,
                                                            pitch=notes)))
-        outs, controls = {}, {}
-        for to in targets:
-            out_spec = out_specs[to]
-            if inverter == "ddsp":
-                from timbre_transfer.models.ddsp_head import extract_controls
+        return {to: (self.render(out_specs[to], level, to, inverter,
+                                 pitch_shift + 12 * shifts[to], loudness_shift) / gain
+                     ).astype(np.float32) for to in targets}
 
-                head = self.ddsp[to]
-                if id(head) not in controls:  # one head may serve several domains
-                    controls[id(head)] = extract_controls(wav * gain, self.sample_rate,
-                                                          head.hop_length, head.config)
-                out = head.render(out_spec, controls[id(head)], len(wav),
-                                  pitch_shift + 12 * shifts[to], loudness_shift)
-                outs[to] = (np.asarray(out) / gain).astype(np.float32)
-            else:
-                out = self.transform.invert(out_spec, method=inverter, length=len(wav))
-                outs[to] = (out.cpu().numpy() / gain).astype(np.float32)
-        return outs
+    @torch.no_grad()
+    def render(self, spec: torch.Tensor, level: np.ndarray, domain: str,
+               inverter: str = "pghi+gla", pitch_shift: float = 0.0,
+               loudness_shift: float = 0.0) -> np.ndarray:
+        """A ``(n_mels, T)`` normalised mel of ``domain`` -> audio as long as ``level``, the
+        performance it renders (at :attr:`sample_rate` and training level).
+
+        Phase reconstruction by ``inverter``; for ``"ddsp"``, the domain's DDSP head steered by
+        ``level``'s f0 and loudness (moved by ``pitch_shift`` semitones and ``loudness_shift``
+        dB). Recent inputs' controls are kept per head: several targets of one input are
+        analysed once.
+        """
+        if inverter != "ddsp":
+            return self.transform.invert(spec, method=inverter, length=len(level)).cpu().numpy()
+        if domain not in self.ddsp:
+            raise ValueError(f"no DDSP head for {domain!r} (heads: {sorted(self.ddsp) or 'none'}); "
+                             "train one with `timbre-transfer train-ddsp` and pass --ddsp PATH")
+        from timbre_transfer.models.ddsp_head import extract_controls
+
+        head = self.ddsp[domain]
+        controls = self._cached(("ddsp", id(head)), level, lambda: extract_controls(
+            level, self.sample_rate, head.hop_length, head.config))
+        out = head.render(spec, controls, len(level), pitch_shift, loudness_shift)
+        return np.asarray(out)
 
     def transfer_file(self, path: str | Path, to: str | Sequence[str], out_dir: str | Path,
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,
