@@ -11,7 +11,8 @@ Sets (``--set``):
   the source's pYIN.
 
 Rows (``--rows``; each trains from scratch on the same store for ``--minutes`` of wall time,
-the step count calibrated on the first steps):
+the step count calibrated on the first steps, or for ``--steps`` steps when runs share the
+cores and wall time stops being a fair budget):
 
 - ``identity`` / ``resynthesis``: the untouched source, and the target's own held-out audio
   through the mel front end and the inverter (from the evaluation of the first trained row);
@@ -23,6 +24,7 @@ the step count calibrated on the first steps):
 - ``pitch-loss``: + the pitch-consistency loss alone (a frozen pitch network, fitted first on
   the store's pYIN labels, must hear each translation at its source's pitch);
 - ``ddsp``: the reference model's mels rendered by a DDSP head at the source's f0/loudness;
+- ``template+pitch-loss``: the template (generators only) with the pitch-consistency loss;
 - ``recipe``: config/cpu-small.yaml as shipped;
 - ``recipe+pitch-loss``: the recipe with the pitch-consistency loss added.
 
@@ -61,6 +63,8 @@ ROWS = {  # name: (config, overrides, inverter)
     "pitch-loss": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=0",
                                       PITCH_LOSS], "pghi+gla"),
     "ddsp": ("reference.yaml", [], "ddsp"),  # the reference row's model, rendered by DDSP
+    "template+pitch-loss": ("cpu-small.yaml", [NO_D, "model.pitch_template=true",
+                                               "train.pitch_shift=0", PITCH_LOSS], "pghi+gla"),
     "recipe": ("cpu-small.yaml", [], "pghi+gla"),
     "recipe+pitch-loss": ("cpu-small.yaml", [PITCH_LOSS], "pghi+gla"),
 }
@@ -78,6 +82,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     p.add_argument("--minutes", type=float, default=10.0,
                    help="training wall time per row (the issue allows up to 60)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="train each new row for this many steps instead of --minutes of wall time "
+                        "(for runs that share the cores)")
     p.add_argument("--ddsp-minutes", type=float, default=6.0,
                    help="training wall time of the ddsp row's head (its model is the reference row's)")
     p.add_argument("--figures", default=str(ROOT / "docs" / "images"),
@@ -134,8 +141,9 @@ def stage_bach10(work: Path, eval_seconds: float, speech_val: int) -> tuple[Path
 # ---- training ---------------------------------------------------------------------------------------
 
 
-def train_row(name: str, store, run: Path, minutes: float) -> Path:
-    """Train a row's model for ``minutes`` (steps calibrated on the first 20); its checkpoint."""
+def train_row(name: str, store, run: Path, minutes: float, fixed_steps: int | None = None) -> Path:
+    """Train a row's model for ``minutes`` (steps calibrated on the first 20) or for
+    ``fixed_steps``; its checkpoint. A row already budgeted keeps its budget."""
     from timbre_transfer.training.config import load_run_config
     from timbre_transfer.training.trainer import Trainer
 
@@ -147,7 +155,7 @@ def train_row(name: str, store, run: Path, minutes: float) -> Path:
         if json.loads(budget.read_text()).get("done"):
             return latest
     else:
-        calibrate = 20
+        calibrate = min(20, fixed_steps or 20)
         config = load_run_config(CONFIGS / config_name, [*overrides, f"train.max_steps={calibrate}"])
         trainer = Trainer(config, store, run, progress=False)
         if trainer.pitch_net is not None:  # its own stage, before the model's timed steps
@@ -157,7 +165,7 @@ def train_row(name: str, store, run: Path, minutes: float) -> Path:
         t0 = time.perf_counter()
         trainer.fit()
         rate = calibrate / (time.perf_counter() - t0)
-        steps = max(calibrate + 1, int(minutes * 60 * rate))
+        steps = fixed_steps or max(calibrate + 1, int(minutes * 60 * rate))
         budget.write_text(json.dumps({"steps": steps, "steps_per_s": rate}))
     config = load_run_config(CONFIGS / config_name, [*overrides, f"train.max_steps={steps}"])
     trainer = Trainer(config, store, run, resume=True)
@@ -256,8 +264,9 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     work = Path(args.work or ROOT / "data" / "bench" / f"transfer_quality_{args.set}")
+    budget = f"{args.steps} steps" if args.steps else f"{args.minutes} min"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; set {args.set}; "
-          f"{args.minutes} min of training per row", flush=True)
+          f"{budget} of training per new row", flush=True)
     t0 = time.perf_counter()
     if args.set == "bach10":
         data, truth = stage_bach10(work, args.eval_seconds, args.speech_val)
@@ -276,7 +285,8 @@ def main(argv=None) -> None:
     for name in args.rows:
         model_row = "reference" if name == "ddsp" else name
         t0 = time.perf_counter()
-        checkpoints[name] = train_row(model_row, store, work / "runs" / model_row, args.minutes)
+        checkpoints[name] = train_row(model_row, store, work / "runs" / model_row, args.minutes,
+                                      args.steps)
         if name == "ddsp":
             checkpoints["ddsp head"] = train_ddsp(store, work / "runs" / "ddsp", args.ddsp_minutes)
         print(f"{name}: model ready ({(time.perf_counter() - t0) / 60:.1f} min this session)",
