@@ -47,6 +47,26 @@ def _add_inverter(p: argparse.ArgumentParser, help: str = "phase reconstruction"
                    help=f"{help} (default: pghi+gla)")
 
 
+def _add_ddsp_inverter(p: argparse.ArgumentParser) -> None:
+    _add_inverter(p, "phase reconstruction, or ddsp: the DDSP head of --ddsp renders the "
+                  "generated mel with the source's pitch and loudness", extra=("ddsp",))
+    p.add_argument("--ddsp", metavar="CKPT_DDSP",
+                   help="a head trained by train-ddsp (not needed for a checkpoint made by "
+                   "`bundle`, which carries its heads)")
+
+
+def _attach_heads(tt, args: argparse.Namespace, domains) -> None:
+    """Attach --ddsp and, for --inverter ddsp, check that every domain has a head (before any
+    work)."""
+    if args.ddsp:
+        tt.attach_ddsp(args.ddsp)
+    for domain in domains:
+        tt.check_domain(domain)
+        if args.inverter == "ddsp" and domain not in tt.ddsp:
+            raise ValueError(f"--inverter ddsp needs a head for {domain!r}: pass --ddsp PATH "
+                             f"(heads loaded: {sorted(tt.ddsp) or 'none'})")
+
+
 def _add_embedder(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedder", choices=("logmel", "vggish"), default="logmel",
                    help="FAD embedder: logmel, built-in, offline, not comparable with published "
@@ -210,16 +230,10 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such audio file")
     tt = TimbreTransfer.from_checkpoint(args.checkpoint)
-    if args.ddsp:
-        tt.attach_ddsp(args.ddsp)
     targets = tt.domains if args.all else list(dict.fromkeys(args.to or []))
     if not targets:
         raise ValueError(f"give --to DOMAIN (one or more) or --all; domains: {tt.domains}")
-    for domain in targets:
-        tt.check_domain(domain)
-        if args.inverter == "ddsp" and domain not in tt.ddsp:
-            raise ValueError(f"--inverter ddsp needs a head for {domain!r}: pass --ddsp PATH "
-                             f"(heads loaded: {sorted(tt.ddsp) or 'none'})")
+    _attach_heads(tt, args, targets)
     output_paths(args.inputs, targets, args.out)  # refuses colliding names before any write
     for path in args.inputs:  # each input is loaded and encoded once for all its targets
         outs = tt.transfer_file(path, targets, args.out, inverter=args.inverter,
@@ -247,9 +261,7 @@ def _register_transfer(sub) -> None:
     targets.add_argument("--to", action="append", metavar="DOMAIN", help="target domain (repeatable)")
     targets.add_argument("--all", action="store_true", help="every domain of the model")
     p.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder")
-    _add_inverter(p, "phase reconstruction, or ddsp: the DDSP head of --ddsp renders the "
-                  "generated mel with the source's pitch and loudness", extra=("ddsp",))
-    p.add_argument("--ddsp", metavar="CKPT_DDSP", help="a head trained by train-ddsp")
+    _add_ddsp_inverter(p)
     p.add_argument("--pitch-shift", type=float, default=0.0, metavar="SEMITONES",
                    help="DDSP only: shift the source's pitch (default: 0)")
     p.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB",
@@ -473,6 +485,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     tt = TimbreTransfer.from_checkpoint(args.checkpoint)
     store = FeatureStore(args.data)
     tt.check_store(store)
+    _attach_heads(tt, args, tt.domains)
     out = Path(args.out)
     classifier = Path(args.classifier or out.with_name("classifier.pt"))
     report = evaluate(tt, store, classifier, split=args.split, inverter=args.inverter,
@@ -512,7 +525,7 @@ def _register_evaluate(sub) -> None:
     p.add_argument("--out", required=True, metavar="REPORT", help="report path, e.g. report.json")
     p.add_argument("--split", choices=("val", "train"), default="val",
                    help="clips to transfer (default: val, the held-out files)")
-    _add_inverter(p)
+    _add_ddsp_inverter(p)
     _add_embedder(p)
     p.add_argument("--classifier", metavar="PATH",
                    help="domain classifier: loaded if the file exists, else trained on the "

@@ -192,7 +192,15 @@ def test_evaluate_with_the_ddsp_inverter_resynthesizes_through_each_domains_head
              "train.batch_size=2", "train.crop_frames=32", "train.max_steps=1"]
     DDSPTrainer(load_ddsp_config(None, small), store, store.domains, tmp_path / "ddsp",
                 progress=False).fit()
-    tt = TimbreTransfer.from_checkpoint(setup / "run" / "checkpoints" / "latest.pt", device="cpu")
+    checkpoint = setup / "run" / "checkpoints" / "latest.pt"
+    tt = TimbreTransfer.from_checkpoint(checkpoint, device="cpu")
+    with pytest.raises(ValueError, match=r"needs a DDSP head for every domain; none for \['brass'"):
+        evaluate(tt, store, setup / "classifier.pt", inverter="ddsp", progress=False)
+    from timbre_transfer.cli import main
+
+    assert main(["evaluate", str(checkpoint), "--data", str(store.root), "--out",
+                 str(tmp_path / "r.json"), "--inverter", "ddsp"]) == 2  # before any work
+    assert not (tmp_path / "r.json").exists()
     tt.attach_ddsp(tmp_path / "ddsp" / "checkpoints" / "latest.pt")
     report = evaluate(tt, store, Classifier.load(setup / "classifier.pt"), inverter="ddsp",
                       progress=False)

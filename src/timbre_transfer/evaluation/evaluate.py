@@ -18,7 +18,8 @@ Two baselines frame those numbers:
 - ``identity``: the untouched source clips scored against the target (the FAD and accuracy a
   model that does nothing gets);
 - ``resynthesis``: the target's own held-out clips through the mel front end and the inverter
-  (what a perfect generator would get, given the inverter).
+  (what a perfect generator would get, given the inverter; for ``ddsp``, each domain's head
+  rendering its own clips at their own f0 and loudness).
 
 ``reconstruction`` scores each domain's own path E -> G_own on its held-out mels (mel L1 and
 spectral convergence). With ``twins`` (the paired synthetic domains), ``paired`` gives the
@@ -81,6 +82,9 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
 
     tt.check_store(store)
     domains, sr = tt.domains, tt.sample_rate
+    if inverter == "ddsp" and set(domains) - set(tt.ddsp):
+        raise ValueError(f"inverter 'ddsp' needs a DDSP head for every domain; none for "
+                         f"{sorted(set(domains) - set(tt.ddsp))} (attach_ddsp)")
     embed = make_embedder(embedder, fad_weights)
 
     def stats(wavs, what: str = "audio"):
