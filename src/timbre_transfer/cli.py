@@ -147,11 +147,27 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from timbre_transfer.data.prepare import PrepareOptions, format_summary, prepare
 
     config = load_config(args.config, args.overrides)
-    transform = AudioTransform(**vars(TransformParams.from_dict(config.get("audio") or {})))
-    options = PrepareOptions.from_dict(config.get("prepare") or {})
+    normalisation = None
+    if args.like:  # the model's transform, cleaning and normalisation; the split stays ours
+        from timbre_transfer.training.checkpoint import read_checkpoint
+
+        if config.get("audio"):
+            raise ValueError("--like takes the audio settings from the checkpoint; drop the "
+                             "audio.* settings")
+        model = read_checkpoint(args.like)
+        if "transform" not in model:
+            raise KeyError(f"{args.like} records no audio transform (not a model checkpoint?)")
+        transform = AudioTransform.from_dict(model["transform"])
+        normalisation = (float(transform.norm_shift), float(transform.norm_scale))
+        options = PrepareOptions.from_dict({**model.get("prepare", {}),
+                                            **(config.get("prepare") or {})})
+    else:
+        transform = AudioTransform(**vars(TransformParams.from_dict(config.get("audio") or {})))
+        options = PrepareOptions.from_dict(config.get("prepare") or {})
     include = [s for s in args.nsynth_include.split(",") if s] if args.nsynth_include else None
     result = prepare(args.data, args.out, transform, options, workers=args.workers,
-                     nsynth_by=args.nsynth_by, nsynth_include=include, overwrite=args.overwrite)
+                     nsynth_by=args.nsynth_by, nsynth_include=include, overwrite=args.overwrite,
+                     normalisation=normalisation)
     if result.processed == 0:
         print(f"{args.out} is up to date ({result.reused} files)")
     print(format_summary(result.report))
@@ -181,6 +197,10 @@ def _register_prepare(sub) -> None:
                    help="NSynth domains to keep, e.g. string,brass (default: all)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a store in OUT that was prepared with other parameters")
+    p.add_argument("--like", metavar="CKPT",
+                   help="analyse as the model CKPT was trained: its audio transform, cleaning "
+                   "and normalisation (a store to grow that model with: add-domain, train "
+                   "--init-from); prepare.* settings still apply on top")
     _add_config_options(p, "Its 'audio' section sets the transform and 'prepare' the cleaning",
                         "audio.hop_length=256 or prepare.target_dbfs=-23")
     p.set_defaults(func=cmd_prepare)
@@ -190,7 +210,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from timbre_transfer.training.config import load_run_config
     from timbre_transfer.training.trainer import Trainer
 
-    config = load_run_config(args.config, _overrides_with_max_steps(args))
+    overrides = _overrides_with_max_steps(args)
+    if args.init_from:
+        from timbre_transfer.training.grow import grown_config
+
+        config = grown_config(args.init_from, args.config, overrides, freeze=args.freeze,
+                              unfreeze_after=args.unfreeze_after)
+    elif args.freeze or args.unfreeze_after is not None:
+        raise ValueError("--freeze and --unfreeze-after act on the model of --init-from CKPT")
+    else:
+        config = load_run_config(args.config, overrides)
     trainer = Trainer(config, args.data, args.out, resume=args.resume)
     if trainer.dist.is_main:
         print(f"training {len(trainer.domains)} domains {trainer.domains} from step {trainer.step} "
@@ -220,7 +249,22 @@ def _register_train(sub) -> None:
                         "'prepare' are ignored and their overrides refused: the feature store "
                         "fixes them (run prepare again to change them)",
                         "train.lr=2e-4 or model.dim=16")
+    p.add_argument("--init-from", metavar="CKPT",
+                   help="start from a trained model: the weights it shares with this run's model "
+                   "(same name and shape) are kept, the store's new domains start fresh, domains "
+                   "the store lacks are dropped; without --config, the checkpoint's config is "
+                   "the base")
+    p.add_argument("--freeze", type=_parts, default=(), metavar="PARTS",
+                   help="with --init-from: parts held fixed, comma-separated, of encoder, "
+                   "shared, generators, discriminators (the last two: the checkpoint's domains')")
+    p.add_argument("--unfreeze-after", type=int, metavar="K",
+                   help="with --freeze: from step K, train everything at "
+                   "train.lr x init.unfreeze_lr_scale (0.1)")
     p.set_defaults(func=cmd_train)
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
@@ -662,10 +706,12 @@ def _register_demo(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+from timbre_transfer.training.grow_cli import register_add_domain, register_domains  # noqa: E402
+
 # `timbre-transfer --help` lists the commands in this order.
 _COMMANDS = (
-    _register_reconstruct, _register_prepare, _register_train, _register_transfer,
-    _register_train_ddsp, _register_bundle, _register_fad, _register_interpolate, _register_sample,
+    _register_reconstruct, _register_prepare, _register_train, register_add_domain,
+    register_domains, _register_transfer, _register_train_ddsp, _register_bundle, _register_fad, _register_interpolate, _register_sample,
     _register_latent_map, _register_evaluate, _register_report, _register_synth_data,
     _register_demo,
 )

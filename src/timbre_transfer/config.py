@@ -68,13 +68,15 @@ def resolve_config(config: str | Path) -> Path:
                             f"(names: {', '.join(named) or 'none found'})")
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
+def load_config(path: str | Path | dict | None, overrides: list[str] = ()) -> dict:
     """Read a YAML mapping (None: empty) and apply ``a.b=value`` overrides (values parsed as YAML).
 
-    ``path`` is a file or the name of a packaged config (:func:`resolve_config`). Errors name
-    the file or the override.
+    ``path`` is a file, the name of a packaged config (:func:`resolve_config`), or a mapping
+    already read (a checkpoint's config). Errors name the file or the override.
     """
-    config: dict = {}
+    config: dict = path if isinstance(path, dict) else {}
+    if isinstance(path, dict):
+        path = None
     if path is not None:
         path = resolve_config(path)
         try:

@@ -217,3 +217,24 @@ def test_evaluate_with_the_ddsp_inverter_resynthesizes_through_each_domains_head
     by_head, by_phase = (_resynthesize(tt, clip, "brass", inv) for inv in ("ddsp", "pghi"))
     assert by_head.shape == by_phase.shape == clip.shape
     assert float(np.abs(by_head - by_phase).max()) > 1e-3
+
+
+def test_evaluate_restricted_to_some_pairs_scores_them_as_the_full_run_does(setup):
+    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.evaluation.classifier import Classifier
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    store = FeatureStore(setup / "store")
+    tt = TimbreTransfer.from_checkpoint(setup / "run" / "checkpoints" / "latest.pt", device="cpu")
+    classifier = Classifier.load(setup / "classifier.pt")
+    full = evaluate(tt, store, classifier, inverter="pghi", progress=False)
+    part = evaluate(tt, store, classifier, inverter="pghi", progress=False,
+                    sources=["brass", "reed"], targets=["flute"])
+    for key in MATRICES:
+        assert set(part["matrix"][key]) == {"brass", "reed"}
+        for s in ("brass", "reed"):
+            assert list(part["matrix"][key][s]) == ["flute"]
+            assert part["matrix"][key][s]["flute"] == pytest.approx(full["matrix"][key][s]["flute"])
+    assert set(part["baselines"]["resynthesis"]["fad"]) == {"flute"}
+    with pytest.raises(KeyError, match="cello"):
+        evaluate(tt, store, classifier, inverter="pghi", progress=False, targets=["cello"])

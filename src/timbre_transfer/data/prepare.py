@@ -251,10 +251,15 @@ def cleaned_audio(source: SourceFile, sample_rate: int, options: PrepareOptions)
 # ---- the whole run -----------------------------------------------------------------------------
 
 
-def params_hash(transform, options: PrepareOptions) -> str:
-    """Identity of a store: the transform's parameters and the prepare options."""
-    blob = json.dumps({"format": STORE_FORMAT, "audio": asdict(transform.params),
-                       "prepare": asdict(options)}, sort_keys=True)
+def params_hash(transform, options: PrepareOptions,
+                normalisation: tuple[float, float] | None = None) -> str:
+    """Identity of a store: the transform's parameters, the prepare options, and the
+    normalisation when it is fixed rather than fitted."""
+    identity = {"format": STORE_FORMAT, "audio": asdict(transform.params),
+                "prepare": asdict(options)}
+    if normalisation is not None:
+        identity["normalisation"] = [float(v) for v in normalisation]
+    blob = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -268,8 +273,13 @@ def prepare(
     nsynth_include: list[str] | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    normalisation: tuple[float, float] | None = None,
 ) -> PrepareResult:
     """Prepare a feature store; see the module docstring for the layout.
+
+    ``normalisation`` (shift, scale) fixes the normalisation instead of fitting it on the
+    training files: a store for a model that exists already (``prepare --like CKPT``, to grow
+    it), whose inputs must be scaled as in its training.
 
     Files already processed by an interrupted run with the same parameters are reused. A store
     in ``out`` made with other parameters is an error unless ``overwrite``. ``workers=None``
@@ -287,7 +297,7 @@ def prepare(
     transform = transform if transform is not None else AudioTransform()
     options = options or PrepareOptions()
     out = Path(out)
-    digest = params_hash(transform, options)
+    digest = params_hash(transform, options, normalisation)
     sources = discover(data, nsynth_by, nsynth_include)
     check_domain_names(sorted({s.domain for s in sources}), data)
     _check_existing(out, digest, overwrite)
@@ -314,7 +324,7 @@ def prepare(
         raise ValueError(f"domain(s) {empty} have no usable audio, so no store was written "
                          f"(fix or remove them and run prepare again; files already analysed are "
                          f"kept): {_shorten(reasons)} (report: {report_path})")
-    report = _consolidate(out, kept, skipped, transform, options, digest)
+    report = _consolidate(out, kept, skipped, transform, options, digest, normalisation)
     shutil.rmtree(out / ".work", ignore_errors=True)
     return PrepareResult(out, processed=len(todo), reused=len(jobs) - len(todo), report=report)
 
@@ -473,7 +483,8 @@ def _collect(jobs) -> tuple[dict[str, list], list[dict]]:
 
 
 def _consolidate(out: Path, kept: dict[str, list], skipped: list[dict], transform,
-                 options: PrepareOptions, digest: str) -> dict:
+                 options: PrepareOptions, digest: str,
+                 normalisation: tuple[float, float] | None = None) -> dict:
     """Concatenate per-file results into one memmapped array per domain, split by file, fit the
     normalisation on the training files, and write prepare_report.json, then store.json last."""
     from timbre_transfer import __version__
@@ -527,7 +538,10 @@ def _consolidate(out: Path, kept: dict[str, list], skipped: list[dict], transfor
         }
     atomic_write_text(out / "prepare_report.json", json.dumps(report, indent=1))
 
-    if np.isfinite(low) and high > low:
+    if normalisation is not None:  # fixed: a store for a model that exists already
+        transform.norm_shift.fill_(normalisation[0])
+        transform.norm_scale.fill_(normalisation[1])
+    elif np.isfinite(low) and high > low:
         transform.norm_shift.fill_(low)
         transform.norm_scale.fill_(high - low)
     manifest = {"format": STORE_FORMAT, "package_version": __version__, "hash": digest,

@@ -53,7 +53,8 @@ LOWER_IS_BETTER = {"fad", "f0_cents"}
 def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gla",
              embedder: str = "logmel", fad_weights=None, max_clips: int | None = None,
              reference_clips: int | None = 200, twins: str | Path | None = None,
-             f0_truth: str | Path | None = None, progress: bool = True) -> dict:
+             f0_truth: str | Path | None = None, progress: bool = True,
+             sources: list[str] | None = None, targets: list[str] | None = None) -> dict:
     """Score ``tt`` (a :class:`~timbre_transfer.inference.transfer.TimbreTransfer`) on the
     ``split`` clips of ``store`` (its own :class:`~timbre_transfer.data.dataset.FeatureStore`).
 
@@ -69,6 +70,9 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         f0_truth: folder of ground-truth f0 files ``<clip stem>.csv`` (``time_s,f0_hz``, 0 = no
             note). Every held-out clip of a domain with any file there needs its own (a missing,
             malformed or mismatched file is an error naming it); other domains use pYIN.
+        sources, targets: score only the transfers from these domains into those (default:
+            all; e.g. into a model's newly added domains). The matrices then hold those rows
+            and columns, the resynthesis and reconstruction baselines the targets.
 
     Returns:
         the report: a JSON-ready dict with the keys :data:`REPORT_KEYS`. Matrices are
@@ -101,8 +105,11 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     def accuracy(labels: torch.Tensor, domain: str) -> float:
         return float((labels == classifier.domains.index(domain)).float().mean())
 
+    sources, targets = list(sources or domains), list(targets or domains)
+    for d in sources + targets:
+        tt.check_domain(d)
     held_out, truth = {}, {}
-    for d in domains:
+    for d in dict.fromkeys(sources + targets):
         files = store.clips(d, split).files[:max_clips]
         if not files:
             raise ValueError(f"{store.root}: domain {d!r} has no {split} clips to evaluate")
@@ -112,20 +119,20 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         if with_truth:  # checked up front: a bad file fails before hours of transfers
             truth[d] = [load_f0_truth(paths[f], sr, PITCH_HOP, len(w))
                         for f, w in zip(files, held_out[d])]
-    source_stats = {d: stats(held_out[d], f"the {split} clips of {d!r}") for d in domains}
+    source_stats = {d: stats(held_out[d], f"the {split} clips of {d!r}") for d in sources}
     reference = {d: stats((store.clip_audio(d, f)
                            for f in _spread(store.clips(d, "train").files, reference_clips)),
-                          f"the train clips of {d!r}") for d in domains}
+                          f"the train clips of {d!r}") for d in targets}
     if not hasattr(classifier, "predict_audio"):
         classifier = classifier_for(store, classifier, device=str(tt.device), progress=progress)
     if sorted(classifier.domains) != sorted(domains):
         raise ValueError(f"the classifier knows {classifier.domains}, the model {domains}")
 
-    matrix = {m: {s: {} for s in domains} for m in MATRICES}
-    identity = {m: {s: {} for s in domains} for m in BASELINE_MATRICES}
+    matrix = {m: {s: {} for s in sources} for m in MATRICES}
+    identity = {m: {s: {} for s in sources} for m in BASELINE_MATRICES}
     pitch_baselines = {"identity_pitch": {}, "resynthesis_pitch": {}}
-    bar = _bar(len(domains) ** 2, progress)
-    for s in domains:
+    bar = _bar(len(sources) * len(targets), progress)
+    for s in sources:
         tracks = [f0_pyin(w, sr, PITCH_HOP) for w in held_out[s]]  # once per clip, not per target
         refs = truth.get(s, [None] * len(tracks))
         # what doing nothing keeps: the source itself scored against its reference (perfect
@@ -134,7 +141,7 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
             [content_scores(w, w, sr, source_track=k, reference_f0=r)
              for w, k, r in zip(held_out[s], tracks, refs)])
         source_labels = predict(held_out[s])
-        for t in domains:
+        for t in targets:
             bar.set_description(f"evaluate {s} -> {t}")
             outs = [tt.transfer(w, sr, to=t, inverter=inverter) for w in held_out[s]]
             matrix["fad"][s][t] = fad(reference[t], stats(outs))
@@ -153,7 +160,7 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
 
     resynthesis = {"fad": {}, "conversion_accuracy": {}}
     reconstruction = {"mel_l1": {}, "spectral_convergence_db": {}}
-    for d in domains:
+    for d in targets:
         resynth = [_resynthesize(tt, w, d, inverter) for w in held_out[d]]
         pitch_baselines["resynthesis_pitch"][d] = _pitch_means(
             [content_scores(w, o, sr, reference_f0=r)
@@ -179,8 +186,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         "inverter": inverter,
         "embedder": embedder,
         "domains": list(domains),
-        "clips": {d: len(held_out[d]) for d in domains},
-        "f0_reference": {d: f"truth: {f0_truth}" if d in truth else "source pYIN" for d in domains},
+        "clips": {d: len(clips) for d, clips in held_out.items()},
+        "f0_reference": {d: f"truth: {f0_truth}" if d in truth else "source pYIN" for d in held_out},
         "classifier": {"heldout_accuracy": classifier.heldout_accuracy,
                        "heldout_per_domain": classifier.heldout_per_domain,
                        "heldout_windows": classifier.heldout_windows,

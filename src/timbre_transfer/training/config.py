@@ -71,11 +71,54 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be positive, got {getattr(self, name)}")
 
 
+#: parts of a model that ``init.freeze`` can hold fixed (generators and discriminators: those
+#: of the domains the ``init.checkpoint`` model already had)
+FREEZABLE = ("encoder", "shared", "generators", "discriminators")
+NEW_GENERATORS = ("scratch", "nearest")
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    """Start from a trained model instead of from zero (``train --init-from``, ``add-domain``).
+
+    The weights of ``checkpoint`` that this run's model also has (same name and shape) are
+    copied; the store's domains that the checkpoint lacks start fresh (``new_generators``:
+    ``scratch``, or ``nearest``: a copy of the generator and discriminator of the checkpoint's
+    domain that reconstructs the new domain's crops best); the checkpoint's domains that the
+    store lacks are dropped.
+    """
+
+    checkpoint: str | None = None
+    freeze: tuple[str, ...] = ()  # parts (FREEZABLE) held fixed
+    unfreeze_after: int | None = None  # from this step everything trains ...
+    unfreeze_lr_scale: float = 0.1  # ... at train.lr times this
+    new_generators: str = "scratch"
+
+    def __post_init__(self):
+        freeze = tuple(self.freeze)
+        unknown = [f for f in freeze if f not in FREEZABLE]
+        if unknown:
+            raise ValueError(f"init.freeze: unknown parts {unknown}; choose from {list(FREEZABLE)}")
+        object.__setattr__(self, "freeze", freeze)
+        if freeze and self.checkpoint is None:
+            raise ValueError("init.freeze needs init.checkpoint: only a trained model's parts "
+                             "can be held fixed")
+        if self.unfreeze_after is not None and (isinstance(self.unfreeze_after, bool)
+                                                or self.unfreeze_after < 0):
+            raise ValueError(f"init.unfreeze_after must be a step >= 0, got {self.unfreeze_after!r}")
+        if not 0 < self.unfreeze_lr_scale <= 1:
+            raise ValueError(f"init.unfreeze_lr_scale must be in (0, 1], got {self.unfreeze_lr_scale}")
+        if self.new_generators not in NEW_GENERATORS:
+            raise ValueError(f"init.new_generators must be one of {list(NEW_GENERATORS)}, got "
+                             f"{self.new_generators!r}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossWeights = field(default_factory=LossWeights)
+    init: InitConfig = field(default_factory=InitConfig)
 
     # ---- checks across sections: sizes the model's stride-2 convs can round-trip ----------------
 

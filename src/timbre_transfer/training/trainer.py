@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from timbre_transfer.config import to_dict
+from timbre_transfer.config import build, to_dict
 from timbre_transfer.audio.pitch import MelPitch
 from timbre_transfer.data.dataset import FeatureStore, MultiDomainCropDataset
 from timbre_transfer.losses.adversarial import discriminator_loss, generator_loss
@@ -26,7 +26,7 @@ from timbre_transfer.losses.vae import beta_warmup, kl_divergence, l1
 from timbre_transfer.models.multidomain import TimbreModel
 from timbre_transfer.models.pitch_net import (PitchNet, pitch_consistency, pitch_fit_loss,
                                               pitch_labels, within_cents)
-from timbre_transfer.training import distributed
+from timbre_transfer.training import distributed, grow
 from timbre_transfer.training.checkpoint import (check_resumable, load_state_strict,
                                                  read_checkpoint, save_run_checkpoint)
 from timbre_transfer.training.config import RunConfig
@@ -133,6 +133,10 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.centroids = LatentCentroids(self.domains, cfg.centroid_momentum).to(self.device)
+        self.init_domains: list[str] = []  # the domains init.checkpoint gave this model
+        self.frozen: set[int] = set()  # ids of the parameters held fixed at this step
+        if config.init.checkpoint and not resume:
+            self._init_from(config.init.checkpoint)
         self.g_params = self.model.generator_parameters()
         self.d_params = self.model.discriminator_parameters()
         self.opt_g = torch.optim.Adam(self.g_params, lr=cfg.lr, betas=cfg.betas)
@@ -143,6 +147,7 @@ class Trainer:
         self.step = 0
         self.bad_steps = 0
         self.writer = None
+        self._apply_freeze()
         if resume:
             self.load(self.run_dir / "checkpoints" / "latest.pt")
         if self.dist.is_main:
@@ -302,6 +307,8 @@ class Trainer:
         cfg = self.config.train
         x, templates = self.prepare_batch(batch, self.step)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
+        if self.step == self.config.init.unfreeze_after:
+            self._apply_freeze()
         self._set_lr(self.step)
 
         for p in self.d_params:  # the generator loss needs no discriminator gradients
@@ -310,7 +317,7 @@ class Trainer:
             g = self.losses(x, self.step, templates)
             total = self.weighted_total(g.terms, self.step)
         for p in self.d_params:
-            p.requires_grad_(True)
+            p.requires_grad_(id(p) not in self.frozen)
         with autocast:
             d_terms = self.discriminator_losses(x, g.fakes, templates, self.step)
             d_total = torch.stack(list(d_terms.values())).mean()
@@ -358,6 +365,8 @@ class Trainer:
 
     def _set_lr(self, step: int) -> None:
         lr = self.config.train.lr * self.lr_factor(step)
+        if self._thawed(step):  # a grown model trained jointly: gently
+            lr *= self.config.init.unfreeze_lr_scale
         for optimizer in (self.opt_g, self.opt_d):
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -509,6 +518,69 @@ class Trainer:
                     "domains": list(self.domains)}
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
 
+    # ---- growing a trained model (init.*) ------------------------------------------------------
+
+    def _init_from(self, path: str | Path) -> None:
+        """Start from ``path``'s weights where this model has the same tensors (see
+        :class:`~timbre_transfer.training.config.InitConfig`); also its latent centroids and
+        its pitch network, where it has them."""
+        blob = read_checkpoint(path, map_location=self.device)
+        if blob.get("transform") != self.store.transform.to_dict():
+            raise ValueError(f"{path} was trained on mels of another transform or normalisation "
+                             f"than {self.store.root}'s; grow a model on a store prepared with "
+                             "its settings")
+        report = grow.load_matching(self.model, blob["model"], str(path))
+        saved_domains = list(blob["domains"])
+        self.init_domains = [d for d in self.domains if d in saved_domains]
+        new = [d for d in self.domains if d not in saved_domains]
+        if new and self.config.init.new_generators == "nearest":
+            if not self.init_domains:
+                raise ValueError(f"init.new_generators=nearest: {path} shares no domain with "
+                                 f"{self.store.root} to start the new ones from")
+            for domain, nearest in self.nearest_domains(new).items():
+                grow.copy_domain(self.model, nearest, domain)
+        if "centroids" in blob.get("training", {}):
+            grow.merge_centroids(self.centroids, blob["training"]["centroids"], saved_domains)
+        if self.pitch_net is not None and "pitch_net" in blob:
+            load_state_strict(self.pitch_net, blob["pitch_net"], f"{path} (pitch_net)")
+            self.pitch_net.eval().requires_grad_(False)
+            self.pitch_net_ready = True
+        if self.progress:
+            print(f"init from {path}: {report.summary()}; kept domains {self.init_domains}, "
+                  f"new {new}, dropped {[d for d in saved_domains if d not in self.domains]}")
+
+    @torch.no_grad()
+    def nearest_domains(self, new: list[str], n_crops: int = 16) -> dict[str, str]:
+        """For each domain in ``new``, the kept domain whose generator best reconstructs its
+        first ``n_crops`` training crops (mel L1 through the encoder's mean)."""
+        self.dataset.set_epoch(0)
+        items = [self.dataset[i] for i in range(min(n_crops, len(self.dataset)))]
+        specs = torch.stack([s for s, _ in items]).to(self.device)  # (B, D, 1, F, T)
+        pitch = torch.stack([p for _, p in items]).to(self.device)  # (B, D, 2, T)
+        out = {}
+        for domain in new:
+            d = self.domains.index(domain)
+            notes = None
+            if self.model.config.pitch_template:
+                notes = self.mel_pitch.template(pitch[:, d, 0], pitch[:, d, 1])
+            out[domain], _ = grow.nearest_domain(self.model, specs[:, d], notes, self.init_domains)
+        return out
+
+    def _thawed(self, step: int) -> bool:
+        """Whether a model grown with frozen parts trains all of them at ``step``."""
+        init = self.config.init
+        return bool(init.freeze) and init.unfreeze_after is not None and step >= init.unfreeze_after
+
+    def _apply_freeze(self) -> None:
+        """Hold ``init.freeze``'s parts fixed until ``init.unfreeze_after`` (a function of the
+        step alone, so that a resumed run freezes alike); they get no gradient and Adam leaves
+        them as they are."""
+        frozen = [] if self._thawed(self.step) else grow.frozen_parameters(
+            self.model, self.config.init.freeze, self.init_domains)
+        self.frozen = {id(p) for p in frozen}
+        for p in self.model.parameters():
+            p.requires_grad_(id(p) not in self.frozen)
+
     # ---- checkpoints ----------------------------------------------------------------------------
 
     def checkpoint_payload(self) -> dict:
@@ -521,6 +593,7 @@ class Trainer:
             "prepare": self.store.manifest["prepare"],  # inputs are normalised the same way
             "domains": list(self.domains),
             "pitch_medians": self.pitch_medians,  # for transfer --octave auto
+            "init_domains": self.init_domains,  # what init.freeze holds, on resume
             "model": self.model.state_dict(),
             **({"pitch_net": self.pitch_net.state_dict()} if self.pitch_net_ready else {}),
             "training": {
@@ -544,7 +617,11 @@ class Trainer:
     def load(self, path: str | Path) -> None:
         """Restore everything :meth:`checkpoint_payload` saved; the config must match."""
         blob = read_checkpoint(path, map_location=self.device)
-        check_resumable(path, blob["config"], to_dict(self.config), RESUMABLE_CHANGES)
+        try:  # filled in with today's defaults: a key added since is no difference
+            saved = to_dict(build(RunConfig, blob["config"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: its config does not fit this package version ({exc})") from exc
+        check_resumable(path, saved, to_dict(self.config), RESUMABLE_CHANGES)
         if blob["domains"] != list(self.domains):
             raise ValueError(f"{path} has domains {blob['domains']}, the store {self.domains}")
         if "training" not in blob:
@@ -561,3 +638,5 @@ class Trainer:
         self.noise.set_state(state["noise"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
         self.step, self.bad_steps = int(state["step"]), int(state["bad_steps"])
+        self.init_domains = list(blob.get("init_domains", []))
+        self._apply_freeze()

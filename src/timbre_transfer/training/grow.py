@@ -1,0 +1,177 @@
+"""Growing a trained model instead of training from zero: a run that starts from a checkpoint's
+weights (``init.checkpoint``, ``train --init-from``), parts of it held fixed (``init.freeze``),
+and ``add-domain``, which adds timbres to a trained model.
+
+The pieces here act on a :class:`~timbre_transfer.models.multidomain.TimbreModel`; the
+:class:`~timbre_transfer.training.trainer.Trainer` calls them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+SHARED_ALIAS = ".shared."  # generators.<d>.shared.* are the shared stack's tensors again
+
+
+@dataclass
+class InitReport:
+    """What :func:`load_matching` did, by state_dict key (the shared stack's aliases left out)."""
+
+    kept: list[str]
+    fresh: list[str]
+    dropped: list[str]
+
+    def summary(self) -> str:
+        return (f"{len(self.kept)} tensors kept, {len(self.fresh)} new, "
+                f"{len(self.dropped)} dropped")
+
+
+def _canonical(key: str) -> str:
+    """``generators.<d>.shared.rest`` -> ``shared.rest`` (one tensor, several names)."""
+    if key.startswith("generators.") and SHARED_ALIAS in key:
+        return "shared." + key.split(SHARED_ALIAS, 1)[1]
+    return key
+
+
+def load_matching(model: nn.Module, state: dict, where: str) -> InitReport:
+    """Copy into ``model`` every tensor of ``state`` whose name it has; the rest of ``model``
+    keeps its initialisation, and the rest of ``state`` is dropped.
+
+    Raises:
+        ValueError: a tensor both have, with other shapes (named, with both shapes).
+    """
+    own = {k: v for k, v in model.state_dict().items() if _canonical(k) == k}
+    theirs = {k: v for k, v in state.items() if _canonical(k) == k}
+    for key, value in own.items():
+        if key in theirs and tuple(theirs[key].shape) != tuple(value.shape):
+            raise ValueError(f"{where}: {key} has shape {tuple(theirs[key].shape)} there and "
+                             f"{tuple(value.shape)} in this model; train with the checkpoint's "
+                             "model config")
+    with torch.no_grad():
+        for key, value in own.items():
+            if key in theirs:
+                value.copy_(theirs[key])
+    return InitReport(kept=[k for k in own if k in theirs], fresh=[k for k in own if k not in theirs],
+                      dropped=[k for k in theirs if k not in own])
+
+
+def copy_domain(model, source: str, target: str) -> None:
+    """Give ``target`` a copy of ``source``'s generator (its own layers: the shared stack is
+    shared already) and discriminator."""
+    with torch.no_grad():
+        for modules in (model.generators, model.discriminators):
+            theirs = dict(modules[source].named_parameters())
+            for name, p in modules[target].named_parameters():
+                if not name.startswith("shared."):
+                    p.copy_(theirs[name])
+
+
+def frozen_parameters(model, parts, domains) -> list[nn.Parameter]:
+    """The parameters of ``parts`` (:data:`~timbre_transfer.training.config.FREEZABLE`);
+    ``generators`` and ``discriminators`` mean those of ``domains`` (the ones the initial
+    checkpoint had), and a generator's share of the shared stack is frozen only by ``shared``."""
+    shared = {id(p) for p in model.shared.parameters()}
+    out: dict[int, nn.Parameter] = {}
+    for part in parts:
+        if part == "encoder":
+            params = list(model.encoder.parameters())
+        elif part == "shared":
+            params = list(model.shared.parameters())
+        elif part == "generators":
+            params = [p for d in domains for p in model.generators[d].parameters()
+                      if id(p) not in shared]
+        elif part == "discriminators":
+            params = [p for d in domains for p in model.discriminators[d].parameters()]
+        else:
+            raise ValueError(f"unknown part {part!r}")
+        out.update((id(p), p) for p in params)
+    return list(out.values())
+
+
+def merge_centroids(centroids, saved: dict, saved_domains: list[str]) -> None:
+    """Carry the running latent centroids of the domains both know from a saved
+    :class:`~timbre_transfer.losses.latent.LatentCentroids` state into ``centroids``."""
+    values, seen = saved.get("centroids"), saved.get("initialized")
+    if values is None or values.numel() == 0:
+        return
+    with torch.no_grad():
+        centroids.centroids = torch.zeros(len(centroids.domains), values.shape[1],
+                                          device=centroids.centroids.device)
+        for i, domain in enumerate(centroids.domains):
+            if domain in saved_domains:
+                j = saved_domains.index(domain)
+                centroids.centroids[i] = values[j].to(centroids.centroids.device)
+                centroids.initialized[i] = bool(seen[j])
+
+
+@torch.no_grad()
+def nearest_domain(model, crops: torch.Tensor, templates: torch.Tensor | None,
+                   candidates: list[str]) -> tuple[str, dict[str, float]]:
+    """The candidate whose generator reconstructs ``crops`` ``(B, 1, F, T)`` (through the
+    encoder's mean) with the lowest mel L1; and every candidate's L1."""
+    z = model.encode(crops).mu
+    errors = {d: float((model.decode(z, d, templates) - crops).abs().mean()) for d in candidates}
+    return min(errors, key=errors.get), errors
+
+
+# ---- configs and commands -------------------------------------------------------------------
+
+#: what add-domain holds fixed: everything the old domains' transfers depend on (and their
+#: discriminators, which have nothing left to judge)
+ADD_DOMAIN_FREEZE = ("encoder", "shared", "generators", "discriminators")
+
+
+def grown_config(checkpoint, config_path=None, overrides=(), **init):
+    """The :class:`~timbre_transfer.training.config.RunConfig` of a run that starts from
+    ``checkpoint``: ``config_path``'s (default: the checkpoint's own model, train and loss
+    sections) with ``overrides``, and ``init`` (InitConfig fields) set."""
+    import dataclasses
+
+    from timbre_transfer.training.checkpoint import read_checkpoint
+    from timbre_transfer.training.config import load_run_config
+
+    base = config_path
+    if base is None:
+        saved = read_checkpoint(checkpoint).get("config")
+        if not isinstance(saved, dict):
+            raise KeyError(f"{checkpoint} holds no run config (not a `train` checkpoint?)")
+        base = {k: v for k, v in saved.items() if k != "init"}
+    config = load_run_config(base, list(overrides))
+    return dataclasses.replace(config, init=dataclasses.replace(
+        config.init, checkpoint=str(checkpoint), **init))
+
+
+def describe_checkpoint(path) -> str:
+    """What a model checkpoint holds, for ``timbre-transfer domains``."""
+    from timbre_transfer.training.checkpoint import read_checkpoint
+
+    blob = read_checkpoint(path)
+    if "domains" not in blob or "model" not in blob:
+        raise ValueError(f"{path}: not a model checkpoint (no domains or weights); a DDSP head "
+                         "or classifier?")
+    medians = blob.get("pitch_medians") or {}
+    lines = [f"{path}", f"domains ({len(blob['domains'])}):"]
+    for d in blob["domains"]:
+        register = f"  training median f0 {medians[d]:.0f} Hz" if medians.get(d) else ""
+        lines.append(f"  {d}{register}")
+    training = blob.get("training", {})
+    step = training.get("step")
+    lines.append(f"training steps: {step if step is not None else 'not recorded'}"
+                 + (f" (grown from a model of {blob['init_domains']})"
+                    if blob.get("init_domains") else ""))
+    transform = blob.get("transform", {})
+    params = transform.get("params", {})
+    if params:
+        lines.append("transform: " + ", ".join(f"{k} {v}" for k, v in params.items())
+                     + f"; normalisation shift {transform.get('norm_shift'):.4g} scale "
+                     f"{transform.get('norm_scale'):.4g}")
+    config = blob.get("config", {}).get("model", {})
+    if config:
+        lines.append("model: " + ", ".join(f"{k} {v}" for k, v in config.items()))
+    heads = [d for head in blob.get("ddsp_heads", []) for d in head.get("domains", [])]
+    lines.append(f"DDSP heads bundled: {', '.join(heads) if heads else 'none'}")
+    lines.append(f"pitch network: {'yes' if 'pitch_net' in blob else 'no'}")
+    return "\n".join(lines)

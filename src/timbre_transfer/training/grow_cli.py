@@ -1,0 +1,92 @@
+"""The ``add-domain`` and ``domains`` commands (see :mod:`timbre_transfer.training.grow`);
+torch is imported inside the handlers, so that ``--help`` stays instant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def cmd_add_domain(args) -> int:
+    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.training.checkpoint import read_checkpoint
+    from timbre_transfer.training.distributed import shutdown
+    from timbre_transfer.training.grow import ADD_DOMAIN_FREEZE, grown_config
+    from timbre_transfer.training.trainer import Trainer
+
+    blob = read_checkpoint(args.checkpoint)
+    old, new = list(blob["domains"]), list(dict.fromkeys(args.domain))
+    taken = [d for d in new if d in old]
+    if taken:
+        raise ValueError(f"{args.checkpoint} already has {taken} (its domains: {old}); "
+                         "`train --init-from` retrains a model on its own domains")
+    store = FeatureStore(args.data)
+    if sorted(store.domains) != sorted(old + new):
+        raise ValueError(f"{store.root} must hold the model's domains {old} and the new {new}, "
+                         f"exactly (the new generators learn from the old domains' clips): it "
+                         f"has {store.domains}")
+    max_steps = args.max_steps or max(1, blob["config"]["train"]["max_steps"] // 4)
+    config = grown_config(args.checkpoint, None,
+                          [*args.overrides, f"train.max_steps={max_steps}"],
+                          freeze=ADD_DOMAIN_FREEZE, unfreeze_after=args.unfreeze_after,
+                          new_generators=args.new_generators)
+    trainer = Trainer(config, store, args.out, resume=args.resume)
+    if trainer.dist.is_main:
+        frozen = ("everything else frozen" if args.unfreeze_after is None else
+                  f"everything else frozen until step {args.unfreeze_after}")
+        print(f"adding {new} to {old} ({frozen}), from step {trainer.step} to {max_steps}; "
+              f"TensorBoard: tensorboard --logdir {args.out}")
+    try:
+        trainer.fit()
+    finally:
+        shutdown(trainer.dist)
+    if trainer.dist.is_main:
+        print(f"checkpoint: {Path(args.out) / 'checkpoints' / 'latest.pt'} (domains "
+              f"{trainer.domains})")
+    return 0
+
+
+def register_add_domain(sub) -> None:
+    from timbre_transfer.cli import _add_checkpoint, _add_data, _add_run_options
+
+    p = sub.add_parser(
+        "add-domain", help="add timbres to a trained model: train only their generators",
+        description="Add one or more domains to a trained model. Each new domain gets a "
+        "generator and a discriminator (from scratch, or with --new-generators nearest a copy "
+        "of the old domain whose generator reconstructs its clips best); the encoder, the "
+        "shared block and the old domains' generators and discriminators are frozen, so the "
+        "old domains' transfers stay bit-identical. With --unfreeze-after K everything trains "
+        "jointly from step K at a tenth of the learning rate (init.unfreeze_lr_scale). "
+        "FEATURES_DIR must hold the model's domains and the new ones, prepared with the "
+        "model's audio settings. Writes RUN_DIR like `train`; --resume continues.",
+    )
+    _add_checkpoint(p, "the trained model (a `train` checkpoint)")
+    _add_data(p, "feature store with the model's domains and the new ones")
+    p.add_argument("--domain", action="append", required=True, metavar="NAME",
+                   help="a domain of FEATURES_DIR to add (repeatable)")
+    _add_run_options(p)
+    p.add_argument("--unfreeze-after", type=int, metavar="K",
+                   help="from step K, train everything jointly at a lower learning rate")
+    p.add_argument("--new-generators", choices=("scratch", "nearest"), default="scratch",
+                   help="how new generators start (default: scratch)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides on the checkpoint's config, e.g. train.lr=1e-4")
+    p.set_defaults(func=cmd_add_domain)
+
+
+def register_domains(sub) -> None:
+    from timbre_transfer.cli import _add_checkpoint
+
+    p = sub.add_parser(
+        "domains", help="what a model checkpoint holds: domains, steps, transform, DDSP heads",
+        description="Print a model checkpoint's domains (with their training registers), its "
+        "training steps, its audio transform and model settings, and which DDSP heads are "
+        "bundled with it.")
+    _add_checkpoint(p)
+    p.set_defaults(func=cmd_domains)
+
+
+def cmd_domains(args) -> int:
+    from timbre_transfer.training.grow import describe_checkpoint
+
+    print(describe_checkpoint(args.checkpoint))
+    return 0
