@@ -224,6 +224,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.dist.is_main:
         print(f"training {len(trainer.domains)} domains {trainer.domains} from step {trainer.step} "
               f"to {config.train.max_steps}; TensorBoard: tensorboard --logdir {args.out}")
+    return fit_and_report(trainer, args.out)
+
+
+def fit_and_report(trainer, out) -> int:
+    """Train to the end, leave the process group (under torchrun), name the checkpoint."""
     from timbre_transfer.training.distributed import shutdown
 
     try:
@@ -231,7 +236,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         shutdown(trainer.dist)  # under torchrun: leave the process group cleanly
     if trainer.dist.is_main:
-        print(f"checkpoint: {Path(args.out) / 'checkpoints' / 'latest.pt'}")
+        print(f"checkpoint: {Path(out) / 'checkpoints' / 'latest.pt'} (domains {trainer.domains})")
     return 0
 
 

@@ -3,13 +3,11 @@ torch is imported inside the handlers, so that ``--help`` stays instant."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 
 def cmd_add_domain(args) -> int:
     from timbre_transfer.data.dataset import FeatureStore
     from timbre_transfer.training.checkpoint import read_checkpoint
-    from timbre_transfer.training.distributed import shutdown
+    from timbre_transfer.cli import fit_and_report
     from timbre_transfer.training.grow import ADD_DOMAIN_FREEZE, grown_config
     from timbre_transfer.training.trainer import Trainer
 
@@ -35,14 +33,7 @@ def cmd_add_domain(args) -> int:
                   f"everything else frozen until step {args.unfreeze_after}")
         print(f"adding {new} to {old} ({frozen}), from step {trainer.step} to {max_steps}; "
               f"TensorBoard: tensorboard --logdir {args.out}")
-    try:
-        trainer.fit()
-    finally:
-        shutdown(trainer.dist)
-    if trainer.dist.is_main:
-        print(f"checkpoint: {Path(args.out) / 'checkpoints' / 'latest.pt'} (domains "
-              f"{trainer.domains})")
-    return 0
+    return fit_and_report(trainer, args.out)
 
 
 def register_add_domain(sub) -> None:
