@@ -211,8 +211,12 @@ def summary_row(report: dict) -> dict:
             "fad_ratio": s["fad_ratio"]}
 
 
+DDSP_RESYNTHESIS = "resynthesis (ddsp head)"
+
+
 def baseline_rows(report: dict) -> dict[str, dict]:
-    """identity and resynthesis from one report (what it measured of them)."""
+    """identity and resynthesis from one report (what it measured of them); a report rendered
+    by the DDSP head gives its own resynthesis row (the head, not phase reconstruction)."""
     base, domains = report["baselines"], report["domains"]
     off = [(a, b) for a in domains for b in domains if a != b]
     identity_acc = float(np.mean([base["identity"]["conversion_accuracy"][a][b] for a, b in off]))
@@ -225,7 +229,14 @@ def baseline_rows(report: dict) -> dict[str, dict]:
     for name, key in (("identity", "identity_pitch"), ("resynthesis", "resynthesis_pitch")):
         pitch = base.get(key) or {}
         rows[name].update({k: v for k, v in pitch.items() if k in TARGETS})
+    if report.get("inverter") == "ddsp":
+        return {DDSP_RESYNTHESIS: rows["resynthesis"]}
     return rows
+
+
+def _needs_baselines(table: dict, report: dict) -> bool:
+    """Whether ``report`` gives a baseline row the table lacks."""
+    return (DDSP_RESYNTHESIS if report.get("inverter") == "ddsp" else "identity") not in table
 
 
 def print_table(rows: dict[str, dict]) -> str:
@@ -299,7 +310,7 @@ def main(argv=None) -> None:
         report_path = work / "reports" / f"{name}.json"
         if name not in done and report_path.is_file():  # evaluated by an interrupted run
             report = json.loads(report_path.read_text())
-            done[name] = {**({} if table.get("identity") else baseline_rows(report)),
+            done[name] = {**(baseline_rows(report) if _needs_baselines(table, report) else {}),
                           name: summary_row(report)}
         if name in done:
             table.update(done[name])
@@ -312,7 +323,7 @@ def main(argv=None) -> None:
                           embedder="logmel", f0_truth=truth)
         report["checkpoint"] = str(checkpoints[name])
         write_report(report, report_path)
-        rows = {} if table.get("identity") else baseline_rows(report)
+        rows = baseline_rows(report) if _needs_baselines(table, report) else {}
         rows[name] = summary_row(report)
         table.update(rows)
         done[name] = rows
@@ -321,7 +332,7 @@ def main(argv=None) -> None:
         saved.write_text(json.dumps(done, indent=1))
         print(f"{name}: evaluated in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     print()
-    order = ["identity", "resynthesis"] + [r for r in ROWS if r in table]
+    order = ["identity", "resynthesis", DDSP_RESYNTHESIS] + [r for r in ROWS if r in table]
     text = print_table({r: table[r] for r in order if r in table})
     (work / "table.md").write_text(text + "\n")
     if "recipe" in table:
@@ -333,11 +344,12 @@ def main(argv=None) -> None:
 
 
 FIGURE_PAIRS = (("violin", "bassoon"), ("speech_male", "clarinet"))
+FIGURE_ROWS = ("reference", "recipe", "recipe+pitch-loss", "template+pitch-loss")  # where trained
 
 
 def figures(store, checkpoints: dict, out: Path, audio_dir: Path, seconds: float = 6.0):
-    """Mel images of the source and of its reference and recipe (and recipe+pitch-loss, where
-    trained) transfers for FIGURE_PAIRS, each from the first held-out clip (its first
+    """Mel images of the source and of its transfers by the FIGURE_ROWS models (those trained)
+    for FIGURE_PAIRS, each from the first held-out clip (its first
     ``seconds``), and the audio beside them."""
     import torch
     from matplotlib.figure import Figure
@@ -346,7 +358,7 @@ def figures(store, checkpoints: dict, out: Path, audio_dir: Path, seconds: float
     from timbre_transfer.inference.transfer import TimbreTransfer
 
     models = {name: TimbreTransfer.from_checkpoint(checkpoints[name], device="cpu")
-              for name in ("reference", "recipe", "recipe+pitch-loss") if name in checkpoints}
+              for name in FIGURE_ROWS if name in checkpoints}
     sr = store.transform.params.sample_rate
     out.mkdir(parents=True, exist_ok=True)
     audio_dir.mkdir(parents=True, exist_ok=True)
