@@ -238,3 +238,27 @@ def test_evaluate_restricted_to_some_pairs_scores_them_as_the_full_run_does(setu
     assert set(part["baselines"]["resynthesis"]["fad"]) == {"flute"}
     with pytest.raises(KeyError, match="cello"):
         evaluate(tt, store, classifier, inverter="pghi", progress=False, targets=["cello"])
+
+
+def test_clips_shorter_than_a_fad_patch_are_left_out_of_fad_only(setup, monkeypatch):
+    """A short note among the training clips (philharmonia has them) does not stop the
+    evaluation: FAD leaves it out; MIN_SECONDS is exactly one VGGish patch."""
+    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.evaluation.classifier import Classifier
+    from timbre_transfer.evaluation.vggish import MIN_SECONDS, examples
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    n = round(MIN_SECONDS * 16000)
+    assert examples(np.zeros(n)).shape[0] == 1
+    with pytest.raises(ValueError, match="0.96 s"):
+        examples(np.zeros(n - 1))
+
+    store = FeatureStore(setup / "store")
+    first = store.clips("flute", "train").files[0]
+    real = FeatureStore.clip_audio
+    monkeypatch.setattr(FeatureStore, "clip_audio", lambda self, d, f, **k: (
+        real(self, d, f, **k)[: n // 2] if (d, f) == ("flute", first) else real(self, d, f, **k)))
+    tt = TimbreTransfer.from_checkpoint(setup / "run" / "checkpoints" / "latest.pt", device="cpu")
+    report = evaluate(tt, store, Classifier.load(setup / "classifier.pt"), inverter="pghi",
+                      progress=False, sources=["brass"], targets=["flute"])
+    assert report["matrix"]["fad"]["brass"]["flute"] is not None

@@ -83,6 +83,7 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     from timbre_transfer.evaluation.classifier import classifier_for
     from timbre_transfer.evaluation.content import content_scores, load_f0_truth
     from timbre_transfer.evaluation.fad import embedding_statistics, fad, make_embedder
+    from timbre_transfer.evaluation.vggish import MIN_SECONDS
 
     tt.check_store(store)
     domains, sr = tt.domains, tt.sample_rate
@@ -92,8 +93,11 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     embed = make_embedder(embedder, fad_weights)
 
     def stats(wavs, what: str = "audio"):
+        """FAD statistics of ``wavs``; clips shorter than one 0.96 s patch are left out (short
+        notes keep their place in every other score)."""
+        long_enough = (w for w in wavs if len(w) >= MIN_SECONDS * sr)
         try:
-            return embedding_statistics(embed(w, sr) for w in wavs)
+            return embedding_statistics(embed(w, sr) for w in long_enough)
         except ValueError as exc:
             raise ValueError(f"{what}: {exc} (FAD embeds 0.96 s patches; give the domain more "
                              "or longer clips)") from exc

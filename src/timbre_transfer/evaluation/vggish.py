@@ -29,6 +29,8 @@ MEL_BANDS = 64
 MEL_MIN_HZ, MEL_MAX_HZ = 125.0, 7500.0
 LOG_OFFSET = 0.01
 PATCH_FRAMES = 96  # 0.96 s
+#: the shortest audio that gives one patch: 0.975 s (at VGGish's 16 kHz)
+MIN_SECONDS = (WINDOW + (PATCH_FRAMES - 1) * HOP) / SAMPLE_RATE
 QUANTIZE_MIN, QUANTIZE_MAX = -2.0, 2.0
 WEIGHTS_FILE = "vggish-10086976.pth"
 WEIGHTS_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/" + WEIGHTS_FILE
