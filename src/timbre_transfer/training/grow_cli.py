@@ -42,8 +42,8 @@ def register_add_domain(sub) -> None:
     p = sub.add_parser(
         "add-domain", help="add timbres to a trained model: train only their generators",
         description="Add one or more domains to a trained model. Each new domain gets a "
-        "generator and a discriminator (from scratch, or with --new-generators nearest a copy "
-        "of the old domain whose generator reconstructs its clips best); the encoder, the "
+        "generator and a discriminator, copied from the old domain whose generator "
+        "reconstructs its clips best (or, with --new-generators scratch, new); the encoder, the "
         "shared block and the old domains' generators and discriminators are frozen, so the "
         "old domains' transfers stay bit-identical. With --unfreeze-after K everything trains "
         "jointly from step K at a tenth of the learning rate (init.unfreeze_lr_scale). "
@@ -57,8 +57,10 @@ def register_add_domain(sub) -> None:
     _add_run_options(p)
     p.add_argument("--unfreeze-after", type=int, metavar="K",
                    help="from step K, train everything jointly at a lower learning rate")
-    p.add_argument("--new-generators", choices=("scratch", "nearest"), default="scratch",
-                   help="how new generators start (default: scratch)")
+    p.add_argument("--new-generators", choices=("scratch", "nearest"), default="nearest",
+                   help="how new generators start: a copy of the old domain's generator that "
+                   "reconstructs the new clips best (nearest, the default: measured better, "
+                   "docs/training.md), or scratch")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides on the checkpoint's config, e.g. train.lr=1e-4")
     p.set_defaults(func=cmd_add_domain)
