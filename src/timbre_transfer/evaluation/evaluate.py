@@ -70,9 +70,10 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         f0_truth: folder of ground-truth f0 files ``<clip stem>.csv`` (``time_s,f0_hz``, 0 = no
             note). Every held-out clip of a domain with any file there needs its own (a missing,
             malformed or mismatched file is an error naming it); other domains use pYIN.
-        sources, targets: score only the transfers from these domains into those (default:
-            all; e.g. into a model's newly added domains). The matrices then hold those rows
-            and columns, the resynthesis and reconstruction baselines the targets.
+        sources: score only the transfers from these domains (default: all), e.g. into a
+            model's newly added domains; the matrices then hold these rows.
+        targets: ... and into these (default: all); the matrices hold these columns, the
+            resynthesis and reconstruction baselines these domains.
 
     Returns:
         the report: a JSON-ready dict with the keys :data:`REPORT_KEYS`. Matrices are
