@@ -74,10 +74,10 @@ def load_config(path: str | Path | dict | None, overrides: list[str] = ()) -> di
     ``path`` is a file, the name of a packaged config (:func:`resolve_config`), or a mapping
     already read (a checkpoint's config). Errors name the file or the override.
     """
-    config: dict = path if isinstance(path, dict) else {}
+    config: dict = {}
     if isinstance(path, dict):
-        path = None
-    if path is not None:
+        config = path
+    elif path is not None:
         path = resolve_config(path)
         try:
             config = yaml.safe_load(path.read_text()) or {}
