@@ -231,3 +231,33 @@ def test_transfer_octave_takes_a_whole_number_or_auto(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(base + ["--octave", "1.5"])
     assert "whole number of octaves or 'auto', got '1.5'" in capsys.readouterr().err
+
+
+def test_describe_prints_each_descriptor_and_plots(tmp_path, capsys):
+    """A sawtooth's odd/even ratio is 10 log10(3) = 4.77 dB and its tilt -6.02 dB/octave."""
+    sr = 16000
+    t = np.arange(sr) / sr
+    saw = sum(0.3 / k * np.sin(2 * np.pi * 220 * k * t) for k in range(1, 36))
+    path = tmp_path / "saw.wav"
+    sf.write(path, saw.astype(np.float32), sr)
+    assert main(["describe", str(path), "--plot", str(tmp_path / "d.png")]) == 0
+    out = capsys.readouterr().out
+    header, row = out.splitlines()[:2]
+    assert header.split()[:3] == ["file", "centroid_hz", "(Hz)"]
+    values = dict(zip(re.findall(r"(\w+) \(", header)[0:], map(float, row.split()[1:8])))
+    assert values["odd_even"] == pytest.approx(4.77, abs=0.3)
+    assert values["tilt"] == pytest.approx(-6.02, abs=0.3)
+    assert (tmp_path / "d.png").stat().st_size > 10_000
+
+
+def test_describe_and_transfer_knob_errors_are_clear(debug_checkpoint, tmp_path, capsys):
+    assert main(["describe", str(tmp_path / "missing.wav")]) == 2
+    assert "missing.wav: no such audio file" in capsys.readouterr().err
+    wav = tmp_path / "in.wav"
+    sf.write(wav, (0.1 * np.sin(np.arange(8000) * 0.1)).astype(np.float32), 16000)
+    base = ["transfer", str(debug_checkpoint), str(wav), "--all", "--out", str(tmp_path / "o")]
+    assert main(base + ["--brightness", "3"]) == 2
+    assert "brightness must lie in [-1, 1] octaves, got 3" in capsys.readouterr().err
+    assert main(base + ["--noisiness", "3", "--inverter", "pghi"]) == 2
+    assert "needs the DDSP head" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

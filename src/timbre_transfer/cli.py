@@ -287,7 +287,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     for path in args.inputs:  # each input is loaded and encoded once for all its targets
         outs = tt.transfer_file(path, targets, args.out, inverter=args.inverter,
                                 pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift,
-                                octave=args.octave)
+                                octave=args.octave, controls=knobs_from_args(args))
         for domain, out in outs.items():
             print(f"{path} -> {domain}: {out}")
     return 0
@@ -319,6 +319,7 @@ def _register_transfer(sub) -> None:
                    help="move the performance by N octaves (any inverter), or 'auto': per target, "
                    "by the whole number of octaves that brings the input's median pitch closest "
                    "to the target's training register (default: 0, the input's own pitch)")
+    add_knob_arguments(p)
     p.set_defaults(func=cmd_transfer)
 
 
@@ -612,7 +613,8 @@ def _register_report(sub) -> None:
         "report", help="write a listening page: inputs, transfers, inverters, latent, scores",
         description="Write a self-contained static site in OUT (index.html plus media/): each "
         "input next to its transfer to every domain (players and mel images), the inverters side "
-        "by side on one transfer, a latent interpolation strip between the first two inputs, and "
+        "by side on one transfer, each timbre knob at five settings on that transfer (players "
+        "and the measured descriptor), a latent interpolation strip between the first two inputs, and "
         "the heatmaps of an evaluate report. It works offline and from file://.",
     )
     _add_checkpoint(p)
@@ -711,6 +713,8 @@ def _register_demo(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+from timbre_transfer.audio.timbre_cli import (add_knob_arguments, knobs_from_args,  # noqa: E402
+                                              register_describe)
 from timbre_transfer.training.grow_cli import register_add_domain, register_domains  # noqa: E402
 
 # `timbre-transfer --help` lists the commands in this order.
@@ -718,7 +722,7 @@ _COMMANDS = (
     _register_reconstruct, _register_prepare, _register_train, register_add_domain,
     register_domains, _register_transfer, _register_train_ddsp, _register_bundle, _register_fad, _register_interpolate, _register_sample,
     _register_latent_map, _register_evaluate, _register_report, _register_synth_data,
-    _register_demo,
+    _register_demo, register_describe,
 )
 
 

@@ -37,8 +37,11 @@ def test_page_states_the_model_and_links_only_local_files(site):
 
     assert f"timbre_transfer {__version__}" in text
     assert "http://" not in text and "https://" not in text  # no CDN: works offline
-    # 2 inputs x (original + 3 domains) + 3 inverters + 6 interpolation steps
-    assert text.count("<audio") == 2 * 4 + 3 + 6
+    # 2 inputs x (original + 3 domains) + 3 inverters + 5 brightness settings (the only knob
+    # a mel inverter supports) + 6 interpolation steps
+    assert text.count("<audio") == 2 * 4 + 3 + 5 + 6
+    assert text.count("measured brightness: ") == 5 and "noisiness" not in text
+    assert (site / "media" / "control_brightness_+0p50.wav").is_file()
     for name in ("reed", "brass"):
         assert (site / "media" / f"clip_0000_to_{name}.wav").is_file()
     assert (site / "media" / "interpolation.png").is_file()

@@ -7,6 +7,9 @@ relative links only (it works offline and from ``file://``, no CDN), and beside 
 - each input next to its transfer to every domain, each with a player and its mel;
 - the inverters side by side on one transfer (Griffin-Lim, PGHI, PGHI+GLA, and DDSP where the
   model has a head for that domain);
+- a strip per timbre knob (:mod:`timbre_transfer.audio.timbre_controls`) on that transfer:
+  five settings, each with its player and the descriptor measured on it (the DDSP head's knobs
+  where the model has a head for that domain, the mel inverters' otherwise);
 - a latent interpolation strip between the first two inputs, with the audio of every step;
 - the evaluation heatmaps, when an ``evaluate`` report is given.
 """
@@ -69,6 +72,9 @@ def write_listening_page(tt, inputs: list[str | Path], out_dir: str | Path,
     inverters = (f"<p>{html.escape(path.name)} to {html.escape(target)}, the same generated mel "
                  f"turned into audio {len(methods)} ways.</p>\n<div class=\"row\">{''.join(cells)}</div>")
 
+    controls = _controls_section(page, tt, wav, path.name, target,
+                                 "ddsp" if target in tt.ddsp else inverter)
+
     if len(sources) >= 2:
         (a_path, a), (b_path, b) = sources[0], sources[1]
         wavs, mels = interpolate(tt, a, b, to=target, steps=interpolation_steps, mode="slerp",
@@ -105,12 +111,49 @@ def write_listening_page(tt, inputs: list[str | Path], out_dir: str | Path,
 {''.join(sections)}
 <h2>Inverters side by side</h2>
 {inverters}
+<h2>Timbre controls</h2>
+{controls}
 <h2>Latent interpolation</h2>
 {latent}
 <h2>Evaluation</h2>
 {evaluation_html}
 """
     return atomic_write_text(out / "index.html", _HTML.format(body=body))
+
+
+CONTROL_SETTINGS = 5
+
+
+def _controls_section(page, tt, wav: np.ndarray, name: str, target: str, inverter: str) -> str:
+    """A strip per timbre knob that ``inverter`` supports: the same transfer at
+    :data:`CONTROL_SETTINGS` settings over the knob's range, each with its player and the
+    descriptor measured on it (harmonic descriptors at the neutral output's pYIN f0)."""
+    from timbre_transfer.audio.descriptors import DESCRIPTORS, describe
+    from timbre_transfer.audio.features import f0_pyin
+    from timbre_transfer.audio.timbre_controls import KNOBS
+
+    sr = tt.sample_rate
+    neutral = tt.transfer(wav, sr, to=target, inverter=inverter)
+    f0 = f0_pyin(neutral, sr).f0
+    strips = []
+    for knob_name, knob in KNOBS.items():
+        if knob.inverters == "ddsp" and inverter != "ddsp":
+            continue
+        cells = []
+        for value in np.linspace(knob.low, knob.high, CONTROL_SETTINGS):
+            out = neutral if value == 0 else tt.transfer(wav, sr, to=target, inverter=inverter,
+                                                         controls={knob_name: float(value)})
+            measured = float(np.nanmedian(getattr(describe(out, sr, f0_hz=f0), knob_name)))
+            unit = DESCRIPTORS[knob_name][0]
+            cells.append(page.player(f"control_{knob_name}_{value:+.2f}".replace(".", "p"), out,
+                                     f"{knob_name} {value:+.2f} {knob.unit}").replace(
+                "</figure>", f"<figcaption>measured {knob_name}: {measured:.2f} {unit}"
+                             "</figcaption></figure>"))
+        strips.append(f"<h3>{html.escape(knob_name)} ({html.escape(knob.help)})</h3>\n"
+                      f"<div class=\"row\">{''.join(cells)}</div>")
+    return (f"<p>{html.escape(name)} to {html.escape(target)} through {html.escape(inverter)}, "
+            "each knob at five settings; the descriptor is measured on the audio below each "
+            "player.</p>\n" + "".join(strips))
 
 
 class _Page:

@@ -277,11 +277,11 @@ class TimbreTransfer:
 
     def transfer(self, wav, sample_rate: int, to: str, inverter: str = "pghi+gla",
                  pitch_shift: float = 0.0, loudness_shift: float = 0.0,
-                 octave: int | str = 0) -> np.ndarray:
+                 octave: int | str = 0, controls: dict[str, float] | None = None) -> np.ndarray:
         """``(T,)`` audio at ``sample_rate`` -> ``(T',)`` float32 in domain ``to``, at
         :attr:`sample_rate`, with the input's duration; see :meth:`transfer_many`."""
         return self.transfer_many(wav, sample_rate, [to], inverter, pitch_shift,
-                                  loudness_shift, octave)[to]
+                                  loudness_shift, octave, controls)[to]
 
     def source_controls(self, wav: np.ndarray, n_frames: int):
         """The performance controls of ``wav`` (already at :attr:`sample_rate` and level) on
@@ -338,7 +338,8 @@ class TimbreTransfer:
     @torch.no_grad()
     def transfer_many(self, wav, sample_rate: int, targets: Sequence[str],
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,
-                      loudness_shift: float = 0.0, octave: int | str = 0) -> dict[str, np.ndarray]:
+                      loudness_shift: float = 0.0, octave: int | str = 0,
+                      controls: dict[str, float] | None = None) -> dict[str, np.ndarray]:
         """``(T,)`` audio at ``sample_rate`` -> ``{target: (T',) float32}`` at
         :attr:`sample_rate`, with the input's duration. The input is resampled, analysed and
         encoded once for all targets.
@@ -357,7 +358,14 @@ class TimbreTransfer:
         model with ``pitch_template``, the notes it is told to play too; the DDSP head renders
         at the shifted f0). ``"auto"`` picks, per target, the whole number of octaves closest
         to the target's training register (:meth:`resolve_octave`). 0 keeps the source's pitch.
+
+        ``controls`` turns timbre knobs, e.g. ``{"brightness": 0.5, "noisiness": -6}``
+        (octaves, dB; :data:`~timbre_transfer.audio.timbre_controls.KNOBS` lists each knob's
+        unit, range and the inverters that support it).
         """
+        from timbre_transfer.audio.timbre_controls import check_controls
+
+        timbre = check_controls(controls, inverter)
         targets = list(dict.fromkeys(targets))
         if not targets:
             raise ValueError(f"give at least one target domain; domains: {self.domains}")
@@ -399,22 +407,27 @@ class TimbreTransfer:
             out_specs.update(zip(group, translate_windowed(self.model, moved, group, self.window,
                                                            pitch=notes)))
         return {to: (self.render(out_specs[to], level, to, inverter,
-                                 pitch_shift + 12 * shifts[to], loudness_shift) / gain
+                                 pitch_shift + 12 * shifts[to], loudness_shift, timbre) / gain
                      ).astype(np.float32) for to in targets}
 
     @torch.no_grad()
     def render(self, spec: torch.Tensor, level: np.ndarray, domain: str,
                inverter: str = "pghi+gla", pitch_shift: float = 0.0,
-               loudness_shift: float = 0.0) -> np.ndarray:
+               loudness_shift: float = 0.0, controls: dict[str, float] | None = None
+               ) -> np.ndarray:
         """A ``(n_mels, T)`` normalised mel of ``domain`` -> audio as long as ``level``, the
         performance it renders (at :attr:`sample_rate` and training level).
 
         Phase reconstruction by ``inverter``; for ``"ddsp"``, the domain's DDSP head steered by
         ``level``'s f0 and loudness (moved by ``pitch_shift`` semitones and ``loudness_shift``
         dB). Recent inputs' controls are kept per head: several targets of one input are
-        analysed once.
+        analysed once. ``controls``: timbre knobs, as :meth:`transfer_many` takes them.
         """
+        from timbre_transfer.audio.timbre_controls import check_controls, edit_mel
+
+        timbre = check_controls(controls, inverter)
         if inverter != "ddsp":
+            spec = edit_mel(spec, self.transform, timbre)
             return self.transform.invert(spec, method=inverter, length=len(level)).cpu().numpy()
         if domain not in self.ddsp:
             raise ValueError(f"no DDSP head for {domain!r} (heads: {sorted(self.ddsp) or 'none'}); "
@@ -422,14 +435,16 @@ class TimbreTransfer:
         from timbre_transfer.models.ddsp_head import extract_controls
 
         head = self.ddsp[domain]
-        controls = self._cached(("ddsp", id(head)), level, lambda: extract_controls(
+        performance = self._cached(("ddsp", id(head)), level, lambda: extract_controls(
             level, self.sample_rate, head.hop_length, head.config))
-        out = head.render(spec, controls, len(level), pitch_shift, loudness_shift)
+        out = head.render(spec, performance, len(level), pitch_shift, loudness_shift,
+                          timbre=timbre)
         return np.asarray(out)
 
     def transfer_file(self, path: str | Path, to: str | Sequence[str], out_dir: str | Path,
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,
-                      loudness_shift: float = 0.0, octave: int | str = 0) -> Path | dict[str, Path]:
+                      loudness_shift: float = 0.0, octave: int | str = 0,
+                      controls: dict[str, float] | None = None) -> Path | dict[str, Path]:
         """Transfer one file to one target or several (loaded and encoded once); writes
         ``out_dir/<stem>_to_<domain>.wav`` for each. Returns its path for one target given as a
         string, ``{domain: path}`` for a sequence of targets.
@@ -444,7 +459,7 @@ class TimbreTransfer:
         targets = [to] if isinstance(to, str) else list(to)
         names = output_paths([path], targets, out_dir)
         outs = self.transfer_many(load_audio(path, self.sample_rate), self.sample_rate, targets,
-                                  inverter, pitch_shift, loudness_shift, octave)
+                                  inverter, pitch_shift, loudness_shift, octave, controls)
         written = {}
         for domain, out in outs.items():
             target = names[path, domain]

@@ -18,6 +18,7 @@ from torch import nn
 
 from timbre_transfer.audio.features import Controls, fill_unvoiced  # noqa: F401 - re-exported
 from timbre_transfer.audio.features import extract_controls as _extract
+from timbre_transfer.audio.timbre_controls import edit_synth
 from timbre_transfer.models.ddsp import Reverb, exp_sigmoid, filtered_noise, harmonic_synth, upsample
 
 
@@ -108,10 +109,15 @@ class DDSPHead(nn.Module):
         return mel[..., :: self.config.mel_stride].transpose(1, 2)
 
     def forward(self, mel_frames, f0_hz, voiced, loudness_db, n_samples: int,
-                noise_seed: int | None = None) -> torch.Tensor:
+                noise_seed: int | None = None, timbre: dict[str, float] | None = None
+                ) -> torch.Tensor:
         """Render ``(B, n_samples)`` audio from ``(B, N, n_mels)`` mel frames and ``(B, N)``
-        controls (frame ``k`` centred on sample ``k * hop_length``)."""
+        controls (frame ``k`` centred on sample ``k * hop_length``). ``timbre``: knobs of
+        :mod:`timbre_transfer.audio.timbre_controls` applied to the synthesiser's controls."""
         amplitude, distribution, noise = self.decoder(mel_frames, f0_hz, voiced, loudness_db)
+        if timbre:
+            amplitude, distribution, noise = edit_synth(f0_hz, amplitude, distribution, noise,
+                                                        self.sample_rate, timbre)
         harmonic, _ = harmonic_synth(f0_hz, amplitude, distribution, self.sample_rate,
                                      self.hop_length, n_samples)
         generator = None
@@ -122,14 +128,16 @@ class DDSPHead(nn.Module):
 
     @torch.no_grad()
     def render(self, mel: torch.Tensor, controls: Controls, n_samples: int,
-               pitch_shift: float = 0.0, loudness_shift: float = 0.0, seed: int = 0) -> np.ndarray:
+               pitch_shift: float = 0.0, loudness_shift: float = 0.0, seed: int = 0,
+               timbre: dict[str, float] | None = None) -> np.ndarray:
         """Audio ``(n_samples,)`` for one clip: a normalised mel ``(n_mels, T_mel)`` from any
         generator, and the source's :class:`Controls` at this head's hop.
 
         Performance controls, as in the DDSP timbre-transfer demo: ``pitch_shift`` in semitones,
         ``loudness_shift`` in dB (what the decoder is told; the envelope follows), and a gate
         that silences frames quieter than ``config.gate_db`` (before the shift), so silence and
-        unpitched quiet input come out quiet.
+        unpitched quiet input come out quiet. ``timbre``: knobs checked by
+        :func:`~timbre_transfer.audio.timbre_controls.check_controls`.
         """
         device = next(self.parameters()).device
         n = len(controls.f0_hz)
@@ -141,7 +149,7 @@ class DDSPHead(nn.Module):
         loudness = tensor(controls.loudness_db)
         self.eval()
         audio = self(frames, f0, tensor(controls.voiced_prob), loudness + loudness_shift,
-                     n_samples, noise_seed=seed)
+                     n_samples, noise_seed=seed, timbre=timbre)
         # the gate closes per frame; upsampled linearly so that it never clicks
         gate = upsample((loudness > self.config.gate_db).float(), n_samples, self.hop_length)
         return (audio * gate)[0].cpu().numpy().astype(np.float32)
