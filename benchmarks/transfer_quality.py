@@ -26,7 +26,9 @@ cores and wall time stops being a fair budget):
 - ``ddsp``: the reference model's mels rendered by a DDSP head at the source's f0/loudness;
 - ``template+pitch-loss``: the template (generators only) with the pitch-consistency loss;
 - ``recipe``: config/cpu-small.yaml as shipped;
-- ``recipe+pitch-loss``: the recipe with the pitch-consistency loss added.
+- ``recipe+pitch-loss``: the recipe with the pitch-consistency loss added;
+- ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
+  ``ddsp`` row's head at the source's f0 and loudness (no model of their own).
 
 Every step is reused when its output exists (an interrupted run continues). Run from the
 repository root, alone (a second torch process on 2 cores slows both)::
@@ -67,7 +69,12 @@ ROWS = {  # name: (config, overrides, inverter)
                                                "train.pitch_shift=0", PITCH_LOSS], "pghi+gla"),
     "recipe": ("cpu-small.yaml", [], "pghi+gla"),
     "recipe+pitch-loss": ("cpu-small.yaml", [PITCH_LOSS], "pghi+gla"),
+    "template+pitch-loss+ddsp": ("cpu-small.yaml", [], "ddsp"),
+    "recipe+ddsp": ("cpu-small.yaml", [], "ddsp"),
 }
+# rows that train no model of their own: another row's mels, rendered by the one DDSP head
+DDSP_MODEL = {"ddsp": "reference", "template+pitch-loss+ddsp": "template+pitch-loss",
+              "recipe+ddsp": "recipe"}
 TARGETS = {"conversion_accuracy": (">=", 0.8), "median_f0_cents": ("<=", 50.0),
            "f0_within_50c": (">=", 0.8), "voiced_coverage": (">=", 0.8),
            "loudness_correlation": (">=", 0.85), "fad_ratio": ("<=", 0.6)}
@@ -294,11 +301,11 @@ def main(argv=None) -> None:
     # every row's model first, then every evaluation (a long run gives its models early)
     checkpoints = {}
     for name in args.rows:
-        model_row = "reference" if name == "ddsp" else name
+        model_row = DDSP_MODEL.get(name, name)
         t0 = time.perf_counter()
         checkpoints[name] = train_row(model_row, store, work / "runs" / model_row, args.minutes,
                                       args.steps)
-        if name == "ddsp":
+        if name in DDSP_MODEL:
             checkpoints["ddsp head"] = train_ddsp(store, work / "runs" / "ddsp", args.ddsp_minutes)
         print(f"{name}: model ready ({(time.perf_counter() - t0) / 60:.1f} min this session)",
               flush=True)
@@ -317,7 +324,7 @@ def main(argv=None) -> None:
             continue
         t0 = time.perf_counter()
         tt = TimbreTransfer.from_checkpoint(checkpoints[name], device="cpu")
-        if name == "ddsp":
+        if name in DDSP_MODEL:
             tt.attach_ddsp(checkpoints["ddsp head"])
         report = evaluate(tt, store, work / "classifier.pt", inverter=ROWS[name][2],
                           embedder="logmel", f0_truth=truth)
