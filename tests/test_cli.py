@@ -257,7 +257,7 @@ def test_describe_and_transfer_knob_errors_are_clear(debug_checkpoint, tmp_path,
     sf.write(wav, (0.1 * np.sin(np.arange(8000) * 0.1)).astype(np.float32), 16000)
     base = ["transfer", str(debug_checkpoint), str(wav), "--all", "--out", str(tmp_path / "o")]
     assert main(base + ["--brightness", "3"]) == 2
-    assert "brightness must lie in [-1, 1] octaves, got 3" in capsys.readouterr().err
+    assert "brightness must lie in [-0.5, 0.5] octaves, got 3" in capsys.readouterr().err
     assert main(base + ["--noisiness", "3", "--inverter", "pghi"]) == 2
     assert "needs the DDSP head" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

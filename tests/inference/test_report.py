@@ -94,7 +94,7 @@ def test_listening_page_in_a_real_browser(browser, served):
     browser.get(served)
     sources = browser.execute_script(
         "return Array.from(document.querySelectorAll('audio source')).map(s => s.src)")
-    assert len(sources) == 17
+    assert len(sources) == 22  # 8 transfers + 3 inverters + 5 knob settings + 6 interpolation
     for src in sources:
         with urllib.request.urlopen(src) as response:
             assert response.status == 200, src
@@ -109,7 +109,7 @@ def test_listening_page_in_a_real_browser(browser, served):
             a.load();
         }))).then(done);
     """)
-    assert len(durations) == 17 and all(d > 0 for d in durations), durations
+    assert len(durations) == 22 and all(d > 0 for d in durations), durations
     images = browser.execute_script(
         "return Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth])")
     assert len(images) >= 2 * 4 + 3 + 1
@@ -143,7 +143,7 @@ def test_evaluation_heatmaps_and_a_single_input(synth_store, debug_checkpoint, t
     assert (tmp_path / "site" / "media" / "report_fad.png").is_file()
     assert 'src="media/report_fad.png"' in text
     assert "Give two inputs for an interpolation strip" in text
-    assert text.count('type="audio/ogg"') == 1 + 3 + 3
+    assert text.count('type="audio/ogg"') == 1 + 3 + 3 + 5  # + the brightness strip
     with pytest.raises(FileNotFoundError, match="no such evaluation report"):
         write_listening_page(tt, [synth_store / "audio" / "flute" / "clip_0002.wav"],
                              tmp_path / "site2", evaluation=tmp_path / "missing.json")

@@ -131,3 +131,37 @@ def test_transfer_with_the_ddsp_head_keeps_the_length(real_store, tmp_path, caps
     assert main(["transfer", ckpt, str(source), "--to", "violin", "--pitch-shift", "2",
                  "--out", str(tmp_path / "out")]) == 2
     assert "need the DDSP head" in capsys.readouterr().err
+
+
+def test_a_head_conditioned_on_descriptors_learns_them_and_turns_its_knobs(real_store, tmp_path):
+    """head.descriptors: the training clips carry their measured descriptors (scaled, NaN
+    where unvoiced); the decoder predicts them; a knob shifts the decoder's input by its value
+    in the descriptor's units."""
+    from timbre_transfer.audio.descriptors import describe
+    from timbre_transfer.models.ddsp_head import DESCRIPTOR_SCALE
+
+    store = real_store / "store"
+    config = load_ddsp_config(None, SMALL + ["head.descriptors=[brightness,noisiness]"])
+    trainer = DDSPTrainer(config, store, ["violin"], tmp_path / "d", progress=False)
+    clip = trainer.clips[0]
+    assert clip.descriptors.shape == (len(clip.controls.f0_hz), 2)
+    f0 = np.where(clip.controls.voiced, clip.controls.f0_hz, np.nan)
+    n = len(f0)
+    measured = describe(clip.audio[:(n - 1) * trainer.head.hop_length], 16000,
+                        trainer.head.hop_length, f0_hz=f0, attacks=False).brightness
+    np.testing.assert_allclose(clip.descriptors[:, 0], np.clip(measured, -1, 6), equal_nan=True)
+    assert np.isnan(clip.descriptors[~clip.controls.voiced, 0]).all()
+    history = trainer.fit(3)
+    assert all(np.isfinite(h["loss/spectral"]) for h in history)
+
+    decoder = trainer.head.decoder
+    mel, f0_t, voiced, loud, _, _ = trainer.batch(0)
+    predicted = decoder(mel, f0_t, voiced, loud)[3]
+    seen, real_in = {}, decoder.descriptor_in.forward
+    decoder.descriptor_in.forward = lambda x: seen.update(input=x) or real_in(x)
+    trainer.head(mel, f0_t, voiced, loud, 32 * trainer.head.hop_length,
+                 timbre={"brightness": 0.5, "noisiness": -6.0})
+    shift = torch.tensor([0.5 * DESCRIPTOR_SCALE["brightness"], -6 * DESCRIPTOR_SCALE["noisiness"]])
+    torch.testing.assert_close(seen["input"], predicted + shift)
+    with pytest.raises(ValueError, match="head.descriptors: unknown"):
+        load_ddsp_config(None, ["head.descriptors=[sharpness]"])

@@ -38,6 +38,13 @@ N_FFT = 1024  # 64 ms at 16 kHz: resolves harmonics from ~65 Hz (a Hann main lob
 MAX_HARMONICS = 60
 HARMONIC_FLOOR_DB = -60.0  # tilt ignores harmonics this far below the frame's strongest
 _HANN_MAIN_LOBE_BINS = 2  # a Hann window's main lobe is +-2 bins wide
+# noisiness reads its own STFT: a Hann window leaks ~-33 dB of every harmonic outside its main
+# lobe, which reads as noise and hides a quieter noise floor; a Kaiser window (beta 12) leaks
+# under -80 dB outside +-4 bins, and 2 * N_FFT keeps those lobes apart down to f0 ~ 70 Hz
+NOISE_WINDOW = ("kaiser", 12.0)
+NOISE_N_FFT = 2 * N_FFT
+NOISE_LOBE_BINS = 4
+F0_TOLERANCE = 2 ** (6 / 1200) - 1  # pYIN's f0 lies on a 10-cent grid: within 5 cents
 # sum over all bins of |Hann-windowed sinusoid of amplitude a|, in units of a * n_fft / 4,
 # averaged over the sinusoid's offset from the bin grid (2.0 on a bin, 2.12 half-way)
 HANN_LOBE_SUM = 2.08
@@ -192,7 +199,9 @@ def odd_even_ratio(harmonics: np.ndarray) -> np.ndarray:
 
 
 def noisiness(power: np.ndarray, freqs: np.ndarray, f0_hz: np.ndarray,
-              f0_spread_hz: np.ndarray | None = None) -> np.ndarray:
+              f0_spread_hz: np.ndarray | None = None,
+              lobe_bins: int = _HANN_MAIN_LOBE_BINS,
+              f0_tolerance: float = 0.0) -> np.ndarray:
     """Noise-to-harmonic energy ratio in dB per frame, i.e. minus the harmonic-to-noise ratio
     (HNR; cf. Peeters 2004 "noisiness", which is the same split as a fraction): the power in
     the bins outside every harmonic's main lobe estimates the noise density, which is
@@ -200,11 +209,16 @@ def noisiness(power: np.ndarray, freqs: np.ndarray, f0_hz: np.ndarray,
     A sine in white noise of SNR ``s`` dB reads ``-s``.
 
     Args:
-        power: ``(F, N)`` power spectrum of a Hann window.
-        f0_hz: ``(N,)``, NaN where unvoiced (the result is NaN there).
+        power: ``(F, N)`` power spectrum.
+        f0_hz: ``(N,)``, NaN where unvoiced (the result is NaN there, and where the lobes
+            cover every bin: f0 under about ``2 * lobe_bins + 1`` bins).
         f0_spread_hz: ``(N,)`` how far f0 moves within the window (half its range): harmonic
             ``k``'s lobe is widened by ``k`` times it, so that vibrato and glides, which smear
             the upper harmonics, are not counted as noise. Default 0.
+        lobe_bins: half-width of a harmonic's main lobe in bins (2 for a Hann window).
+        f0_tolerance: relative error of ``f0_hz`` (pYIN's 10-cent grid is within 0.3 %):
+            harmonic ``k``'s lobe is widened by ``k`` times it, or the upper harmonics of a
+            slightly wrong f0 fall outside their lobes and read as noise.
     """
     bin_hz = freqs[1] - freqs[0]
     spread = np.zeros(power.shape[1]) if f0_spread_hz is None else np.nan_to_num(f0_spread_hz)
@@ -213,7 +227,7 @@ def noisiness(power: np.ndarray, freqs: np.ndarray, f0_hz: np.ndarray,
     for t in np.flatnonzero(np.isfinite(f0_hz) & (f0_hz > 0)):
         k = np.arange(1, int(freqs[-1] // f0_hz[t]) + 1)
         # a bin is a lobe bin when within a main lobe (widened by the glide) of some harmonic
-        half = _HANN_MAIN_LOBE_BINS + k * spread[t] / bin_hz
+        half = lobe_bins + k * (spread[t] + f0_tolerance * f0_hz[t]) / bin_hz
         near = np.abs(bins[None, :] - k[:, None] * f0_hz[t] / bin_hz) <= half[:, None] + 0.5
         lobe = near.any(0)
         lobe[0] = False  # DC is never a harmonic
@@ -284,15 +298,14 @@ def attack_times(wav, sample_rate: int, low: float = 0.1, high: float = 0.9,
 # ---- from audio and from synth controls ----------------------------------------------------------
 
 
-def _descriptors(frames: SpectralFrames, hop_length: int, sample_rate: int) -> Descriptors:
+def _descriptors(frames: SpectralFrames, hop_length: int, sample_rate: int,
+                 noise_db: np.ndarray) -> Descriptors:
     centroid = spectral_centroid(frames.magnitude, frames.freqs)
     with np.errstate(invalid="ignore", divide="ignore"):
         brightness = np.log2(centroid / frames.f0_hz)
     return Descriptors(
         centroid_hz=centroid, brightness=brightness, tilt=harmonic_tilt(frames.harmonics),
-        noisiness=noisiness(frames.bin_power(), frames.freqs, frames.f0_hz,
-                            f0_spread(frames.f0_hz, frames.n_fft, hop_length)),
-        odd_even=odd_even_ratio(frames.harmonics),
+        noisiness=noise_db, odd_even=odd_even_ratio(frames.harmonics),
         flatness=spectral_flatness(np.sqrt(frames.bin_power())), hop_length=hop_length,
         sample_rate=sample_rate)
 
@@ -315,12 +328,13 @@ def audio_frames(wav, sample_rate: int, hop_length: int, f0_hz: np.ndarray,
 
 
 def describe(wav, sample_rate: int, hop_length: int = 256, f0_hz: np.ndarray | None = None,
-             n_fft: int = N_FFT) -> Descriptors:
+             n_fft: int = N_FFT, attacks: bool = True) -> Descriptors:
     """Every descriptor of ``(T,)`` audio, ``1 + T // hop_length`` frames, and its attacks.
 
     Args:
         f0_hz: ``(frames,)`` Hz with NaN (or 0) where unvoiced; default pYIN
             (:func:`~timbre_transfer.audio.features.f0_pyin`) at ``hop_length``.
+        attacks: False skips the onsets and attack times (they stay empty).
     """
     from timbre_transfer.audio.features import f0_pyin
 
@@ -328,10 +342,18 @@ def describe(wav, sample_rate: int, hop_length: int = 256, f0_hz: np.ndarray | N
     _check_rate_and_hop(sample_rate, hop_length)
     if f0_hz is None:
         f0_hz = f0_pyin(y, sample_rate, hop_length).f0
+    import librosa
+
     f0 = np.where(np.asarray(f0_hz, dtype=np.float64) > 0, f0_hz, np.nan)
-    out = _descriptors(audio_frames(y, sample_rate, hop_length, f0, n_fft), hop_length,
-                       sample_rate)
-    out.onset_s, out.attack_s = attack_times(y, sample_rate)
+    frames = audio_frames(y, sample_rate, hop_length, f0, n_fft)
+    noise_power = np.abs(librosa.stft(y, n_fft=NOISE_N_FFT, hop_length=hop_length,
+                                      window=NOISE_WINDOW)) ** 2
+    noise_db = noisiness(noise_power, np.fft.rfftfreq(NOISE_N_FFT, 1.0 / sample_rate), f0,
+                         f0_spread(f0, NOISE_N_FFT, hop_length), NOISE_LOBE_BINS,
+                         F0_TOLERANCE)
+    out = _descriptors(frames, hop_length, sample_rate, noise_db)
+    if attacks:
+        out.onset_s, out.attack_s = attack_times(y, sample_rate)
     return out
 
 
@@ -387,4 +409,6 @@ def describe_synth(f0_hz, amplitude, distribution, noise_magnitudes, sample_rate
     """The descriptors that the DDSP synthesiser's controls are expected to produce
     (:func:`synth_frames`), frame for frame; no attacks (they need the rendered audio)."""
     frames = synth_frames(f0_hz, amplitude, distribution, noise_magnitudes, sample_rate, n_fft)
-    return _descriptors(frames, hop_length, sample_rate)
+    # the expected spectrum has no leakage: its harmonics' lobes are exactly the 3 bins placed
+    noise_db = noisiness(frames.bin_power(), frames.freqs, frames.f0_hz, lobe_bins=1)
+    return _descriptors(frames, hop_length, sample_rate, noise_db)

@@ -9,8 +9,11 @@ the spectrum the edit is expected to give:
   harmonic distribution (``c_k k ** beta``) and the noise bands alike. Mel inverters: the
   generated mel. The level is kept (DDSP: the harmonic amplitude and the noise power; mel: the
   frame's energy).
-- ``noisiness`` (dB): the noise-to-harmonic energy ratio rises by ``value`` dB, the frame's total
-  energy kept. DDSP head only: a mel does not separate noise from harmonics.
+- ``noisiness`` (dB): the noise-to-harmonic energy ratio of the rendered audio rises by
+  ``value`` dB, the frame's total energy kept. The noise gain is calibrated per frame on the
+  audio itself (:func:`noise_boost`), because the rendered harmonics carry a floor of
+  inharmonic energy that the noise scaling does not move; below that floor the knob stops.
+  DDSP head only: a mel does not separate noise from harmonics.
 - ``odd_even`` (dB): the odd- to even-harmonic energy ratio rises by ``value`` dB (odd harmonics
   up and even ones down by ``value / 4`` dB of amplitude each). DDSP head only.
 
@@ -24,6 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Mapping
+
+import numpy as np
 
 from timbre_transfer.audio.descriptors import HANN_LOBE_SUM, N_FFT
 
@@ -40,9 +45,9 @@ class Knob:
 
 
 KNOBS = {
-    "brightness": Knob("octaves", -1.0, 1.0, "any",
+    "brightness": Knob("octaves", -0.5, 0.5, "any",
                        "spectral centroid moved by this many octaves"),
-    "noisiness": Knob("dB", -12.0, 12.0, "ddsp",
+    "noisiness": Knob("dB", -6.0, 6.0, "ddsp",
                       "noise-to-harmonic energy ratio moved by this many dB"),
     "odd_even": Knob("dB", -6.0, 6.0, "ddsp",
                      "odd- to even-harmonic energy ratio moved by this many dB"),
@@ -93,11 +98,15 @@ def _solve_tilt(centroid_at, low: torch.Tensor, high: torch.Tensor, target: torc
 
 
 def edit_synth(f0_hz: torch.Tensor, amplitude: torch.Tensor, distribution: torch.Tensor,
-               noise: torch.Tensor, sample_rate: int, controls: Mapping[str, float]):
+               noise: torch.Tensor, sample_rate: int, controls: Mapping[str, float],
+               noise_boost: torch.Tensor | None = None):
     """The DDSP synthesiser's controls ``(B, N)``, ``(B, N)``, ``(B, N, K)``, ``(B, N, M)``
     edited by ``controls`` (checked by :func:`check_controls`); returns the new
     ``(amplitude, distribution, noise)``. Descriptors are those of the expected Hann-window
-    spectrum of :func:`timbre_transfer.audio.descriptors.synth_frames`."""
+    spectrum of :func:`timbre_transfer.audio.descriptors.synth_frames`.
+
+    ``noise_boost``: ``(B, N)`` power factor of the noise for ``noisiness`` (from
+    :func:`noise_boost`, calibrated on the audio); default ``10 ** (value / 10)`` everywhere."""
     import torch
 
     k = torch.arange(1, distribution.shape[-1] + 1, dtype=distribution.dtype,
@@ -119,19 +128,59 @@ def edit_synth(f0_hz: torch.Tensor, amplitude: torch.Tensor, distribution: torch
     if "noisiness" in controls:
         harmonic_power = amplitude**2 * (dist**2).sum(-1) / 2
         noise_power = (noise**2).mean(-1) / 3  # uniform noise in [-1, 1] through gain |H|
-        boost = 10 ** (controls["noisiness"] / 10)
+        boost = 10 ** (controls["noisiness"] / 10) if noise_boost is None else noise_boost
         total = harmonic_power + noise_power
         scale = torch.sqrt(total / (harmonic_power + boost * noise_power).clamp_min(1e-20))
         amplitude = amplitude * scale
-        noise = noise * (scale * math.sqrt(boost))[..., None]
+        noise = noise * (scale * boost**0.5)[..., None]
     return amplitude, dist, noise
+
+
+def noise_boost(render, f0_hz: torch.Tensor, voiced: torch.Tensor, sample_rate: int,
+                hop_length: int, db: float) -> torch.Tensor:
+    """Per-frame power factors ``(B, N)`` for the noise that move the *measured* noisiness of
+    the rendered audio by ``db``.
+
+    The synthesiser's harmonics are not perfectly harmonic once rendered (their amplitudes
+    move at the frame rate, which puts energy between the partials), so the audio's noisiness
+    has a floor ``F`` under the noise ``N`` that the knob scales: measured
+    ``(F + N) / H``. Both are measured (:func:`~timbre_transfer.audio.descriptors.describe` of
+    ``render(0)`` and ``render(1)``, ``render(g)`` being the audio with the noise power times
+    ``g``), and ``g = ((F + N) 10 ** (db / 10) - F) / N`` solved per frame. Below the floor the
+    noise is removed (``g = 0``) and no further; where nothing is measured (unvoiced frames, no
+    noise above the floor) ``g = 10 ** (db / 10)``. Smoothed over 5 frames (a median), so the
+    noise does not pump.
+    """
+    import torch
+    from scipy.ndimage import median_filter
+
+    from timbre_transfer.audio.descriptors import describe
+
+    plain = 10 ** (db / 10)
+    n_frames = f0_hz.shape[1]
+    boosts = []
+    for b, (floor, neutral) in enumerate(zip(render(0.0), render(1.0))):
+        f0 = torch.where(voiced[b] > 0.5, f0_hz[b], float("nan")).double().cpu().numpy()
+        ratio = {}
+        for name, audio in (("floor", floor), ("neutral", neutral)):
+            audio = audio.detach().double().cpu().numpy()[: (n_frames - 1) * hop_length]
+            measured = describe(audio, sample_rate, hop_length, f0_hz=f0, attacks=False).noisiness
+            ratio[name] = 10 ** (measured / 10)
+        above = ratio["neutral"] - ratio["floor"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g = (ratio["neutral"] * plain - ratio["floor"]) / above
+        g = np.where(np.isfinite(g) & (above > 0.05 * ratio["neutral"]), np.maximum(g, 0.0),
+                     plain)
+        boosts.append(median_filter(g, size=5, mode="nearest"))
+    return torch.as_tensor(np.stack(boosts), dtype=f0_hz.dtype, device=f0_hz.device)
 
 
 def _brighten_synth(f0_hz, amplitude, dist, noise, k, band_hz, octaves):
     import torch
 
     # expected magnitude sums over the bins (synth_frames): a harmonic of amplitude a has
-    # a * n_fft / 4 * HANN_LOBE_SUM in its lobe, noise of band gain H has sqrt(pi)/2 sqrt(n_fft/8) H per bin
+    # a * n_fft / 4 * HANN_LOBE_SUM in its lobe, noise of band gain H has
+    # sqrt(pi) / 2 * sqrt(n_fft / 8) * H in each bin
     bins_per_band = (N_FFT // 2) / (noise.shape[-1] - 1)
     noise_scale = math.sqrt(math.pi) / 2 * math.sqrt(N_FFT / 8) * bins_per_band
     harmonic_hz = f0_hz[..., None] * k

@@ -18,7 +18,7 @@ from torch import nn
 
 from timbre_transfer.audio.features import Controls, fill_unvoiced  # noqa: F401 - re-exported
 from timbre_transfer.audio.features import extract_controls as _extract
-from timbre_transfer.audio.timbre_controls import edit_synth
+from timbre_transfer.audio.timbre_controls import edit_synth, noise_boost
 from timbre_transfer.models.ddsp import Reverb, exp_sigmoid, filtered_noise, harmonic_synth, upsample
 
 
@@ -32,6 +32,19 @@ class DDSPConfig:
     f0_min: float = 65.0  # pYIN search range (Hz)
     f0_max: float = 2093.0
     gate_db: float = -70.0  # frames quieter than this (A-weighted dB) are silenced
+    # timbre descriptors the decoder is conditioned on (measured from the training audio; at
+    # render time predicted from the mel, and moved by the knobs of the same name)
+    descriptors: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        unknown = [d for d in self.descriptors if d not in DESCRIPTOR_SCALE]
+        if unknown:
+            raise ValueError(f"head.descriptors: unknown {unknown}; choose from "
+                             f"{sorted(DESCRIPTOR_SCALE)}")
+
+
+# descriptor units -> the decoder's roughly unit-range inputs (octaves stay, dB / 20)
+DESCRIPTOR_SCALE = {"brightness": 1.0, "noisiness": 1 / 20, "odd_even": 1 / 20}
 
 
 def extract_controls(wav: np.ndarray, sample_rate: int, hop_length: int,
@@ -61,21 +74,38 @@ class DDSPDecoder(nn.Module):
         self.mel_in = _mlp(n_mels, h)
         self.pitch_in = _mlp(2, h)  # scaled f0 and the voicing probability
         self.loudness_in = _mlp(1, h)
-        self.gru = nn.GRU(3 * h, h, batch_first=True)
-        self.out = _mlp(4 * h, h)
+        n_in = 3
+        n_desc = len(config.descriptors)
+        if n_desc:  # conditioned on descriptors, and predicting them where none are given
+            self.descriptor_in = _mlp(n_desc, h)
+            self.descriptor_out = nn.Linear(3 * h, n_desc)
+            n_in = 4
+        self.gru = nn.GRU(n_in * h, h, batch_first=True)
+        self.out = _mlp((n_in + 1) * h, h)
         self.proj = nn.Linear(h, 1 + config.n_harmonics + config.n_noise_bands)
 
-    def forward(self, mel, f0_hz, voiced, loudness_db):
+    def forward(self, mel, f0_hz, voiced, loudness_db, descriptors=None, shift=None):
+        """Synth controls; with ``config.descriptors``, also the ``(B, N, D)`` descriptors it
+        predicts from the other inputs (scaled by :data:`DESCRIPTOR_SCALE`). The decoder reads
+        ``descriptors`` where given (training: measured), else its prediction, plus ``shift``
+        (``(D,)``, scaled; the knobs)."""
         pitch = torch.stack([_scale_f0(f0_hz), voiced], dim=-1)
         loud = ((loudness_db + 100.0) / 100.0)[..., None]  # -100..0 dB -> 0..1
         feats = torch.cat([self.mel_in(mel), self.pitch_in(pitch), self.loudness_in(loud)], dim=-1)
+        predicted = None
+        if self.config.descriptors:
+            predicted = self.descriptor_out(feats)
+            given = predicted.detach() if descriptors is None else descriptors
+            if shift is not None:
+                given = given + shift
+            feats = torch.cat([feats, self.descriptor_in(given)], dim=-1)
         hidden, _ = self.gru(feats)
         raw = self.proj(self.out(torch.cat([hidden, feats], dim=-1)))
         k = self.config.n_harmonics
         amplitude = exp_sigmoid(raw[..., 0])
         distribution = exp_sigmoid(raw[..., 1:1 + k])
         noise = exp_sigmoid(raw[..., 1 + k:] - 5.0)  # DDSP's bias: start with little noise
-        return amplitude, distribution, noise
+        return amplitude, distribution, noise, predicted
 
 
 def _scale_f0(f0_hz: torch.Tensor) -> torch.Tensor:
@@ -109,20 +139,39 @@ class DDSPHead(nn.Module):
         return mel[..., :: self.config.mel_stride].transpose(1, 2)
 
     def forward(self, mel_frames, f0_hz, voiced, loudness_db, n_samples: int,
-                noise_seed: int | None = None, timbre: dict[str, float] | None = None
-                ) -> torch.Tensor:
+                noise_seed: int | None = None, timbre: dict[str, float] | None = None,
+                descriptors: torch.Tensor | None = None) -> torch.Tensor:
         """Render ``(B, n_samples)`` audio from ``(B, N, n_mels)`` mel frames and ``(B, N)``
         controls (frame ``k`` centred on sample ``k * hop_length``). ``timbre``: knobs of
-        :mod:`timbre_transfer.audio.timbre_controls` applied to the synthesiser's controls."""
-        amplitude, distribution, noise = self.decoder(mel_frames, f0_hz, voiced, loudness_db)
+        :mod:`timbre_transfer.audio.timbre_controls`; those among ``config.descriptors`` move
+        the decoder's descriptor inputs, the others edit the synthesiser's controls.
+        ``descriptors``: ``(B, N, D)`` measured ones (training), else the decoder's own."""
+        timbre = dict(timbre or {})
+        shift = None
+        if self.config.descriptors:
+            shift = torch.tensor([timbre.pop(d, 0.0) * DESCRIPTOR_SCALE[d]
+                                  for d in self.config.descriptors], device=mel_frames.device)
+        amplitude, distribution, noise, _ = self.decoder(mel_frames, f0_hz, voiced, loudness_db,
+                                                         descriptors, shift)
+        boost = None
+        if "noisiness" in timbre:  # calibrated on the audio the controls render
+            boost = noise_boost(
+                lambda g: self.synthesize(f0_hz, amplitude, distribution, noise * g**0.5,
+                                          n_samples, noise_seed),
+                f0_hz, voiced, self.sample_rate, self.hop_length, timbre["noisiness"])
         if timbre:
             amplitude, distribution, noise = edit_synth(f0_hz, amplitude, distribution, noise,
-                                                        self.sample_rate, timbre)
+                                                        self.sample_rate, timbre, boost)
+        return self.synthesize(f0_hz, amplitude, distribution, noise, n_samples, noise_seed)
+
+    def synthesize(self, f0_hz, amplitude, distribution, noise, n_samples: int,
+                   noise_seed: int | None = None) -> torch.Tensor:
+        """Harmonic-plus-noise audio ``(B, n_samples)`` from the decoder's controls."""
         harmonic, _ = harmonic_synth(f0_hz, amplitude, distribution, self.sample_rate,
                                      self.hop_length, n_samples)
         generator = None
         if noise_seed is not None:
-            generator = torch.Generator(mel_frames.device).manual_seed(noise_seed)
+            generator = torch.Generator(amplitude.device).manual_seed(noise_seed)
         audio = harmonic + filtered_noise(noise, self.hop_length, n_samples, generator=generator)
         return self.reverb(audio) if self.reverb is not None else audio
 

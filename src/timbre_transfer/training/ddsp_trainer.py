@@ -57,6 +57,13 @@ class _Clip:
     mel: np.ndarray  # (N, n_mels) normalised, head-rate frames
     controls: Controls
     audio: np.ndarray  # (T,)
+    descriptors: np.ndarray | None = None  # (N, D) scaled, NaN where undefined
+
+
+# what a measured descriptor is clipped to before it conditions the head (a pure tone's
+# noisiness reads -250 dB)
+DESCRIPTOR_RANGE = {"brightness": (-1.0, 6.0), "noisiness": (-60.0, 20.0),
+                    "odd_even": (-40.0, 40.0)}
 
 
 class DDSPTrainer:
@@ -122,8 +129,26 @@ class DDSPTrainer:
                                 full.loudness_db[::stride], full.voiced[::stride])
             rows = np.asarray(c.features[c.offsets[i]:c.offsets[i] + c.frames[i]], dtype=np.float32)
             mel = self.store.transform.normalize(torch.from_numpy(rows)).numpy()[::stride]
-            clips.append(_Clip(mel, controls, audio))
+            clips.append(_Clip(mel, controls, audio, self._descriptors(audio, controls)))
         return clips
+
+    def _descriptors(self, audio: np.ndarray, controls: Controls) -> np.ndarray | None:
+        """The head's conditioning descriptors of a training clip ``(N, D)``, scaled, NaN where
+        undefined (unvoiced frames); None for a head without them."""
+        from timbre_transfer.audio.descriptors import describe
+        from timbre_transfer.models.ddsp_head import DESCRIPTOR_SCALE
+
+        names = self.config.head.descriptors
+        if not names:
+            return None
+        voiced = controls.voiced if controls.voiced is not None else controls.voiced_prob > 0.5
+        f0 = np.where(voiced, controls.f0_hz, np.nan)
+        n = len(f0)
+        d = describe(_fit(audio, (n - 1) * self.head.hop_length), self.head.sample_rate,
+                     self.head.hop_length, f0_hz=f0, attacks=False)
+        columns = [np.clip(getattr(d, name), *DESCRIPTOR_RANGE[name]) * DESCRIPTOR_SCALE[name]
+                   for name in names]
+        return np.stack(columns, 1).astype(np.float32)
 
     def batch(self, step: int):
         """The crops of ``step``: a function of (seed, step) only, so a resumed run sees the
@@ -132,7 +157,7 @@ class DDSPTrainer:
         rng = np.random.default_rng([cfg.seed, step])
         picks = rng.choice(len(self.clips), size=cfg.batch_size, p=self.clip_weights)
         hop, n = self.head.hop_length, cfg.crop_frames
-        mel, f0, voiced, loud, audio = [], [], [], [], []
+        mel, f0, voiced, loud, audio, desc = [], [], [], [], [], []
         for i in picks:
             clip = self.clips[i]
             start = int(rng.integers(0, max(len(clip.controls.f0_hz) - n, 0) + 1))
@@ -142,16 +167,27 @@ class DDSPTrainer:
             voiced.append(take(clip.controls.voiced_prob))
             loud.append(_fit(clip.controls.loudness_db[start:start + n], n, fill=-100.0))
             audio.append(_fit(clip.audio[start * hop:(start + n) * hop], n * hop))
+            if clip.descriptors is not None:
+                desc.append(_fit(clip.descriptors[start:start + n], n, fill=np.nan))
         as_t = lambda x: torch.as_tensor(np.stack(x), dtype=torch.float32, device=self.device)
-        return as_t(mel), as_t(f0), as_t(voiced), as_t(loud), as_t(audio)
+        return (as_t(mel), as_t(f0), as_t(voiced), as_t(loud), as_t(audio),
+                as_t(desc) if desc else None)
 
     # ---- training -------------------------------------------------------------------------------
 
     def train_step(self) -> torch.Tensor:
-        mel, f0, voiced, loud, audio = self.batch(self.step)
-        out = self.head(mel, f0, voiced, loud, audio.shape[-1],
-                        noise_seed=self.config.train.seed * 1_000_003 + self.step)
-        loss = self.loss(audio, out)
+        mel, f0, voiced, loud, audio, desc = self.batch(self.step)
+        seed = self.config.train.seed * 1_000_003 + self.step
+        if desc is None:
+            out = self.head(mel, f0, voiced, loud, audio.shape[-1], noise_seed=seed)
+            loss = self.loss(audio, out)
+        else:  # conditioned on the measured descriptors; the decoder learns to predict them
+            known = torch.isfinite(desc)
+            amp, dist, noise, predicted = self.head.decoder(mel, f0, voiced, loud,
+                                                            torch.where(known, desc, 0.0))
+            out = self.head.synthesize(f0, amp, dist, noise, audio.shape[-1], noise_seed=seed)
+            error = (predicted - torch.where(known, desc, predicted.detach())).abs()
+            loss = self.loss(audio, out) + error.sum() / known.sum().clamp_min(1)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
