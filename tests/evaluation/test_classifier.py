@@ -80,3 +80,28 @@ def test_classifier_files_are_checked(classifier, synth_store, debug_checkpoint,
     path = other.save(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="trained on other domains"):
         classifier_for(synth_store / "store", path)
+
+
+def test_a_register_invariant_judge_trains_on_shifted_crops(synth_store, monkeypatch):
+    """pitch_shift: every training batch is moved along the mel axis by random ratios within
+    +-pitch_shift semitones (reproducibly); 0 moves nothing."""
+    from timbre_transfer.audio.pitch import MelPitch
+
+    ratios = []
+    real = MelPitch.shift
+    monkeypatch.setattr(MelPitch, "shift", lambda self, spec, ratio, fill: ratios.append(
+        ratio.clone()) or real(self, spec, ratio, fill))
+    config = ClassifierConfig(steps=40, batch_size=12, pitch_shift=12.0)
+    judge = train_classifier(synth_store / "store", config, progress=False)
+    assert len(ratios) == config.steps and all(len(r) == config.batch_size for r in ratios)
+    semitones = 12 * torch.log2(torch.cat(ratios))
+    assert semitones.abs().max() <= 12.0 + 1e-4 and semitones.std() > 5  # spread over the range
+    again = []
+    monkeypatch.setattr(MelPitch, "shift", lambda self, spec, ratio, fill: again.append(
+        ratio.clone()) or real(self, spec, ratio, fill))
+    train_classifier(synth_store / "store", config, progress=False)
+    torch.testing.assert_close(torch.cat(again), torch.cat(ratios))
+    again.clear()
+    train_classifier(synth_store / "store", SMALL, progress=False)
+    assert again == []
+    assert judge.config.pitch_shift == 12.0

@@ -24,6 +24,10 @@ class ClassifierConfig:
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
+    # each training crop moved along the mel axis by a random number of semitones in
+    # [-pitch_shift, pitch_shift] (0: none): a judge that has heard every domain in every
+    # register scores timbre rather than register
+    pitch_shift: float = 0.0
 
 
 class DomainClassifier(nn.Module):
@@ -139,6 +143,7 @@ def train_classifier(store, config: ClassifierConfig = ClassifierConfig(), devic
 
     The global RNG is left untouched: initialisation and crops come from ``config.seed``.
     """
+    from timbre_transfer.audio.pitch import MelPitch, semitones_to_ratio
     from timbre_transfer.data.dataset import CropDataset, FeatureStore
 
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
@@ -150,10 +155,15 @@ def train_classifier(store, config: ClassifierConfig = ClassifierConfig(), devic
                        seed=config.seed)
     loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, shuffle=False)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    shifter = MelPitch.of(store.transform.params) if config.pitch_shift else None
+    silence = float(-store.transform.norm_shift / store.transform.norm_scale)
     net.train()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)  # dropout
+        torch.manual_seed(config.seed)  # dropout and shifts
         for specs, labels in _progress(loader, progress, "classifier"):
+            if shifter is not None:
+                semitones = (torch.rand(len(specs)) * 2 - 1) * config.pitch_shift
+                specs = shifter.shift(specs, semitones_to_ratio(semitones), silence)
             loss = nn.functional.cross_entropy(net(specs.to(device)), labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
