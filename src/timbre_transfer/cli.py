@@ -540,7 +540,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     classifier = Path(args.classifier or out.with_name("classifier.pt"))
     report = evaluate(tt, store, classifier, split=args.split, inverter=args.inverter,
                       embedder=args.embedder, fad_weights=args.fad_weights,
-                      max_clips=args.max_clips, twins=args.twins, f0_truth=args.f0_truth)
+                      max_clips=args.max_clips, twins=args.twins, f0_truth=args.f0_truth,
+                      judge_pitch_shift=args.judge_pitch_shift)
     report["checkpoint"] = str(args.checkpoint)
     written = write_report(report, out)
     if args.tensorboard:
@@ -580,6 +581,10 @@ def _register_evaluate(sub) -> None:
     p.add_argument("--classifier", metavar="PATH",
                    help="domain classifier: loaded if the file exists, else trained on the "
                    "store's train split and saved there (default: classifier.pt beside REPORT)")
+    p.add_argument("--judge-pitch-shift", type=float, default=0.0, metavar="SEMITONES",
+                   help="train the classifier on crops shifted by up to this many semitones, "
+                   "so that it judges timbre rather than register; 12 is a register-invariant "
+                   "judge (default: 0; a saved --classifier must match)")
     p.add_argument("--max-clips", type=int, metavar="N", help="at most N clips per domain")
     p.add_argument("--twins", metavar="AUDIO_DIR",
                    help="paired audio (<domain>/<name>.wav, e.g. from synth-data): also score "

@@ -80,6 +80,10 @@ def test_classifier_files_are_checked(classifier, synth_store, debug_checkpoint,
     path = other.save(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="trained on other domains"):
         classifier_for(synth_store / "store", path)
+    # a plain judge is not reused where a register-invariant one is asked for
+    plain = classifier.save(tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match=r"trained with pitch_shift=0.0 semitones, not 12.0"):
+        classifier_for(synth_store / "store", plain, ClassifierConfig(pitch_shift=12.0))
 
 
 def test_a_register_invariant_judge_trains_on_shifted_crops(synth_store, monkeypatch):

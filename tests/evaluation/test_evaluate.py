@@ -75,7 +75,7 @@ def test_evaluate_command_writes_every_key_of_the_report(setup, tmp_path, capsys
     assert set(report["summary"]) == set(SUMMARY_KEYS)
     assert report["paired"]["pairs"] == 6  # 3 held-out clips x 2 other domains
     assert set(report["classifier"]) == {"heldout_accuracy", "heldout_per_domain",
-                                         "heldout_windows", "window_frames"}
+                                         "heldout_windows", "window_frames", "pitch_shift"}
 
     # values that must hold whatever the model: every window gets one label, so a source's
     # identity accuracies over all targets add up to one; FADs are non-negative

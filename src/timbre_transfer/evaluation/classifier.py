@@ -213,6 +213,9 @@ def classifier_for(store, path: str | Path, config: ClassifierConfig = Classifie
                 or classifier.transform.to_dict() != store.transform.to_dict()):
             raise ValueError(f"{path} was trained on other domains or features than "
                              f"{store.root} ({classifier.domains}); delete it or pass another path")
+        if classifier.config.pitch_shift != config.pitch_shift:
+            raise ValueError(f"{path} was trained with pitch_shift={classifier.config.pitch_shift} "
+                             f"semitones, not {config.pitch_shift}; pass another path")
         return classifier
     classifier = train_classifier(store, config, device, progress)
     classifier.save(path)

@@ -54,7 +54,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
              embedder: str = "logmel", fad_weights=None, max_clips: int | None = None,
              reference_clips: int | None = 200, twins: str | Path | None = None,
              f0_truth: str | Path | None = None, progress: bool = True,
-             sources: list[str] | None = None, targets: list[str] | None = None) -> dict:
+             sources: list[str] | None = None, targets: list[str] | None = None,
+             judge_pitch_shift: float = 0.0) -> dict:
     """Score ``tt`` (a :class:`~timbre_transfer.inference.transfer.TimbreTransfer`) on the
     ``split`` clips of ``store`` (its own :class:`~timbre_transfer.data.dataset.FeatureStore`).
 
@@ -74,6 +75,10 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
             model's newly added domains; the matrices then hold these rows.
         targets: ... and into these (default: all); the matrices hold these columns, the
             resynthesis and reconstruction baselines these domains.
+        judge_pitch_shift: for a classifier trained here, its training crops' random pitch
+            shift in semitones (``ClassifierConfig.pitch_shift``): 12 gives a judge of timbre
+            rather than register (a transfer that keeps the source's notes plays the target in
+            the source's register). A saved classifier must have been trained with it.
 
     Returns:
         the report: a JSON-ready dict with the keys :data:`REPORT_KEYS`. Matrices are
@@ -81,7 +86,7 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         clips, say) is ``None``.
     """
     from timbre_transfer.audio.features import f0_pyin
-    from timbre_transfer.evaluation.classifier import classifier_for
+    from timbre_transfer.evaluation.classifier import ClassifierConfig, classifier_for
     from timbre_transfer.evaluation.content import content_scores, load_f0_truth
     from timbre_transfer.evaluation.fad import embedding_statistics, fad, make_embedder
     from timbre_transfer.evaluation.vggish import MIN_SECONDS
@@ -129,7 +134,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
                            for f in _spread(store.clips(d, "train").files, reference_clips)),
                           f"the train clips of {d!r}") for d in targets}
     if not hasattr(classifier, "predict_audio"):
-        classifier = classifier_for(store, classifier, device=str(tt.device), progress=progress)
+        classifier = classifier_for(store, classifier, ClassifierConfig(
+            pitch_shift=judge_pitch_shift), device=str(tt.device), progress=progress)
     if sorted(classifier.domains) != sorted(domains):
         raise ValueError(f"the classifier knows {classifier.domains}, the model {domains}")
 
@@ -196,7 +202,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         "classifier": {"heldout_accuracy": classifier.heldout_accuracy,
                        "heldout_per_domain": classifier.heldout_per_domain,
                        "heldout_windows": classifier.heldout_windows,
-                       "window_frames": classifier.config.crop_frames},
+                       "window_frames": classifier.config.crop_frames,
+                       "pitch_shift": classifier.config.pitch_shift},
         "matrix": matrix,
         "baselines": {"identity": identity, "resynthesis": resynthesis,
                       **{k: _mean_over_domains(v) for k, v in pitch_baselines.items()}},
