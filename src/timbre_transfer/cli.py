@@ -720,12 +720,13 @@ def _register_demo(sub) -> None:
 
 from timbre_transfer.audio.timbre_cli import (add_knob_arguments, knobs_from_args,  # noqa: E402
                                               register_describe)
+from timbre_transfer.inference.streaming_cli import register_export, register_stream  # noqa: E402
 from timbre_transfer.training.grow_cli import register_add_domain, register_domains  # noqa: E402
 
 # `timbre-transfer --help` lists the commands in this order.
 _COMMANDS = (
     _register_reconstruct, _register_prepare, _register_train, register_add_domain,
-    register_domains, _register_transfer, _register_train_ddsp, _register_bundle, _register_fad, _register_interpolate, _register_sample,
+    register_domains, _register_transfer, register_stream, register_export, _register_train_ddsp, _register_bundle, _register_fad, _register_interpolate, _register_sample,
     _register_latent_map, _register_evaluate, _register_report, _register_synth_data,
     _register_demo, register_describe,
 )

@@ -9,6 +9,7 @@ memory would grow with the file.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import warnings
@@ -440,6 +441,60 @@ class TimbreTransfer:
         out = head.render(spec, performance, len(level), pitch_shift, loudness_shift,
                           timbre=timbre)
         return np.asarray(out)
+
+    def stream(self, to: str, inverter: str = "pghi", block: int = 512,
+               context: int | None = None, input_dbfs: float | None = None,
+               sample_rate: int | None = None):
+        """A live transfer into ``to``: a :class:`~timbre_transfer.inference.streaming.Stream`
+        whose ``process(block) -> block`` takes and returns ``block`` samples at
+        :attr:`sample_rate`, at a constant latency (``stream.latency``; see
+        :mod:`timbre_transfer.inference.streaming` for what each stage needs).
+
+        Args:
+            inverter: ``"pghi"`` (real-time phase-gradient integration).
+            block: samples per block, a multiple of 32.
+            context: frames the nets see per run (default
+                :data:`~timbre_transfer.inference.streaming.DEFAULT_CONTEXT`; a multiple of
+                twice the nets' stride, at most the training crop).
+            input_dbfs: the input's expected RMS level; it is scaled by one fixed gain to the
+                training level (``target_dbfs``), as an offline transfer scales a whole file.
+                None: the input is taken to be at the training level already.
+            sample_rate: the rate the caller will feed, checked against the model's (a live
+                stream cannot resample without adding latency).
+
+        Raises:
+            ValueError: an unknown inverter, a block or context the nets cannot take, or another
+                sample rate.
+        """
+        from timbre_transfer.inference.streaming import (BLOCK_QUANTUM, DEFAULT_CONTEXT,
+                                                         STREAM_INVERTERS, Stream,
+                                                         StreamingTransfer, WindowNets)
+
+        self.check_domain(to)
+        if inverter not in STREAM_INVERTERS:
+            raise ValueError(f"inverter {inverter!r} cannot stream; streaming inverters: "
+                             f"{STREAM_INVERTERS}")
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            raise ValueError(f"this model streams at {self.sample_rate} Hz, got {sample_rate} Hz; "
+                             "open the audio device (or resample the file) at the model's rate")
+        if isinstance(block, bool) or not isinstance(block, int) or block < BLOCK_QUANTUM \
+                or block % BLOCK_QUANTUM:
+            raise ValueError(f"block must be a positive multiple of {BLOCK_QUANTUM} samples, "
+                             f"got {block!r}")
+        stride = 2 * self.model.downsample_factor
+        context = DEFAULT_CONTEXT if context is None else context
+        largest = max(self.window or 0, stride)
+        if isinstance(context, bool) or not isinstance(context, int) or context < stride \
+                or context % stride or context > largest:
+            raise ValueError(f"context must be a multiple of {stride} frames from {stride} to "
+                             f"{largest} (the training crop), got {context!r}")
+        gain = 1.0 if input_dbfs is None else 10 ** ((self.target_dbfs - input_dbfs) / 20)
+        # streams run on the CPU; a model on another device is copied, not moved
+        cpu = self.model if self.device.type == "cpu" else copy.deepcopy(self.model).cpu()
+        module = StreamingTransfer(
+            WindowNets(cpu, to), self.transform, self.mel_pitch, to, block, context,
+            self.model.downsample_factor, gain, bool(self.model.config.pitch_template))
+        return Stream(module)
 
     def transfer_file(self, path: str | Path, to: str | Sequence[str], out_dir: str | Path,
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,

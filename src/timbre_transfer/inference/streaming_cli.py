@@ -1,0 +1,165 @@
+"""The ``stream`` and ``export`` commands (see :mod:`timbre_transfer.inference.streaming`); torch
+is imported inside the handlers, so that ``--help`` stays instant."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+#: inverters a stream can use (here, not in streaming.py, so that --help needs no torch)
+STREAM_INVERTERS = ("pghi",)
+
+
+def _open_stream(args: argparse.Namespace, input_dbfs: float | None):
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    tt = TimbreTransfer.from_checkpoint(args.checkpoint, device="cpu")
+    return tt, tt.stream(args.to, inverter=args.inverter, block=args.block,
+                         context=args.context, input_dbfs=input_dbfs)
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    if args.live:
+        return _stream_live(args)
+    if args.input is None or args.out is None:
+        raise ValueError("give IN.wav and --out OUT.wav (a file streamed block by block), or "
+                         "--live (the sound device)")
+    if not Path(args.input).is_file():
+        raise FileNotFoundError(f"{args.input}: no such audio file")
+    import time
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from timbre_transfer.audio.io import load_audio, save_audio
+    from timbre_transfer.inference.transfer import limit_peak
+
+    tt, _ = _open_stream(args, None)  # checks the options before the file is read
+    wav = load_audio(args.input, tt.sample_rate)
+    rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
+    if rms < 1e-8:
+        raise ValueError(f"{args.input} is silent")
+    level = args.input_dbfs if args.input_dbfs is not None else 20 * np.log10(rms)
+    stream = tt.stream(args.to, inverter=args.inverter, block=args.block, context=args.context,
+                       input_dbfs=level)
+    block = stream.block
+    n_blocks = -(-len(wav) // block)
+    padded = np.zeros((n_blocks + -(-stream.delay // block)) * block, np.float32)
+    padded[:len(wav)] = wav
+    out, times = [], []
+    for i in tqdm(range(len(padded) // block), desc="stream", unit="block"):
+        x = padded[i * block:(i + 1) * block]
+        start = time.perf_counter()
+        out.append(stream.process(x))
+        times.append(time.perf_counter() - start)
+    out = np.concatenate(out)[stream.delay:stream.delay + len(wav)]
+    out, reduced = limit_peak(out)
+    save_audio(args.out, out, tt.sample_rate)
+    duration = block / tt.sample_rate
+    times = np.asarray(times)
+    print(f"wrote {args.out}: {len(wav) / tt.sample_rate:.1f} s streamed into {args.to!r} in "
+          f"blocks of {block} ({1000 * duration:.0f} ms)"
+          + (f"; scaled down {reduced:.1f} dB to avoid clipping" if reduced else ""))
+    print(f"latency {stream.latency_ms:.1f} ms ({stream.delay} samples of look-ahead and "
+          f"overlap-add + one block); real-time factor {duration * len(times) / times.sum():.1f}x;"
+          f" worst block {1000 * times.max():.1f} ms = {100 * times.max() / duration:.0f} % of "
+          f"its duration (median {100 * np.median(times) / duration:.0f} %)")
+    return 0
+
+
+def _stream_live(args: argparse.Namespace) -> int:
+    try:
+        import sounddevice
+    except ImportError:
+        raise ValueError("--live needs the sounddevice package: pip install "
+                         "'timbre-transfer[live]'") from None
+    import numpy as np
+
+    _, stream = _open_stream(args, args.input_dbfs)
+    print(f"live into {args.to!r}: {stream.sample_rate} Hz, blocks of {stream.block}, latency "
+          f"{stream.latency_ms:.1f} ms plus the device's buffers; Ctrl-C stops")
+
+    def callback(indata, outdata, frames, time, status):
+        if status:
+            print(status)
+        outdata[:, 0] = stream.process(np.ascontiguousarray(indata[:, 0]))
+
+    try:
+        with sounddevice.Stream(samplerate=stream.sample_rate, blocksize=stream.block,
+                                channels=1, dtype="float32", callback=callback):
+            sounddevice.sleep(int(1000 * args.seconds) if args.seconds else 10**9)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _add_stream_options(p: argparse.ArgumentParser) -> None:
+    from timbre_transfer.cli import _add_checkpoint
+
+    _add_checkpoint(p, "checkpoint (e.g. RUN_DIR/checkpoints/latest.pt)")
+    p.add_argument("--to", required=True, metavar="DOMAIN", help="target domain")
+    p.add_argument("--inverter", choices=STREAM_INVERTERS, default="pghi",
+                   help="streaming phase reconstruction: real-time phase-gradient integration "
+                   "(default: pghi)")
+    p.add_argument("--block", type=int, default=512, metavar="N",
+                   help="samples per block at the model's rate, a multiple of 32 (default: 512)")
+    p.add_argument("--context", type=int, default=None, metavar="FRAMES",
+                   help="mel frames the nets see per run (default: 32; a multiple of twice the "
+                   "nets' stride, at most the training crop)")
+
+
+def register_stream(sub) -> None:
+    p = sub.add_parser(
+        "stream", help="transfer block by block, as live audio (latency, real-time factor)",
+        description="Transfer audio one block at a time at a constant latency, as a live "
+        "performance would be: from a file (IN, simulated block by block; writes OUT aligned "
+        "with the input, the latency removed) or, with --live, from the sound device to the "
+        "sound device (needs the sounddevice package). Prints the latency, the real-time factor "
+        "and the slowest block against the block's duration. See docs/streaming.md.")
+    _add_stream_options(p)
+    p.add_argument("input", nargs="?", metavar="IN", help="audio file to stream")
+    p.add_argument("--out", metavar="OUT.wav", help="where the streamed transfer goes")
+    p.add_argument("--input-dbfs", type=float, default=None, metavar="DB",
+                   help="the input's RMS level, which one fixed gain brings to the training "
+                   "level (default: measured over IN, as the offline transfer does; for --live, "
+                   "the training level itself, -20 dBFS)")
+    p.add_argument("--live", action="store_true",
+                   help="read from the default input device, play on the default output device")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="--live: stop after this many seconds (default: at Ctrl-C)")
+    p.set_defaults(func=cmd_stream)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from timbre_transfer.inference.streaming import export_onnx, export_torchscript
+
+    _, stream = _open_stream(args, args.input_dbfs)
+    write = export_torchscript if args.format == "torchscript" else export_onnx
+    path = write(stream, args.out)
+    meta = stream.module.metadata
+    print(f"wrote {path} ({args.format}): {meta}")
+    if args.format == "torchscript":
+        print("use: m = torch.jit.load(PATH); state = m.initial_state(); "
+              "out, state = m(block, state)")
+    else:
+        print("the nets only: analysis, notes, phase and overlap-add are the host's "
+              "(docs/streaming.md)")
+    return 0
+
+
+def register_export(sub) -> None:
+    p = sub.add_parser(
+        "export", help="write a self-contained streaming model (TorchScript or ONNX)",
+        description="Write the streaming transfer into one domain as a file that runs without "
+        "this package. torchscript: the whole processor, forward(block, state) -> (block, "
+        "state), with initial_state() and its metadata (sample rate, block, latency, domain) "
+        "embedded. onnx: the nets on one window (spec, template -> mel); the stateful stages "
+        "around them are documented in docs/streaming.md.")
+    _add_stream_options(p)
+    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript",
+                   help="default: torchscript")
+    p.add_argument("--input-dbfs", type=float, default=None, metavar="DB",
+                   help="the RMS level the input will have, which one fixed gain brings to the "
+                   "training level (default: the training level, -20 dBFS)")
+    p.add_argument("--out", required=True, metavar="M.pt", help="output file")
+    p.set_defaults(func=cmd_export)
