@@ -54,3 +54,19 @@ def test_train_step_benchmark_prints_the_comparison(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "published (per pair update)" in out and "ours default" in out
     assert "vs published" in out and "Time to held-out reconstruction L1" in out
+
+
+def test_streaming_benchmark_prints_the_table(debug_checkpoint, realaudio_dir, capsys):
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    bench = _load("streaming")
+    clip = sorted((realaudio_dir / "violin").glob("*.flac"))[0]
+    to = TimbreTransfer.from_checkpoint(debug_checkpoint, device="cpu").domains[1]
+    bench.main(["--checkpoint", str(debug_checkpoint), "--clip", str(clip), "--seconds", "1",
+                "--to", to])
+    out = capsys.readouterr().out
+    assert "offline transfer (pghi+gla), peer" in out
+    for row in ("stream, block 256, context 32", "stream, block 1024, context 32",
+                "stream, block 512, context 16", "TorchScript export, block 512, context 32"):
+        assert row in out
+    assert "stream, block 512, context 64" not in out  # beyond the debug model's 32-frame crop

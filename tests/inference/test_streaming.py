@@ -14,6 +14,7 @@ import torch
 from timbre_transfer.audio.inversion import spectral_convergence_db
 from timbre_transfer.audio.pitch import MelPitch
 from timbre_transfer.audio.transform import AudioTransform
+from timbre_transfer.inference.stream_inverters import PGHIStreamInverter
 from timbre_transfer.inference.streaming import (Stream, StreamingTransfer, export_onnx,
                                                  export_torchscript, read_metadata, stream_delay)
 from timbre_transfer.inference.transfer import TimbreTransfer
@@ -30,8 +31,9 @@ class _Identity(torch.nn.Module):
 
 
 def _identity_stream(transform, block=512, context=16, template=False):
-    module = StreamingTransfer(_Identity(), transform, MelPitch.of(transform.params), "x", block,
-                               context, 4, 1.0, template)
+    module = StreamingTransfer(_Identity(), PGHIStreamInverter(transform), "pghi", transform,
+                               MelPitch.of(transform.params), "x", block, context, 4, 1.0,
+                               template)
     return Stream(module)
 
 
@@ -187,6 +189,8 @@ def test_bad_blocks_and_options_get_clear_errors(debug_checkpoint, tmp_path):
     with pytest.raises(ValueError, match="context must be a multiple of 8"):
         tt.stream(to, context=12)
     with pytest.raises(ValueError, match="cannot stream"):
+        tt.stream(to, inverter="griffinlim")
+    with pytest.raises(ValueError, match="no DDSP head"):
         tt.stream(to, inverter="ddsp")
     with pytest.raises(KeyError, match="unknown domain"):
         tt.stream("cello")
@@ -250,3 +254,84 @@ def test_a_model_with_pitch_template_streams_and_exports(tmp_path):
         expected = stream.module.nets(spec, template).numpy()
     got = session.run(None, {"spec": spec.numpy(), "template": template.numpy()})[0]
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def _quiet_noise_head():
+    """A random DDSP head whose noise bands are silenced (bias -50: magnitudes ~1e-7), so that
+    its audio is the harmonic part alone, which is deterministic."""
+    from timbre_transfer.models.ddsp_head import DDSPConfig, DDSPHead
+
+    head = DDSPHead(128, SR, 128, DDSPConfig(hidden=32)).eval()
+    with torch.no_grad():
+        head.decoder.proj.bias[1 + head.config.n_harmonics:] = -50.0
+    return head
+
+
+def test_ddsp_inverter_matches_the_offline_head_on_the_same_controls():
+    from timbre_transfer.audio.features import a_weighted_loudness
+    from timbre_transfer.inference.stream_inverters import DDSPStreamInverter
+    from timbre_transfer.models.ddsp import harmonic_synth, upsample
+
+    transform = AudioTransform()
+    transform.norm_scale.fill_(4.0)
+    head = _quiet_noise_head()
+    wav = np.concatenate([np.zeros(2000, np.float32), _tone(1.0, 233.0),
+                          _tone(0.5, 311.0, 0.05)])
+    module = StreamingTransfer(_Identity(), DDSPStreamInverter(head, transform, 4), "ddsp",
+                               transform, MelPitch.of(transform.params), "x", 512, 16, 4, 1.0,
+                               False)
+    stream = Stream(module)
+    assert stream.delay == 768 and stream.latency_ms == pytest.approx(80.0)
+    out = stream.run(wav)
+    # offline, from the same analysis: YIN on the same frames, f0 held through unvoiced ones
+    n_head = 1 + len(wav) // 256
+    padded = np.concatenate([np.zeros(512, np.float32), wav, np.zeros(1024, np.float32)])
+    frames = torch.from_numpy(padded).unfold(0, 1024, 256)[:n_head]
+    with torch.no_grad():
+        f0, voiced = module._yin(frames)
+    held, filled = 0.0, []
+    for hz, v in zip(f0.tolist(), voiced.tolist()):
+        held = hz if v > 0 else held
+        filled.append(held)
+    f0 = torch.tensor(filled)[None]
+    loudness = torch.from_numpy(a_weighted_loudness(wav, SR, 1024, 256)).float()[None]
+    mel = head.frames(transform(torch.from_numpy(wav))[None])[:, :n_head]
+    with torch.no_grad():
+        amplitude, distribution, _, _ = head.decoder(mel, f0, voiced[None], loudness)
+        harmonic, _ = harmonic_synth(f0, amplitude, distribution, SR, 256, len(wav))
+    gate = upsample((loudness > head.config.gate_db).float(), len(wav), 256)
+    expected = (harmonic * gate)[0].numpy()
+    assert np.abs(expected).max() > 0.01
+    # the last head frame's interpolation differs (offline holds it, the stream reads ahead)
+    np.testing.assert_allclose(out[:-512], expected[:-512], atol=2e-4, rtol=0)
+
+
+def test_ddsp_stream_is_block_size_independent_and_exports(tmp_path):
+    from timbre_transfer.models.multidomain import ModelConfig, TimbreModel
+    from timbre_transfer.models.ddsp_head import DDSPConfig, DDSPHead
+
+    model = TimbreModel(ModelConfig(dim=4, n_res_encoder=1, n_res_shared=1, n_res_generator=1,
+                                    pitch_template=True), ["a", "b"])
+    transform = AudioTransform()
+    transform.norm_scale.fill_(4.0)
+    tt = TimbreTransfer(model, transform, ["a", "b"], window=32, device="cpu")
+    tt.ddsp["b"] = DDSPHead(128, SR, 128, DDSPConfig(hidden=32)).eval()
+    wav = _tone(1.0, 247.0)
+    outs = {}
+    for b in (256, 512, 1024):
+        torch.manual_seed(1)  # the noise is drawn live, one block per head frame, in order
+        outs[b] = tt.stream("b", inverter="ddsp", block=b, context=16).run(wav)
+    for b in (256, 1024):
+        np.testing.assert_allclose(outs[b], outs[512], atol=1e-5, rtol=0)
+    stream = tt.stream("b", inverter="ddsp", block=512, context=16)
+    assert stream.latency == 768 + 512
+    m = torch.jit.load(str(export_torchscript(stream, tmp_path / "m.pt")))
+    assert json.loads(m.metadata)["inverter"] == "ddsp"
+    state, ours, expected = m.initial_state(), [], []
+    torch.manual_seed(2)
+    for i in range(0, len(wav) - 511, 512):
+        y, state = m(torch.from_numpy(wav[i:i + 512]), state)
+        ours.append(y.numpy())
+    torch.manual_seed(2)
+    expected = [stream.process(wav[i:i + 512]) for i in range(0, len(wav) - 511, 512)]
+    np.testing.assert_allclose(np.concatenate(ours), np.concatenate(expected), atol=1e-5, rtol=0)

@@ -13,13 +13,12 @@ each stage with one that needs no more:
   generator run on the last ``context`` frames (InstanceNorm sees ``context`` frames, as the
   offline windows see theirs), and the newest ``chunk`` output frames are kept. The newest frame
   therefore sits at the window's right edge: the nets see no future beyond the chunk;
-* **phase**: real-time phase-gradient integration (RTPGHI, Prusa & Holighaus 2017) with no
-  look-ahead: the phase gradients of PGHI from each frame and the one before it; spectral peaks
-  advance their phase along time, every other bin takes the phase of its nearest peak plus the
-  integrated frequency-direction gradient (the heap of RTPGHI, reduced to peaks so that a frame
-  is a few vector operations);
-* **synthesis**: overlap-add with the window's canonical dual, so a frame's samples are final
-  once the next frame no longer overlaps them.
+* **inverter** (:mod:`timbre_transfer.inference.stream_inverters`): ``"pghi"``, real-time
+  phase-gradient integration (RTPGHI, Prusa & Holighaus 2017) with no look-ahead, then
+  overlap-add with the window's canonical dual (a sample is final once the next frame no
+  longer overlaps it); or ``"ddsp"``, the domain's DDSP head frame by frame (its GRU state,
+  the oscillator's running phase and the noise's overlap-add carried over), steered by the YIN
+  f0 and the A-weighted loudness of the same frames.
 
 Everything is one ``nn.Module``, :class:`StreamingTransfer`, whose ``forward(block, state)``
 returns ``(block, state)``; it compiles with TorchScript, so that :func:`export_torchscript`
@@ -29,9 +28,10 @@ Python use (``TimbreTransfer.stream``).
 Latency (input sample to the output sample that renders it, once the block is complete):
 ``delay + block`` samples, where ``delay`` is the smallest constant that a block of this size
 allows: the analysis needs ``n_fft / 2`` samples of future, a chunk waits for its last frame
-(``(chunk - 1) * hop``), and overlap-add finalises a sample ``n_fft / 2`` after its frame
-(:func:`stream_delay` computes it; 1024 + 512 samples, 96 ms, at 16 kHz, hop 128, n_fft 1024,
-block 512).
+(``(chunk - 1) * hop``), and the inverter makes a chunk's samples up to ``lag`` before the
+chunk's end (``n_fft / 2`` for overlap-add, one head hop for DDSP). :func:`stream_delay`
+computes it: at 16 kHz, hop 128, n_fft 1024 and block 512, 1024 + 512 samples (96 ms) with
+PGHI and 768 + 512 (80 ms) with a DDSP head at hop 256.
 """
 
 from __future__ import annotations
@@ -47,15 +47,10 @@ from torch import nn
 
 from timbre_transfer.inference.streaming_cli import STREAM_INVERTERS  # noqa: F401 (re-export)
 
-#: RTPGHI: bins under this fraction of the frame's peak magnitude are not peaks
-PEAK_TOL = 1e-3
 #: YIN: the cumulative-mean-normalised difference must fall under this for a frame to be voiced
 YIN_THRESHOLD = 0.2
 #: the f0 range the YIN tracker searches (prepare's pYIN range, C2-C7)
 F0_MIN, F0_MAX = 65.0, 2093.0
-#: NNLS iterations per frame (mel -> linear magnitude; the offline one stops at 1e-4 change, 15
-#: on average); fixed, so that a frame's cost is known
-NNLS_ITERS = 16
 #: frames the nets see per run by default (see docs/streaming.md for the measured choice)
 DEFAULT_CONTEXT = 32
 #: the block sizes the stream accepts must be multiples of this many samples
@@ -81,34 +76,22 @@ class WindowNets(nn.Module):
         return self.generator(mu).clamp(0, 1)
 
 
-def stream_delay(block: int, hop: int, n_fft: int, chunk: int) -> int:
+def stream_delay(block: int, hop: int, n_fft: int, chunk: int, lag: int | None = None) -> int:
     """The smallest constant delay (samples) at which a stream fed ``block``-sample blocks
     always has its output ready: ``max`` over block ends ``m`` of ``m - final(m)``, where
-    ``final(m)`` is the first sample not yet final after ``m`` input samples (frames come in
-    chunks of ``chunk`` hops, each frame needs ``n_fft / 2`` samples of its future, and a
-    sample is final once the next frame starts past it)."""
+    ``final(m)`` is the first sample not yet made after ``m`` input samples. Frames come in
+    chunks of ``chunk`` hops, each frame needs ``n_fft / 2`` samples of its future, and the
+    inverter makes a chunk's samples up to ``lag`` before the chunk's end (``n_fft / 2`` for
+    overlap-add, the default)."""
+    lag = n_fft // 2 if lag is None else lag
     step = chunk * hop
     need = (chunk - 1) * hop + n_fft // 2  # input beyond a chunk's first frame centre
     period = block * step // math.gcd(block, step)
     worst = 0
     for m in range(block, period + block * (1 + (n_fft + need) // block) + 1, block):
         chunks = max(0, (m - need) // step + 1)
-        final = chunks * step - n_fft // 2
-        worst = max(worst, m - final)
+        worst = max(worst, m - (chunks * step - lag))
     return worst
-
-
-def _dual_window(window: torch.Tensor, hop: int) -> torch.Tensor:
-    """The canonical dual of ``window`` at ``hop``: ``window / sum_t window(n - t hop)^2``, so
-    that overlap-adding ``dual * frame`` of a consistent STFT gives back the signal (what
-    ``torch.istft`` does, in the steady state)."""
-    n = window.shape[0]
-    envelope = torch.zeros(hop, dtype=torch.float64)
-    w2 = window.double() ** 2
-    for start in range(0, n, hop):
-        part = w2[start:start + hop]
-        envelope[:part.shape[0]] += part
-    return (window.double() / envelope.repeat(n // hop + 1)[:n]).float()
 
 
 class StreamingTransfer(nn.Module):
@@ -119,13 +102,21 @@ class StreamingTransfer(nn.Module):
     a live audio callback: see the module docstring). Metadata: :attr:`sample_rate`,
     :attr:`block`, :attr:`delay`, :attr:`latency` (samples, ``delay + block``), the domain
     and the inverter, also as a JSON string :attr:`metadata`.
+
+    Args:
+        nets: ``(1, 1, n_mels, context)`` mel and template -> output mel (:class:`WindowNets`).
+        inverter: a module of :mod:`timbre_transfer.inference.stream_inverters`.
+        chunk: frames per run of the nets (the latent's time stride).
+        gain: the fixed input gain to the training level (the output gets its inverse).
     """
 
-    def __init__(self, nets: nn.Module, transform, mel_pitch, domain: str, block: int,
-                 context: int, chunk: int, gain: float, pitch_template: bool):
+    def __init__(self, nets: nn.Module, inverter: nn.Module, inverter_name: str, transform,
+                 mel_pitch, domain: str, block: int, context: int, chunk: int, gain: float,
+                 pitch_template: bool):
         super().__init__()
         p = transform.params
         self.nets = nets
+        self.inverter = inverter
         self.sample_rate = int(p.sample_rate)
         self.n_fft = int(p.n_fft)
         self.hop = int(p.hop_length)
@@ -136,48 +127,32 @@ class StreamingTransfer(nn.Module):
         self.chunk = int(chunk)
         self.gain = float(gain)
         self.pitch_template = bool(pitch_template)
-        self.delay = stream_delay(self.block, self.hop, self.n_fft, self.chunk)
+        # f0 for the template and for a DDSP inverter
+        self.needs_f0 = self.pitch_template or inverter_name == "ddsp"
+        self.lag = int(inverter.lag)
+        self.delay = stream_delay(self.block, self.hop, self.n_fft, self.chunk, self.lag)
         self.latency = self.delay + self.block
-        self.domain = domain
-        self.inverter = "pghi"
         self.norm_shift = float(transform.norm_shift)
         self.norm_scale = float(transform.norm_scale)
         self.silence = -self.norm_shift / self.norm_scale  # the normalised value of log1p(0)
-        self.gamma = float(transform.gamma)
         self.metadata = json.dumps({
             "sample_rate": self.sample_rate, "block": self.block, "delay": self.delay,
             "latency": self.latency, "latency_ms": 1000.0 * self.latency / self.sample_rate,
-            "domain": domain, "inverter": self.inverter, "context": self.context,
+            "domain": domain, "inverter": inverter_name, "context": self.context,
             "chunk": self.chunk, "gain": self.gain, "n_fft": self.n_fft, "hop": self.hop,
         })
         window = transform.window.detach().cpu().float()
         if window.shape[0] != self.n_fft:
             raise ValueError("streaming needs win_length == n_fft")
         self.register_buffer("window", window)
-        self.register_buffer("dual", _dual_window(window, self.hop))
-        basis = transform.mel_basis.detach().cpu().float()
-        self.register_buffer("basis", basis)
-        # NNLS (as inversion.mel_to_linear): back-projection start and per-bin steps
-        band_area = basis.sum(1).clamp_min(1e-12)
-        bin_cover = basis.sum(0)
-        self.register_buffer("backproject", (basis / band_area[:, None]).T
-                             / bin_cover.clamp_min(1e-12)[:, None])
-        d = basis.abs().T @ (basis.abs() @ torch.ones_like(bin_cover))
-        self.register_buffer("nnls_step", torch.where(d > 0, 1 / d.clamp_min(1e-30),
-                                                      torch.zeros_like(d))[:, None])
-        n_freq = self.n_fft // 2 + 1
-        k = torch.arange(n_freq, dtype=torch.float32)
-        self.register_buffer("bins", k)
-        # the pitch template's mel grid (MelPitch), precomputed for TorchScript
+        self.register_buffer("basis", transform.mel_basis.detach().cpu().float())
+        # the pitch template's mel grid (MelPitch), as plain numbers for TorchScript
         self.register_buffer("centre_bins", torch.arange(self.n_mels, dtype=torch.float32))
         self.mel_htk = bool(mel_pitch.htk)
         self.mel0 = float(mel_pitch.mel0)
         self.mel_step = float(mel_pitch.mel_step)
         self.f_max = float(mel_pitch.f_max)
         self.yin_threshold = YIN_THRESHOLD
-        self.peak_tol = PEAK_TOL
-        self.nnls_iters = NNLS_ITERS
-        # YIN lags
         self.tau_min = max(2, int(self.sample_rate / F0_MAX))
         self.tau_max = min(self.n_fft // 2, int(math.ceil(self.sample_rate / F0_MIN)))
 
@@ -186,20 +161,15 @@ class StreamingTransfer(nn.Module):
     @torch.jit.export
     def initial_state(self) -> Dict[str, torch.Tensor]:
         """The state of a fresh stream (silence before the first sample)."""
-        n_freq = self.n_fft // 2 + 1
-        return {
-            # input from the next frame's start (frames are centred: n_fft / 2 of silence first)
-            "input": torch.zeros(self.n_fft // 2),
-            "spec": torch.full((self.n_mels, self.context), self.silence),
-            "template": torch.zeros(self.n_mels, self.context),
-            "phase": torch.zeros(n_freq),
-            "time_step": torch.zeros(n_freq),
-            "logmag": torch.full((n_freq,), -30.0),
-            "ola": torch.zeros(self.n_fft),
-            # output made, not yet returned; starts with the zeros that make the delay constant
-            # (the first n_fft / 2 samples made lie before the input's first sample)
-            "output": torch.zeros(self.delay - self.n_fft // 2),
-        }
+        state = self.inverter.initial_state()
+        # input from the next frame's start (frames are centred: n_fft / 2 of silence first)
+        state["input"] = torch.zeros(self.n_fft // 2)
+        state["spec"] = torch.full((self.n_mels, self.context), self.silence)
+        state["template"] = torch.zeros(self.n_mels, self.context)
+        # output made, not yet returned; it starts with the zeros that make the delay constant
+        # (the first ``lag`` samples the inverter makes lie before the input's first sample)
+        state["output"] = torch.zeros(self.delay - self.lag)
+        return state
 
     # ---- one block ---------------------------------------------------------------------------
 
@@ -210,44 +180,37 @@ class StreamingTransfer(nn.Module):
                              + ",), got " + str(list(block.shape)))
         pending = torch.cat([state["input"], block.float() * self.gain])
         spec, template = state["spec"], state["template"]
-        phase, time_step, logmag = state["phase"], state["time_step"], state["logmag"]
-        ola = state["ola"]
         made: List[torch.Tensor] = [state["output"]]
         need = self.n_fft + (self.chunk - 1) * self.hop
         while pending.shape[0] >= need:
             frames = pending[:need].unfold(0, self.n_fft, self.hop)  # (chunk, n_fft)
             pending = pending[self.chunk * self.hop:]
-            new_spec, new_template = self._analyse(frames)
+            new_spec = self._mel(frames)
+            f0, voiced = self._yin(frames) if self.needs_f0 else (
+                torch.zeros(self.chunk), torch.zeros(self.chunk))
+            new_template = (self._template(f0, voiced) if self.pitch_template
+                            else torch.zeros_like(new_spec))
             spec = torch.cat([spec[:, self.chunk:], new_spec], 1)
             template = torch.cat([template[:, self.chunk:], new_template], 1)
             out = self.nets(spec[None, None], template[None, None])[0, 0, :, -self.chunk:]
-            magnitude = self._magnitude(out)  # (n_freq, chunk)
-            for c in range(self.chunk):
-                phase, time_step, logmag = self._phase(magnitude[:, c], phase, time_step, logmag)
-                shifted = phase + math.pi * self.bins  # torch.stft's phase convention
-                frame = torch.fft.irfft(torch.polar(magnitude[:, c], shifted), n=self.n_fft)
-                ola = ola + frame * self.dual
-                made.append(ola[:self.hop])
-                ola = torch.cat([ola[self.hop:], torch.zeros(self.hop)])
+            samples, state = self.inverter(out, frames, f0, voiced, state)
+            made.append(samples)
         output = torch.cat(made)
-        state = {"input": pending, "spec": spec, "template": template, "phase": phase,
-                 "time_step": time_step, "logmag": logmag, "ola": ola,
-                 "output": output[self.block:]}
+        state["input"] = pending
+        state["spec"] = spec
+        state["template"] = template
+        state["output"] = output[self.block:]
         return output[:self.block] / self.gain, state
 
     # ---- stages ------------------------------------------------------------------------------
 
-    def _analyse(self, frames: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(chunk, n_fft)`` input frames -> normalised mel and harmonic template, both
-        ``(n_mels, chunk)``."""
+    def _mel(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(chunk, n_fft)`` input frames -> normalised mel ``(n_mels, chunk)``, as
+        :class:`~timbre_transfer.audio.transform.AudioTransform` computes it."""
         magnitude = torch.fft.rfft(frames * self.window).abs().T  # (n_freq, chunk)
         if self.power != 1.0:
             magnitude = magnitude.square()
-        spec = (torch.log1p(self.basis @ magnitude) - self.norm_shift) / self.norm_scale
-        if not self.pitch_template:
-            return spec, torch.zeros_like(spec)
-        f0, voiced = self._yin(frames)
-        return spec, self._template(f0, voiced)
+        return (torch.log1p(self.basis @ magnitude) - self.norm_shift) / self.norm_scale
 
     def _yin(self, frames: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """YIN f0 (Hz) and voicing in [0, 1] of each ``(chunk, n_fft)`` frame: the difference
@@ -303,59 +266,6 @@ class StreamingTransfer(nn.Module):
         bumps = torch.exp(-0.5 * ((self.centre_bins[:, None, None] - pos[None]) / 0.5) ** 2)
         bumps = bumps * valid[None].float()  # (n_mels, chunk, K)
         return bumps.amax(-1) * voiced[None]
-
-    def _magnitude(self, out: torch.Tensor) -> torch.Tensor:
-        """Output mel ``(n_mels, chunk)`` in [0, 1] -> linear STFT magnitude ``(n_freq, chunk)``
-        by :data:`NNLS_ITERS` steps of accelerated projected gradient (as
-        :func:`~timbre_transfer.audio.inversion.mel_to_linear`, without its early stop)."""
-        mel = torch.expm1(out * self.norm_scale + self.norm_shift).clamp_min(0)
-        s = self.backproject @ mel
-        y = s
-        t = torch.ones(1, mel.shape[1])
-        for _ in range(self.nnls_iters):
-            s_next = (y - self.nnls_step * (self.basis.T @ (self.basis @ y - mel))).clamp_min(0)
-            t_next = (1 + torch.sqrt(1 + 4 * t * t)) / 2
-            delta = s_next - s
-            restart = ((y - s_next) * delta).sum(0, keepdim=True) > 0
-            y = torch.where(restart, s_next, s_next + ((t - 1) / t_next) * delta)
-            t = torch.where(restart, torch.ones_like(t), t_next)
-            s = s_next
-        return s if self.power == 1.0 else s.sqrt()
-
-    def _phase(self, magnitude: torch.Tensor, phase: torch.Tensor, time_step: torch.Tensor,
-               logmag: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One frame of RTPGHI without look-ahead: the frame's ``(n_freq,)`` magnitude and the
-        previous frame's phase (centred convention), time-direction step and log-magnitude ->
-        this frame's three."""
-        a, m = float(self.hop), float(self.n_fft)
-        peak = magnitude.max()
-        log_now = torch.log(torch.maximum(magnitude, peak * 1e-7).clamp_min(1e-12))
-        # time direction (per hop): from the frequency derivative of the log-magnitude
-        d_freq = torch.zeros_like(log_now)
-        d_freq[1:-1] = (log_now[2:] - log_now[:-2]) / 2
-        d_freq[0] = log_now[1] - log_now[0]
-        d_freq[-1] = log_now[-1] - log_now[-2]
-        step_now = (a * m / self.gamma) * d_freq + (2 * math.pi * a / m) * self.bins
-        advanced = phase + 0.5 * (time_step + step_now)
-        # frequency direction (per bin): from the time derivative, backward (no look-ahead)
-        freq_step = -(self.gamma / (a * m)) * (log_now - logmag)
-        across = torch.cat([torch.zeros(1), torch.cumsum(0.5 * (freq_step[1:] + freq_step[:-1]), 0)])
-        threshold = torch.log(peak * self.peak_tol + 1e-12)
-        is_peak = (log_now > threshold)
-        is_peak[1:] = is_peak[1:] & (log_now[1:] > log_now[:-1])
-        is_peak[:-1] = is_peak[:-1] & (log_now[:-1] >= log_now[1:])
-        n = log_now.shape[0]
-        index = torch.arange(n)
-        left = torch.cummax(torch.where(is_peak, index, torch.full_like(index, -n)), 0)[0]
-        right = torch.flip(torch.cummin(torch.flip(
-            torch.where(is_peak, index, torch.full_like(index, 2 * n)), [0]), 0)[0], [0])
-        nearest = torch.where(index - left <= right - index, left, right)
-        has_peak = (nearest >= 0) & (nearest < n)
-        nearest = nearest.clamp(0, n - 1)
-        locked = advanced[nearest] + across - across[nearest]
-        new_phase = torch.where(has_peak, locked, advanced)
-        return torch.remainder(new_phase, 2 * math.pi), step_now, log_now
-
 
 class Stream:
     """A :class:`StreamingTransfer` with its state: ``process(block) -> block``, then
@@ -460,8 +370,8 @@ def export_torchscript(stream: Stream, path: str | Path) -> Path:
 def export_onnx(stream: Stream, path: str | Path) -> Path:
     """Write the stream's nets (encoder and the target's generator on one window) as ONNX:
     inputs ``spec`` and (for a model with a pitch template) ``template``, ``(1, 1, n_mels,
-    context)``; output ``mel``, the same shape. The stateful parts (STFT and mel analysis, YIN and the harmonic template, NNLS,
-    RTPGHI, overlap-add) are the host's to run around it, as :class:`StreamingTransfer` does
+    context)``; output ``mel``, the same shape. The stateful parts (STFT and mel analysis,
+    YIN and the harmonic template, the inverter) are the host's to run around it, as :class:`StreamingTransfer` does
     (docs/streaming.md lists them); the stream's metadata is in the model's
     ``metadata_props`` under :data:`METADATA_NAME`. Needs the ``onnx`` package."""
     import warnings

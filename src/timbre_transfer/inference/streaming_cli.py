@@ -7,13 +7,15 @@ import argparse
 from pathlib import Path
 
 #: inverters a stream can use (here, not in streaming.py, so that --help needs no torch)
-STREAM_INVERTERS = ("pghi",)
+STREAM_INVERTERS = ("pghi", "ddsp")
 
 
 def _open_stream(args: argparse.Namespace, input_dbfs: float | None):
     from timbre_transfer.inference.transfer import TimbreTransfer
 
     tt = TimbreTransfer.from_checkpoint(args.checkpoint, device="cpu")
+    if args.ddsp:
+        tt.attach_ddsp(args.ddsp)
     return tt, tt.stream(args.to, inverter=args.inverter, block=args.block,
                          context=args.context, input_dbfs=input_dbfs)
 
@@ -99,8 +101,11 @@ def _add_stream_options(p: argparse.ArgumentParser) -> None:
     _add_checkpoint(p, "checkpoint (e.g. RUN_DIR/checkpoints/latest.pt)")
     p.add_argument("--to", required=True, metavar="DOMAIN", help="target domain")
     p.add_argument("--inverter", choices=STREAM_INVERTERS, default="pghi",
-                   help="streaming phase reconstruction: real-time phase-gradient integration "
-                   "(default: pghi)")
+                   help="pghi: real-time phase-gradient integration; ddsp: the domain's DDSP "
+                   "head, frame by frame (--ddsp, or heads bundled in CKPT) (default: pghi)")
+    p.add_argument("--ddsp", metavar="CKPT_DDSP",
+                   help="a head trained by train-ddsp (not needed for a checkpoint made by "
+                   "`bundle`, which carries its heads)")
     p.add_argument("--block", type=int, default=512, metavar="N",
                    help="samples per block at the model's rate, a multiple of 32 (default: 512)")
     p.add_argument("--context", type=int, default=None, metavar="FRAMES",

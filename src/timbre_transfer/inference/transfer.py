@@ -451,7 +451,8 @@ class TimbreTransfer:
         :mod:`timbre_transfer.inference.streaming` for what each stage needs).
 
         Args:
-            inverter: ``"pghi"`` (real-time phase-gradient integration).
+            inverter: ``"pghi"`` (real-time phase-gradient integration) or ``"ddsp"`` (the
+                domain's DDSP head, see :meth:`attach_ddsp`, frame by frame).
             block: samples per block, a multiple of 32.
             context: frames the nets see per run (default
                 :data:`~timbre_transfer.inference.streaming.DEFAULT_CONTEXT`; a multiple of
@@ -466,6 +467,8 @@ class TimbreTransfer:
             ValueError: an unknown inverter, a block or context the nets cannot take, or another
                 sample rate.
         """
+        from timbre_transfer.inference.stream_inverters import (DDSPStreamInverter,
+                                                                PGHIStreamInverter)
         from timbre_transfer.inference.streaming import (BLOCK_QUANTUM, DEFAULT_CONTEXT,
                                                          STREAM_INVERTERS, Stream,
                                                          StreamingTransfer, WindowNets)
@@ -474,6 +477,9 @@ class TimbreTransfer:
         if inverter not in STREAM_INVERTERS:
             raise ValueError(f"inverter {inverter!r} cannot stream; streaming inverters: "
                              f"{STREAM_INVERTERS}")
+        if inverter == "ddsp" and to not in self.ddsp:
+            raise ValueError(f"no DDSP head for {to!r} (heads: {sorted(self.ddsp) or 'none'}); "
+                             "train one with `timbre-transfer train-ddsp` and pass --ddsp PATH")
         if sample_rate is not None and sample_rate != self.sample_rate:
             raise ValueError(f"this model streams at {self.sample_rate} Hz, got {sample_rate} Hz; "
                              "open the audio device (or resample the file) at the model's rate")
@@ -490,10 +496,17 @@ class TimbreTransfer:
                              f"{largest} (the training crop), got {context!r}")
         gain = 1.0 if input_dbfs is None else 10 ** ((self.target_dbfs - input_dbfs) / 20)
         # streams run on the CPU; a model on another device is copied, not moved
-        cpu = self.model if self.device.type == "cpu" else copy.deepcopy(self.model).cpu()
+        on_cpu = self.device.type == "cpu"
+        cpu = self.model if on_cpu else copy.deepcopy(self.model).cpu()
+        chunk = self.model.downsample_factor
+        if inverter == "ddsp":
+            head = self.ddsp[to] if on_cpu else copy.deepcopy(self.ddsp[to]).cpu()
+            renderer = DDSPStreamInverter(head, self.transform, chunk)
+        else:
+            renderer = PGHIStreamInverter(self.transform)
         module = StreamingTransfer(
-            WindowNets(cpu, to), self.transform, self.mel_pitch, to, block, context,
-            self.model.downsample_factor, gain, bool(self.model.config.pitch_template))
+            WindowNets(cpu, to), renderer, inverter, self.transform, self.mel_pitch, to, block,
+            context, chunk, gain, bool(self.model.config.pitch_template))
         return Stream(module)
 
     def transfer_file(self, path: str | Path, to: str | Sequence[str], out_dir: str | Path,

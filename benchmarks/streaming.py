@@ -1,0 +1,137 @@
+"""Streaming transfer on a real clip: latency, real-time factor, the slowest block, and how far
+the stream lands from the offline transfer of the same clip.
+
+A 30 s held-out real clip (Bach10 piece 07, violin, by default) is transferred into another
+instrument by a trained cpu-small model, once offline (``TimbreTransfer.transfer``, PGHI+GLA and
+PGHI: the peers) and streamed block by block (``TimbreTransfer.stream``) at blocks of 256, 512
+and 1024 samples, then at block 512 with other net contexts and through the TorchScript export.
+Each block is timed on its own: the real-time factor is audio time over processing time, and
+the worst block's time is set against the block's duration (a live callback must never run
+late). Quality: spectral convergence (STFT magnitudes, dB) of each output against the source
+and of the stream against the offline transfer. The two streaming targets of issue 15 at block
+512: SC(stream, source) within 2 dB of SC(offline, source), or SC(stream, offline) <= -20 dB.
+
+The model is the ``recipe`` row of ``transfer_quality.py --set bach10`` (cpu-small.yaml);
+run that first, or pass --checkpoint. Run from the repository root, alone (timings)::
+
+    .venv/bin/python benchmarks/streaming.py [--checkpoint CKPT] [--to bassoon]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+CHECKPOINT = ROOT / "data/bench/transfer_quality_bach10/runs/recipe/checkpoints/latest.pt"
+CLIP = DATA / "bach10/violin/07-HerrGott.flac"
+BLOCKS = (256, 512, 1024)
+CONTEXTS = (16, 32, 64)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", default=str(CHECKPOINT), help="a trained model")
+    p.add_argument("--clip", default=str(CLIP), help="the source clip")
+    p.add_argument("--to", default="bassoon", help="target domain")
+    p.add_argument("--seconds", type=float, default=30.0, help="the clip's first N seconds")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    return p.parse_args(argv)
+
+
+def timed_stream(process, wav: np.ndarray, block: int, delay: int):
+    """Feed ``wav`` (then ``delay`` samples of silence) block by block through ``process``;
+    returns the output aligned with ``wav`` and each block's seconds."""
+    n = -(-(len(wav) + delay) // block)
+    padded = np.zeros(n * block, np.float32)
+    padded[:len(wav)] = wav
+    out, times = [], []
+    for i in range(n):
+        x = padded[i * block:(i + 1) * block]
+        start = time.perf_counter()
+        out.append(process(x))
+        times.append(time.perf_counter() - start)
+    return np.concatenate(out)[delay:delay + len(wav)], np.asarray(times)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from timbre_transfer.audio.inversion import spectral_convergence_db
+    from timbre_transfer.audio.io import load_audio
+    from timbre_transfer.inference.streaming import export_torchscript
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.is_file():
+        raise SystemExit(f"{checkpoint}: no model; run benchmarks/transfer_quality.py --set bach10 "
+                         "--rows recipe first, or pass --checkpoint")
+    tt = TimbreTransfer.from_checkpoint(checkpoint, device="cpu")
+    sr = tt.sample_rate
+    wav = load_audio(args.clip, sr)[:int(args.seconds * sr)]
+    seconds = len(wav) / sr
+    level = 20 * np.log10(float(np.sqrt(np.mean(wav.astype(np.float64) ** 2))))
+    mag = lambda x: tt.transform.stft(torch.from_numpy(np.ascontiguousarray(x))[None]).abs()
+    source = mag(wav)
+    sc = lambda ref, x: float(spectral_convergence_db(ref, mag(x)))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {checkpoint}; "
+          f"{Path(args.clip).name} ({seconds:.0f} s) -> {args.to}")
+
+    rows = []
+    offline = {}
+    for inverter in ("pghi+gla", "pghi"):
+        start = time.perf_counter()
+        out = tt.transfer(wav, sr, args.to, inverter=inverter)
+        elapsed = time.perf_counter() - start
+        offline[inverter] = out
+        rows.append((f"offline transfer ({inverter}), peer", "-", "whole file", seconds / elapsed,
+                     "-", sc(source, out), "-"))
+    reference = mag(offline["pghi+gla"])
+
+    def stream_row(name, block, context, exported=False):
+        stream = tt.stream(args.to, block=block, context=context, input_dbfs=level)
+        process = stream.process
+        if exported:
+            with tempfile.TemporaryDirectory() as tmp:
+                module = torch.jit.load(str(export_torchscript(stream, Path(tmp) / "m.pt")))
+            state = [module.initial_state()]
+
+            def process(x):
+                with torch.no_grad():
+                    y, state[0] = module(torch.from_numpy(x), state[0])
+                return y.numpy()
+        out, times = timed_stream(process, wav, block, stream.delay)
+        duration = block / sr
+        rows.append((name, f"{stream.latency_ms:.0f}", f"{1000 * times.max():.1f} ms = "
+                     f"{100 * times.max() / duration:.0f} %", duration * len(times) / times.sum(),
+                     f"{100 * np.median(times) / duration:.0f} %", sc(source, out),
+                     float(spectral_convergence_db(reference, mag(out)))))
+        return out
+
+    for block in BLOCKS:
+        stream_row(f"stream, block {block}, context 32", block, 32)
+    for context in CONTEXTS:
+        if context != 32 and context <= tt.window:  # at most the training crop
+            stream_row(f"stream, block 512, context {context}", 512, context)
+    stream_row("TorchScript export, block 512, context 32", 512, 32, exported=True)
+
+    print()
+    print("| row | latency (ms) | worst block (of its duration) | real-time factor | median "
+          "block | SC vs source (dB) | SC vs offline pghi+gla (dB) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, latency, worst, rtf, median, vs_source, vs_offline in rows:
+        off = vs_offline if isinstance(vs_offline, str) else f"{vs_offline:.1f}"
+        print(f"| {name} | {latency} | {worst} | {rtf:.1f}x | {median} | {vs_source:.1f} | {off} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
