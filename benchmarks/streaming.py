@@ -40,6 +40,8 @@ def parse_args(argv=None):
     p.add_argument("--clip", default=str(CLIP), help="the source clip")
     p.add_argument("--to", default="bassoon", help="target domain")
     p.add_argument("--seconds", type=float, default=30.0, help="the clip's first N seconds")
+    p.add_argument("--ddsp", default=None, metavar="CKPT_DDSP",
+                   help="a DDSP head of the target (train-ddsp): adds its offline and streamed rows")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     return p.parse_args(argv)
 
@@ -75,6 +77,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"{checkpoint}: no model; run benchmarks/transfer_quality.py --set bach10 "
                          "--rows recipe first, or pass --checkpoint")
     tt = TimbreTransfer.from_checkpoint(checkpoint, device="cpu")
+    if args.ddsp:
+        tt.attach_ddsp(args.ddsp)
     sr = tt.sample_rate
     wav = load_audio(args.clip, sr)[:int(args.seconds * sr)]
     seconds = len(wav) / sr
@@ -87,17 +91,17 @@ def main(argv=None) -> int:
 
     rows = []
     offline = {}
-    for inverter in ("pghi+gla", "pghi"):
+    for inverter in ("pghi+gla", "pghi") + (("ddsp",) if args.ddsp else ()):
         start = time.perf_counter()
         out = tt.transfer(wav, sr, args.to, inverter=inverter)
         elapsed = time.perf_counter() - start
         offline[inverter] = out
         rows.append((f"offline transfer ({inverter}), peer", "-", "whole file", seconds / elapsed,
                      "-", sc(source, out), "-"))
-    reference = mag(offline["pghi+gla"])
 
-    def stream_row(name, block, context, exported=False):
-        stream = tt.stream(args.to, block=block, context=context, input_dbfs=level)
+    def stream_row(name, block, context, exported=False, inverter="pghi", against="pghi+gla"):
+        stream = tt.stream(args.to, inverter=inverter, block=block, context=context,
+                           input_dbfs=level)
         process = stream.process
         if exported:
             with tempfile.TemporaryDirectory() as tmp:
@@ -113,7 +117,7 @@ def main(argv=None) -> int:
         rows.append((name, f"{stream.latency_ms:.0f}", f"{1000 * times.max():.1f} ms = "
                      f"{100 * times.max() / duration:.0f} %", duration * len(times) / times.sum(),
                      f"{100 * np.median(times) / duration:.0f} %", sc(source, out),
-                     float(spectral_convergence_db(reference, mag(out)))))
+                     float(spectral_convergence_db(mag(offline[against]), mag(out)))))
         return out
 
     for block in BLOCKS:
@@ -122,10 +126,13 @@ def main(argv=None) -> int:
         if context != 32 and context <= tt.window:  # at most the training crop
             stream_row(f"stream, block 512, context {context}", 512, context)
     stream_row("TorchScript export, block 512, context 32", 512, 32, exported=True)
+    if args.ddsp:
+        stream_row("stream, DDSP head, block 512, context 32 (against the offline DDSP render)",
+                   512, 32, inverter="ddsp", against="ddsp")
 
     print()
     print("| row | latency (ms) | worst block (of its duration) | real-time factor | median "
-          "block | SC vs source (dB) | SC vs offline pghi+gla (dB) |")
+          "block | SC vs source (dB) | SC vs offline (pghi+gla unless said) (dB) |")
     print("|---|---|---|---|---|---|---|")
     for name, latency, worst, rtf, median, vs_source, vs_offline in rows:
         off = vs_offline if isinstance(vs_offline, str) else f"{vs_offline:.1f}"

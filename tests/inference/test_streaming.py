@@ -224,15 +224,20 @@ def test_stream_and_export_commands(debug_checkpoint, tmp_path, capsys):
     assert "give IN.wav and --out" in capsys.readouterr().err
 
 
-def test_a_model_with_pitch_template_streams_and_exports(tmp_path):
-    """The notes path (YIN -> template -> generator) under the same guarantees."""
+def _template_model() -> TimbreTransfer:
+    """A tiny random model with a pitch template, domains a and b."""
     from timbre_transfer.models.multidomain import ModelConfig, TimbreModel
 
     model = TimbreModel(ModelConfig(dim=4, n_res_encoder=1, n_res_shared=1, n_res_generator=1,
                                     pitch_template=True), ["a", "b"])
     transform = AudioTransform()
     transform.norm_scale.fill_(4.0)
-    tt = TimbreTransfer(model, transform, ["a", "b"], window=32, device="cpu")
+    return TimbreTransfer(model, transform, ["a", "b"], window=32, device="cpu")
+
+
+def test_a_model_with_pitch_template_streams_and_exports(tmp_path):
+    """The notes path (YIN -> template -> generator) under the same guarantees."""
+    tt = _template_model()
     wav = _tone(1.0, 247.0)
     outs = {b: tt.stream("b", block=b, context=16).run(wav) for b in (256, 512)}
     np.testing.assert_allclose(outs[256], outs[512], atol=1e-5, rtol=0)
@@ -307,14 +312,9 @@ def test_ddsp_inverter_matches_the_offline_head_on_the_same_controls():
 
 
 def test_ddsp_stream_is_block_size_independent_and_exports(tmp_path):
-    from timbre_transfer.models.multidomain import ModelConfig, TimbreModel
     from timbre_transfer.models.ddsp_head import DDSPConfig, DDSPHead
 
-    model = TimbreModel(ModelConfig(dim=4, n_res_encoder=1, n_res_shared=1, n_res_generator=1,
-                                    pitch_template=True), ["a", "b"])
-    transform = AudioTransform()
-    transform.norm_scale.fill_(4.0)
-    tt = TimbreTransfer(model, transform, ["a", "b"], window=32, device="cpu")
+    tt = _template_model()
     tt.ddsp["b"] = DDSPHead(128, SR, 128, DDSPConfig(hidden=32)).eval()
     wav = _tone(1.0, 247.0)
     outs = {}

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from timbre_transfer.audio.pitch import MAX_HARMONICS, TEMPLATE_WIDTH_BINS
 from timbre_transfer.inference.streaming_cli import STREAM_INVERTERS  # noqa: F401 (re-export)
 
 #: YIN: the cumulative-mean-normalised difference must fall under this for a frame to be voiced
@@ -152,6 +153,7 @@ class StreamingTransfer(nn.Module):
         self.mel0 = float(mel_pitch.mel0)
         self.mel_step = float(mel_pitch.mel_step)
         self.f_max = float(mel_pitch.f_max)
+        self.max_harmonics, self.width = MAX_HARMONICS, TEMPLATE_WIDTH_BINS
         self.yin_threshold = YIN_THRESHOLD
         self.tau_min = max(2, int(self.sample_rate / F0_MAX))
         self.tau_max = min(self.n_fft // 2, int(math.ceil(self.sample_rate / F0_MIN)))
@@ -252,7 +254,7 @@ class StreamingTransfer(nn.Module):
 
     def _template(self, f0: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
         """:meth:`MelPitch.template` of ``(chunk,)`` f0 and voicing -> ``(n_mels, chunk)``."""
-        k = torch.arange(1, 65, dtype=torch.float32)
+        k = torch.arange(1, self.max_harmonics + 1, dtype=torch.float32)
         harmonics = f0[:, None] * k  # (chunk, K)
         valid = (harmonics < self.f_max) & (f0[:, None] > 0)
         hz = harmonics.clamp_min(1.0)
@@ -263,9 +265,10 @@ class StreamingTransfer(nn.Module):
             log = 1000.0 / f_sp + torch.log(hz.clamp_min(1000.0) / 1000.0) / (math.log(6.4) / 27.0)
             mel = torch.where(hz >= 1000.0, log, hz / f_sp)
         pos = (mel - self.mel0) / self.mel_step
-        bumps = torch.exp(-0.5 * ((self.centre_bins[:, None, None] - pos[None]) / 0.5) ** 2)
+        bumps = torch.exp(-0.5 * ((self.centre_bins[:, None, None] - pos[None]) / self.width) ** 2)
         bumps = bumps * valid[None].float()  # (n_mels, chunk, K)
         return bumps.amax(-1) * voiced[None]
+
 
 class Stream:
     """A :class:`StreamingTransfer` with its state: ``process(block) -> block``, then
