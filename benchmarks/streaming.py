@@ -4,11 +4,13 @@ the stream lands from the offline transfer of the same clip.
 A 30 s held-out real clip (Bach10 piece 07, violin, by default) is transferred into another
 instrument by a trained cpu-small model, once offline (``TimbreTransfer.transfer``, PGHI+GLA and
 PGHI: the peers) and streamed block by block (``TimbreTransfer.stream``) at blocks of 256, 512
-and 1024 samples, then at block 512 with other net contexts and through the TorchScript export.
+and 1024 samples (the stream runs its TorchScript compilation, what `export` writes), then at
+block 512 with other net contexts, and once with the eager module (the baseline).
 Each block is timed on its own: the real-time factor is audio time over processing time, and
 the worst block's time is set against the block's duration (a live callback must never run
 late). Quality: spectral convergence (STFT magnitudes, dB) of each output against the source
-and of the stream against the offline transfer. The two streaming targets of issue 15 at block
+and of the stream against the offline transfer, and the conversion accuracy (the share of
+windows that transfer_quality.py's domain classifier hears as the target). The two streaming targets of issue 15 at block
 512: SC(stream, source) within 2 dB of SC(offline, source), or SC(stream, offline) <= -20 dB.
 
 The model is the ``recipe`` row of ``transfer_quality.py --set bach10`` (cpu-small.yaml);
@@ -20,7 +22,6 @@ run that first, or pass --checkpoint. Run from the repository root, alone (timin
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +29,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-CHECKPOINT = ROOT / "data/bench/transfer_quality_bach10/runs/recipe/checkpoints/latest.pt"
+WORK = ROOT / "data/bench/transfer_quality_bach10"
+CHECKPOINT = WORK / "runs/recipe/checkpoints/latest.pt"
+CLASSIFIER = WORK / "classifier.pt"
 CLIP = DATA / "bach10/violin/07-HerrGott.flac"
 BLOCKS = (256, 512, 1024)
 CONTEXTS = (16, 32, 64)
@@ -40,6 +43,9 @@ def parse_args(argv=None):
     p.add_argument("--clip", default=str(CLIP), help="the source clip")
     p.add_argument("--to", default="bassoon", help="target domain")
     p.add_argument("--seconds", type=float, default=30.0, help="the clip's first N seconds")
+    p.add_argument("--classifier", default=str(CLASSIFIER),
+                   help="the domain classifier of transfer_quality.py (a conversion-accuracy "
+                   "column when it exists)")
     p.add_argument("--ddsp", default=None, metavar="CKPT_DDSP",
                    help="a DDSP head of the target (train-ddsp): adds its offline and streamed rows")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -67,7 +73,6 @@ def main(argv=None) -> int:
 
     from timbre_transfer.audio.inversion import spectral_convergence_db
     from timbre_transfer.audio.io import load_audio
-    from timbre_transfer.inference.streaming import export_torchscript
     from timbre_transfer.inference.transfer import TimbreTransfer
 
     if args.threads:
@@ -79,6 +84,12 @@ def main(argv=None) -> int:
     tt = TimbreTransfer.from_checkpoint(checkpoint, device="cpu")
     if args.ddsp:
         tt.attach_ddsp(args.ddsp)
+    judge = None
+    if Path(args.classifier).is_file():
+        from timbre_transfer.evaluation.classifier import Classifier
+
+        judge = Classifier.load(args.classifier)
+    accuracy = lambda x: judge.accuracy(x, args.to) if judge is not None else float("nan")
     sr = tt.sample_rate
     wav = load_audio(args.clip, sr)[:int(args.seconds * sr)]
     seconds = len(wav) / sr
@@ -89,7 +100,8 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {checkpoint}; "
           f"{Path(args.clip).name} ({seconds:.0f} s) -> {args.to}")
 
-    rows = []
+    rows = [("source itself (identity)", "-", "-", float("inf"), "-", float("-inf"), "-",
+             accuracy(wav))]
     offline = {}
     for inverter in ("pghi+gla", "pghi") + (("ddsp",) if args.ddsp else ()):
         start = time.perf_counter()
@@ -97,46 +109,41 @@ def main(argv=None) -> int:
         elapsed = time.perf_counter() - start
         offline[inverter] = out
         rows.append((f"offline transfer ({inverter}), peer", "-", "whole file", seconds / elapsed,
-                     "-", sc(source, out), "-"))
+                     "-", sc(source, out), "-", accuracy(out)))
 
-    def stream_row(name, block, context, exported=False, inverter="pghi", against="pghi+gla"):
+    def stream_row(name, block, context, inverter="pghi", against="pghi+gla",
+                   compiled=True):
         stream = tt.stream(args.to, inverter=inverter, block=block, context=context,
-                           input_dbfs=level)
+                           input_dbfs=level, compiled=compiled)
         process = stream.process
-        if exported:
-            with tempfile.TemporaryDirectory() as tmp:
-                module = torch.jit.load(str(export_torchscript(stream, Path(tmp) / "m.pt")))
-            state = [module.initial_state()]
-
-            def process(x):
-                with torch.no_grad():
-                    y, state[0] = module(torch.from_numpy(x), state[0])
-                return y.numpy()
         out, times = timed_stream(process, wav, block, stream.delay)
         duration = block / sr
         rows.append((name, f"{stream.latency_ms:.0f}", f"{1000 * times.max():.1f} ms = "
                      f"{100 * times.max() / duration:.0f} %", duration * len(times) / times.sum(),
                      f"{100 * np.median(times) / duration:.0f} %", sc(source, out),
-                     float(spectral_convergence_db(mag(offline[against]), mag(out)))))
+                     float(spectral_convergence_db(mag(offline[against]), mag(out))),
+                     accuracy(out)))
         return out
 
+    stream_row("stream, eager module (compiled=False), block 512, context 32", 512, 32,
+               compiled=False)
     for block in BLOCKS:
         stream_row(f"stream, block {block}, context 32", block, 32)
     for context in CONTEXTS:
         if context != 32 and context <= tt.window:  # at most the training crop
             stream_row(f"stream, block 512, context {context}", 512, context)
-    stream_row("TorchScript export, block 512, context 32", 512, 32, exported=True)
     if args.ddsp:
         stream_row("stream, DDSP head, block 512, context 32 (against the offline DDSP render)",
                    512, 32, inverter="ddsp", against="ddsp")
 
     print()
     print("| row | latency (ms) | worst block (of its duration) | real-time factor | median "
-          "block | SC vs source (dB) | SC vs offline (pghi+gla unless said) (dB) |")
-    print("|---|---|---|---|---|---|---|")
-    for name, latency, worst, rtf, median, vs_source, vs_offline in rows:
+          "block | SC vs source (dB) | SC vs offline (pghi+gla unless said) (dB) | conversion acc |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, latency, worst, rtf, median, vs_source, vs_offline, acc in rows:
         off = vs_offline if isinstance(vs_offline, str) else f"{vs_offline:.1f}"
-        print(f"| {name} | {latency} | {worst} | {rtf:.1f}x | {median} | {vs_source:.1f} | {off} |")
+        print(f"| {name} | {latency} | {worst} | {rtf:.1f}x | {median} | {vs_source:.1f} | {off} "
+              f"| {acc:.2f} |")
     return 0
 
 

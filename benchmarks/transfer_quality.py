@@ -281,7 +281,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    work = Path(args.work or ROOT / "data" / "bench" / f"transfer_quality_{args.set}")
+    # absolute: the staged manifest's paths are read relative to the manifest's own folder
+    work = Path(args.work or ROOT / "data" / "bench" / f"transfer_quality_{args.set}").resolve()
     budget = f"{args.steps} steps" if args.steps else f"{args.minutes} min"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; set {args.set}; "
           f"{budget} of training per new row", flush=True)

@@ -67,6 +67,7 @@ def test_streaming_benchmark_prints_the_table(debug_checkpoint, realaudio_dir, c
     out = capsys.readouterr().out
     assert "offline transfer (pghi+gla), peer" in out
     for row in ("stream, block 256, context 32", "stream, block 1024, context 32",
-                "stream, block 512, context 16", "TorchScript export, block 512, context 32"):
+                "stream, block 512, context 16",
+                "stream, eager module (compiled=False), block 512, context 32"):
         assert row in out
     assert "stream, block 512, context 64" not in out  # beyond the debug model's 32-frame crop

@@ -281,13 +281,25 @@ class Stream:
         delay: samples by which ``process``'s output lags its input.
     """
 
-    def __init__(self, module: StreamingTransfer):
+    def __init__(self, module: StreamingTransfer, compiled: bool = True):
+        """``compiled``: run the TorchScript compilation of ``module`` (what
+        :func:`export_torchscript` writes), warmed up on silence, rather than the eager
+        module: the same samples, with less Python per frame (see docs/streaming.md)."""
         self.module = module.eval()
-        self.state = module.initial_state()
         self.sample_rate = module.sample_rate
         self.block = module.block
         self.delay = module.delay
         self.latency = module.latency
+        self.runner = module
+        if compiled:
+            self.runner = compile_stream(module)
+            # TorchScript optimises a graph on its first calls: make them now, not live
+            state = self.runner.initial_state()
+            # (a DDSP head draws noise: the caller's random stream is left as it was)
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                for _ in range(3 + 3 * module.chunk * module.hop // module.block):
+                    _, state = self.runner(torch.zeros(module.block), state)
+        self.state = self.runner.initial_state()
 
     @property
     def latency_ms(self) -> float:
@@ -306,7 +318,7 @@ class Stream:
                              f"{self.sample_rate} Hz, got shape {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise ValueError("the input block contains NaN or infinite samples")
-        out, self.state = self.module(x, self.state)
+        out, self.state = self.runner(x, self.state)
         return out.numpy()
 
     def flush(self) -> np.ndarray:
@@ -314,7 +326,7 @@ class Stream:
         blocks of silence fed in); the stream then starts over."""
         tail = [self.process(np.zeros(self.block, np.float32))
                 for _ in range(-(-self.delay // self.block))]
-        self.state = self.module.initial_state()
+        self.state = self.runner.initial_state()
         return np.concatenate(tail)[:self.delay]
 
     def run(self, wav: np.ndarray) -> np.ndarray:
@@ -348,6 +360,17 @@ def _traced_nets(module: StreamingTransfer) -> torch.jit.ScriptModule:
         return torch.jit.trace(module.nets.eval(), example, check_trace=False)
 
 
+def compile_stream(module: StreamingTransfer) -> torch.jit.ScriptModule:
+    """A TorchScript compilation of a copy of ``module`` (the nets traced on one window, the
+    rest scripted); ``module`` itself stays eager."""
+    import copy
+
+    module = copy.deepcopy(module)
+    module.requires_grad_(False)  # outputs a caller can turn into numpy
+    module.nets = _traced_nets(module)
+    return torch.jit.script(module.eval())
+
+
 def export_torchscript(stream: Stream, path: str | Path) -> Path:
     """Write ``stream``'s processor as one TorchScript file that runs without this package:
 
@@ -356,12 +379,7 @@ def export_torchscript(stream: Stream, path: str | Path) -> Path:
     block, delay, latency, domain, inverter) is the JSON string ``m.metadata`` and the extra
     file :data:`METADATA_NAME`. Written atomically (temp file, then rename).
     """
-    import copy
-
-    module = copy.deepcopy(stream.module)  # the Stream keeps its eager nets
-    module.requires_grad_(False)  # outputs a caller can turn into numpy
-    module.nets = _traced_nets(module)
-    scripted = torch.jit.script(module.eval())
+    scripted = compile_stream(stream.module)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

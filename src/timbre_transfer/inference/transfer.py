@@ -444,7 +444,7 @@ class TimbreTransfer:
 
     def stream(self, to: str, inverter: str = "pghi", block: int = 512,
                context: int | None = None, input_dbfs: float | None = None,
-               sample_rate: int | None = None):
+               sample_rate: int | None = None, compiled: bool = True):
         """A live transfer into ``to``: a :class:`~timbre_transfer.inference.streaming.Stream`
         whose ``process(block) -> block`` takes and returns ``block`` samples at
         :attr:`sample_rate`, at a constant latency (``stream.latency``; see
@@ -462,6 +462,8 @@ class TimbreTransfer:
                 None: the input is taken to be at the training level already.
             sample_rate: the rate the caller will feed, checked against the model's (a live
                 stream cannot resample without adding latency).
+            compiled: run the TorchScript compilation (faster per block; False: the eager
+                module, e.g. to step through it).
 
         Raises:
             ValueError: an unknown inverter, a block or context the nets cannot take, or another
@@ -507,7 +509,7 @@ class TimbreTransfer:
         module = StreamingTransfer(
             WindowNets(cpu, to), renderer, inverter, self.transform, self.mel_pitch, to, block,
             context, chunk, gain, bool(self.model.config.pitch_template))
-        return Stream(module)
+        return Stream(module, compiled)
 
     def transfer_file(self, path: str | Path, to: str | Sequence[str], out_dir: str | Path,
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,
