@@ -18,6 +18,9 @@ from typing import Dict, Tuple
 import torch
 from torch import nn
 
+from timbre_transfer.models.ddsp import exp_sigmoid
+from timbre_transfer.models.ddsp_head import _scale_f0
+
 #: RTPGHI: bins under this fraction of the frame's peak magnitude are not peaks
 PEAK_TOL = 1e-3
 #: NNLS iterations per frame (mel -> linear magnitude; the offline one stops at a relative change
@@ -39,11 +42,6 @@ def _dual_window(window: torch.Tensor, hop: int) -> torch.Tensor:
         part = w2[start:start + hop]
         envelope[:part.shape[0]] += part
     return (window.double() / envelope.repeat(n // hop + 1)[:n]).float()
-
-
-def _exp_sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """:func:`timbre_transfer.models.ddsp.exp_sigmoid` at its defaults (TorchScript-able)."""
-    return 2.0 * torch.sigmoid(x) ** math.log(10.0) + 1e-7
 
 
 class PGHIStreamInverter(nn.Module):
@@ -297,17 +295,15 @@ class DDSPStreamInverter(nn.Module):
         """:class:`~timbre_transfer.models.ddsp_head.DDSPDecoder` over ``N`` head frames, its
         GRU continuing from ``hidden``: amplitude ``(N,)``, distribution ``(N, K)``, noise
         ``(N, M)`` and the new hidden state."""
-        midi = 69.0 + 12.0 * torch.log2(f0.clamp_min(1.0) / 440.0)
-        scaled = torch.where(f0 > 0, midi.clamp_min(0.0) / 127.0, torch.zeros_like(f0))
-        pitch = torch.stack([scaled, voiced], -1)
+        pitch = torch.stack([_scale_f0(f0), voiced], -1)
         loud = ((loudness + 100.0) / 100.0)[:, None]
         feats = torch.cat([self.mel_in(mel), self.pitch_in(pitch), self.loudness_in(loud)],
                           -1)[None]
         out, hidden = self.gru(feats, hidden)
         raw = self.proj(self.out(torch.cat([out, feats], -1)))[0]
         k = self.n_harmonics
-        return (_exp_sigmoid(raw[:, 0]), _exp_sigmoid(raw[:, 1:1 + k]),
-                _exp_sigmoid(raw[:, 1 + k:] - 5.0), hidden)
+        return (exp_sigmoid(raw[:, 0]), exp_sigmoid(raw[:, 1:1 + k]),
+                exp_sigmoid(raw[:, 1 + k:] - 5.0), hidden)
 
     def _add_noise(self, ola: torch.Tensor, magnitudes: torch.Tensor) -> torch.Tensor:
         """One frame of :func:`~timbre_transfer.models.ddsp.filtered_noise`: a block of white

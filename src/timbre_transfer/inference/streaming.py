@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from timbre_transfer.audio.pitch import MAX_HARMONICS, TEMPLATE_WIDTH_BINS
+from timbre_transfer.audio.pitch import MAX_HARMONICS, TEMPLATE_WIDTH_BINS, hz_to_mel
 from timbre_transfer.inference.streaming_cli import STREAM_INVERTERS  # noqa: F401 (re-export)
 
 #: YIN: the cumulative-mean-normalised difference must fall under this for a frame to be voiced
@@ -257,14 +257,7 @@ class StreamingTransfer(nn.Module):
         k = torch.arange(1, self.max_harmonics + 1, dtype=torch.float32)
         harmonics = f0[:, None] * k  # (chunk, K)
         valid = (harmonics < self.f_max) & (f0[:, None] > 0)
-        hz = harmonics.clamp_min(1.0)
-        if self.mel_htk:
-            mel = 2595.0 * torch.log10(1.0 + hz / 700.0)
-        else:
-            f_sp = 200.0 / 3
-            log = 1000.0 / f_sp + torch.log(hz.clamp_min(1000.0) / 1000.0) / (math.log(6.4) / 27.0)
-            mel = torch.where(hz >= 1000.0, log, hz / f_sp)
-        pos = (mel - self.mel0) / self.mel_step
+        pos = (hz_to_mel(harmonics.clamp_min(1.0), self.mel_htk) - self.mel0) / self.mel_step
         bumps = torch.exp(-0.5 * ((self.centre_bins[:, None, None] - pos[None]) / self.width) ** 2)
         bumps = bumps * valid[None].float()  # (n_mels, chunk, K)
         return bumps.amax(-1) * voiced[None]

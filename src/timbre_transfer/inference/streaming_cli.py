@@ -10,14 +10,18 @@ from pathlib import Path
 STREAM_INVERTERS = ("pghi", "ddsp")
 
 
-def _open_stream(args: argparse.Namespace, input_dbfs: float | None):
+def _load(args: argparse.Namespace):
     from timbre_transfer.inference.transfer import TimbreTransfer
 
     tt = TimbreTransfer.from_checkpoint(args.checkpoint, device="cpu")
     if args.ddsp:
         tt.attach_ddsp(args.ddsp)
-    return tt, tt.stream(args.to, inverter=args.inverter, block=args.block,
-                         context=args.context, input_dbfs=input_dbfs)
+    return tt
+
+
+def _open_stream(tt, args: argparse.Namespace, input_dbfs: float | None):
+    return tt.stream(args.to, inverter=args.inverter, block=args.block, context=args.context,
+                     input_dbfs=input_dbfs)
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
@@ -36,14 +40,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from timbre_transfer.audio.io import load_audio, save_audio
     from timbre_transfer.inference.transfer import limit_peak
 
-    tt, _ = _open_stream(args, None)  # checks the options before the file is read
+    tt = _load(args)
     wav = load_audio(args.input, tt.sample_rate)
     rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
     if rms < 1e-8:
         raise ValueError(f"{args.input} is silent")
     level = args.input_dbfs if args.input_dbfs is not None else 20 * np.log10(rms)
-    stream = tt.stream(args.to, inverter=args.inverter, block=args.block, context=args.context,
-                       input_dbfs=level)
+    stream = _open_stream(tt, args, level)
     block = stream.block
     n_blocks = -(-len(wav) // block)
     padded = np.zeros((n_blocks + -(-stream.delay // block)) * block, np.float32)
@@ -77,7 +80,7 @@ def _stream_live(args: argparse.Namespace) -> int:
                          "'timbre-transfer[live]'") from None
     import numpy as np
 
-    _, stream = _open_stream(args, args.input_dbfs)
+    stream = _open_stream(_load(args), args, args.input_dbfs)
     print(f"live into {args.to!r}: {stream.sample_rate} Hz, blocks of {stream.block}, latency "
           f"{stream.latency_ms:.1f} ms plus the device's buffers; Ctrl-C stops")
 
@@ -138,7 +141,7 @@ def register_stream(sub) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from timbre_transfer.inference.streaming import export_onnx, export_torchscript
 
-    _, stream = _open_stream(args, args.input_dbfs)
+    stream = _open_stream(_load(args), args, args.input_dbfs)
     write = export_torchscript if args.format == "torchscript" else export_onnx
     path = write(stream, args.out)
     meta = stream.module.metadata
