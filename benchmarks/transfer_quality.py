@@ -25,6 +25,8 @@ cores and wall time stops being a fair budget):
   the store's pYIN labels, must hear each translation at its source's pitch);
 - ``ddsp``: the reference model's mels rendered by a DDSP head at the source's f0/loudness;
 - ``template+pitch-loss``: the template (generators only) with the pitch-consistency loss;
+- ``template+augment+pitch-loss``: the template (generators only), the augmentation and the
+  pitch-consistency loss: the recipe with the pitch loss in place of the discriminator template;
 - ``recipe``: config/cpu-small.yaml as shipped;
 - ``recipe+pitch-loss``: the recipe with the pitch-consistency loss added;
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
@@ -67,6 +69,9 @@ ROWS = {  # name: (config, overrides, inverter)
     "ddsp": ("reference.yaml", [], "ddsp"),  # the reference row's model, rendered by DDSP
     "template+pitch-loss": ("cpu-small.yaml", [NO_D, "model.pitch_template=true",
                                                "train.pitch_shift=0", PITCH_LOSS], "pghi+gla"),
+    "template+augment+pitch-loss": ("cpu-small.yaml", [NO_D, "model.pitch_template=true",
+                                                       "train.pitch_shift=12", PITCH_LOSS],
+                                    "pghi+gla"),
     "recipe": ("cpu-small.yaml", [], "pghi+gla"),
     "recipe+pitch-loss": ("cpu-small.yaml", [PITCH_LOSS], "pghi+gla"),
     "template+pitch-loss+ddsp": ("cpu-small.yaml", [], "ddsp"),

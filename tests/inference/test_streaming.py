@@ -224,6 +224,55 @@ def test_stream_and_export_commands(debug_checkpoint, tmp_path, capsys):
     assert "give IN.wav and --out" in capsys.readouterr().err
 
 
+class _FakeSoundDevice:
+    """``sounddevice``'s ``Stream`` and ``sleep`` without a device: ``sleep`` feeds ``signal``
+    through the callback block by block, as PortAudio would, and keeps what it writes."""
+
+    def __init__(self, signal):
+        self.signal, self.played, self.opened = signal, [], None
+
+    def Stream(self, samplerate, blocksize, channels, dtype, callback):
+        import contextlib
+
+        self.opened = dict(samplerate=samplerate, blocksize=blocksize, channels=channels,
+                           dtype=dtype)
+        self.callback = callback
+        return contextlib.nullcontext()
+
+    def sleep(self, ms):
+        block = self.opened["blocksize"]
+        n = min(len(self.signal) // block, int(ms * self.opened["samplerate"] / 1000) // block)
+        for i in range(n):
+            indata = self.signal[i * block:(i + 1) * block, None].copy()
+            outdata = np.full((block, 1), np.nan, np.float32)
+            self.callback(indata, outdata, block, None, None)
+            self.played.append(outdata[:, 0].copy())
+
+
+def test_live_stream_feeds_the_device_callback(debug_checkpoint, monkeypatch, capsys):
+    from timbre_transfer.cli import main
+
+    tt = TimbreTransfer.from_checkpoint(debug_checkpoint, device="cpu")
+    to = tt.domains[1]
+    wav = _tone(1.0, 247.0)
+    device = _FakeSoundDevice(wav)
+    monkeypatch.setitem(sys.modules, "sounddevice", device)
+    assert main(["stream", str(debug_checkpoint), "--to", to, "--block", "256", "--context",
+                 "16", "--live", "--seconds", "0.5"]) == 0
+    assert "latency 96.0 ms plus the device's buffers" in capsys.readouterr().out
+    assert device.opened == dict(samplerate=SR, blocksize=256, channels=1, dtype="float32")
+    assert len(device.played) == int(0.5 * SR) // 256  # --seconds stops it
+    # the device plays what the stream makes of the same blocks (input at the training level)
+    stream = tt.stream(to, block=256, context=16)
+    expected = [stream.process(wav[i * 256:(i + 1) * 256]) for i in range(len(device.played))]
+    np.testing.assert_allclose(np.concatenate(device.played), np.concatenate(expected),
+                               atol=1e-6, rtol=0)
+    assert np.abs(np.concatenate(device.played)).max() > 1e-4
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # not installed
+    assert main(["stream", str(debug_checkpoint), "--to", to, "--live"]) == 2
+    assert "--live needs the sounddevice package" in capsys.readouterr().err
+
+
 def _template_model() -> TimbreTransfer:
     """A tiny random model with a pitch template, domains a and b."""
     from timbre_transfer.models.multidomain import ModelConfig, TimbreModel
