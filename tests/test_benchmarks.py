@@ -56,16 +56,19 @@ def test_train_step_benchmark_prints_the_comparison(tmp_path, capsys):
     assert "vs published" in out and "Time to held-out reconstruction L1" in out
 
 
-def test_streaming_benchmark_prints_the_table(debug_checkpoint, realaudio_dir, capsys):
+def test_streaming_benchmark_prints_the_table(debug_checkpoint, realaudio_dir, capsys,
+                                             tmp_path):
     from timbre_transfer.inference.transfer import TimbreTransfer
 
     bench = _load("streaming")
     clip = sorted((realaudio_dir / "violin").glob("*.flac"))[0]
     to = TimbreTransfer.from_checkpoint(debug_checkpoint, device="cpu").domains[1]
     bench.main(["--checkpoint", str(debug_checkpoint), "--clip", str(clip), "--seconds", "1",
-                "--to", to])
+                "--to", to, "--classifier", str(tmp_path / "none.pt")])
     out = capsys.readouterr().out
     assert "offline transfer (pghi+gla), peer" in out
+    assert "stream, block 512, context 32, " + str(torch.get_num_threads()) + " torch threads" in out
+    assert "constant load" in out and "blocks over 50 %" in out
     for row in ("stream, block 256, context 32", "stream, block 1024, context 32",
                 "stream, block 512, context 16",
                 "stream, eager module (compiled=False), block 512, context 32"):

@@ -212,16 +212,22 @@ def test_stream_and_export_commands(debug_checkpoint, tmp_path, capsys):
 
     tt = TimbreTransfer.from_checkpoint(debug_checkpoint, device="cpu")
     src = save_audio(tmp_path / "in.wav", _tone(1.2, 220.0), SR)
+    threads = torch.get_num_threads()
     assert main(["stream", str(debug_checkpoint), str(src), "--to", tt.domains[1], "--block",
                  "256", "--context", "16", "--out", str(tmp_path / "out.wav")]) == 0
     printed = capsys.readouterr().out
     assert "latency 96.0 ms" in printed and "real-time factor" in printed
+    assert torch.get_num_threads() == threads  # the stream's one thread was given back
     assert len(load_audio(tmp_path / "out.wav", SR)) == int(1.2 * SR)
     assert main(["export", str(debug_checkpoint), "--to", tt.domains[1], "--context", "16",
                  "--out", str(tmp_path / "m.pt")]) == 0
     assert read_metadata(tmp_path / "m.pt")["domain"] == tt.domains[1]
     assert main(["stream", str(debug_checkpoint), "--to", tt.domains[1]]) == 2
     assert "give IN.wav and --out" in capsys.readouterr().err
+    assert main(["stream", str(debug_checkpoint), str(src), "--to", tt.domains[1], "--threads",
+                 "0", "--out", str(tmp_path / "out.wav")]) == 2
+    assert "--threads must be at least 1, got 0" in capsys.readouterr().err
+    assert torch.get_num_threads() == threads
 
 
 class _FakeSoundDevice:

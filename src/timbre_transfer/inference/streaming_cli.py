@@ -8,6 +8,10 @@ from pathlib import Path
 
 #: inverters a stream can use (here, not in streaming.py, so that --help needs no torch)
 STREAM_INVERTERS = ("pghi", "ddsp")
+#: torch threads of the stream command: one is a little slower on average than two on 2 cores,
+#: but a second thread makes every block wait for whichever core is busy elsewhere (the slowest
+#: blocks of benchmarks/streaming.py: 25-30 % of the block at one thread, up to 370 % at two)
+STREAM_THREADS = 1
 
 
 def _load(args: argparse.Namespace):
@@ -25,8 +29,19 @@ def _open_stream(tt, args: argparse.Namespace, input_dbfs: float | None):
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    if args.live:
-        return _stream_live(args)
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    import torch
+
+    before = torch.get_num_threads()  # a process-wide setting: given back to a caller of main()
+    torch.set_num_threads(args.threads)
+    try:
+        return _stream_live(args) if args.live else _stream_file(args)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _stream_file(args: argparse.Namespace) -> int:
     if args.input is None or args.out is None:
         raise ValueError("give IN.wav and --out OUT.wav (a file streamed block by block), or "
                          "--live (the sound device)")
@@ -135,6 +150,9 @@ def register_stream(sub) -> None:
                    help="read from the default input device, play on the default output device")
     p.add_argument("--seconds", type=float, default=None,
                    help="--live: stop after this many seconds (default: at Ctrl-C)")
+    p.add_argument("--threads", type=int, default=STREAM_THREADS, metavar="N",
+                   help=f"torch threads for the stream (default: {STREAM_THREADS}: a little "
+                   "slower on average than 2, but the steadiest block times; docs/streaming.md)")
     p.set_defaults(func=cmd_stream)
 
 
