@@ -25,10 +25,11 @@ cores and wall time stops being a fair budget):
   the store's pYIN labels, must hear each translation at its source's pitch);
 - ``ddsp``: the reference model's mels rendered by a DDSP head at the source's f0/loudness;
 - ``template+pitch-loss``: the template (generators only) with the pitch-consistency loss;
-- ``template+augment+pitch-loss``: the template (generators only), the augmentation and the
-  pitch-consistency loss: the recipe with the pitch loss in place of the discriminator template;
-- ``recipe``: config/cpu-small.yaml as shipped;
-- ``recipe+pitch-loss``: the recipe with the pitch-consistency loss added;
+- ``template+D+augment``: the template read by generators and discriminators, with the
+  augmentation (the recipe before 2026-12-04);
+- ``template+D+augment+pitch-loss``: that with the pitch-consistency loss added;
+- ``recipe``: config/cpu-small.yaml as shipped: the template (generators only), the augmentation
+  and the pitch-consistency loss;
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
   ``ddsp`` row's head at the source's f0 and loudness (no model of their own).
 
@@ -52,28 +53,30 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 CONFIGS = ROOT / "config"
 NO_D = "model.pitch_discriminator=false"
+WITH_D = "model.pitch_discriminator=true"
 PITCH_LOSS = "loss.pitch=1.0"
-ROWS = {  # name: (config, overrides, inverter)
+NO_PITCH_LOSS = "loss.pitch=0"
+ROWS = {  # name: (config, overrides, inverter); every mechanism named, on or off
     "reference": ("reference.yaml", [], "pghi+gla"),
-    "plain": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=0"],
-              "pghi+gla"),
-    "template": ("cpu-small.yaml", [NO_D, "model.pitch_template=true", "train.pitch_shift=0"],
-                 "pghi+gla"),
-    "template+D": ("cpu-small.yaml", ["model.pitch_template=true",
-                                      "model.pitch_discriminator=true", "train.pitch_shift=0"],
-                   "pghi+gla"),
-    "augment": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=12"],
-                "pghi+gla"),
+    "plain": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=0",
+                                 NO_PITCH_LOSS], "pghi+gla"),
+    "template": ("cpu-small.yaml", [NO_D, "model.pitch_template=true", "train.pitch_shift=0",
+                                    NO_PITCH_LOSS], "pghi+gla"),
+    "template+D": ("cpu-small.yaml", ["model.pitch_template=true", WITH_D, "train.pitch_shift=0",
+                                      NO_PITCH_LOSS], "pghi+gla"),
+    "augment": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=12",
+                                   NO_PITCH_LOSS], "pghi+gla"),
     "pitch-loss": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=0",
                                       PITCH_LOSS], "pghi+gla"),
     "ddsp": ("reference.yaml", [], "ddsp"),  # the reference row's model, rendered by DDSP
     "template+pitch-loss": ("cpu-small.yaml", [NO_D, "model.pitch_template=true",
                                                "train.pitch_shift=0", PITCH_LOSS], "pghi+gla"),
-    "template+augment+pitch-loss": ("cpu-small.yaml", [NO_D, "model.pitch_template=true",
-                                                       "train.pitch_shift=12", PITCH_LOSS],
-                                    "pghi+gla"),
+    "template+D+augment": ("cpu-small.yaml", ["model.pitch_template=true", WITH_D,
+                                              "train.pitch_shift=12", NO_PITCH_LOSS], "pghi+gla"),
+    "template+D+augment+pitch-loss": ("cpu-small.yaml", ["model.pitch_template=true", WITH_D,
+                                                         "train.pitch_shift=12", PITCH_LOSS],
+                                      "pghi+gla"),
     "recipe": ("cpu-small.yaml", [], "pghi+gla"),
-    "recipe+pitch-loss": ("cpu-small.yaml", [PITCH_LOSS], "pghi+gla"),
     "template+pitch-loss+ddsp": ("cpu-small.yaml", [], "ddsp"),
     "recipe+ddsp": ("cpu-small.yaml", [], "ddsp"),
 }
@@ -357,7 +360,7 @@ def main(argv=None) -> None:
 
 
 FIGURE_PAIRS = (("violin", "bassoon"), ("speech_male", "clarinet"))
-FIGURE_ROWS = ("reference", "recipe", "recipe+pitch-loss", "template+pitch-loss")  # where trained
+FIGURE_ROWS = ("reference", "recipe", "template+D+augment", "template+pitch-loss")  # where trained
 
 
 def figures(store, checkpoints: dict, out: Path, audio_dir: Path, seconds: float = 6.0):
