@@ -10,7 +10,8 @@ from pathlib import Path
 STREAM_INVERTERS = ("pghi", "ddsp")
 #: torch threads of the stream command: one is a little slower on average than two on 2 cores,
 #: but a second thread makes every block wait for whichever core is busy elsewhere (the slowest
-#: blocks of benchmarks/streaming.py: 25-30 % of the block at one thread, up to 370 % at two)
+#: blocks of benchmarks/streaming.py: 25-30 % of the block at one thread in three runs of four,
+#: 65 % in the fourth; 35-370 % at two)
 STREAM_THREADS = 1
 
 
