@@ -6,8 +6,8 @@ instrument by a trained cpu-small model, once offline (``TimbreTransfer.transfer
 PGHI: the peers) and streamed block by block (``TimbreTransfer.stream``) at blocks of 256, 512
 and 1024 samples (the stream runs its TorchScript compilation, what `export` writes, at the
 `stream` command's one torch thread), then at block 512 with all of torch's threads, with other
-net contexts, and once with the eager module (the baseline). Each block is timed on its own: the real-time factor is audio time over processing
-time, and the worst block's time is set against the block's duration (a live callback must never
+net contexts, and once with the eager module (the baseline). Each block is timed on its own:
+the real-time factor is audio time over processing time, and the worst block's time is set against the block's duration (a live callback must never
 run late), with the count of blocks over half their duration. A last row times a constant load
 (matrix products calibrated to the block-512 stream's median) in the same loop: the worst blocks
 that this machine gives any work of that size, so that the stream's own spread can be told from
