@@ -451,3 +451,24 @@ def test_a_run_without_the_pitch_loss_has_no_pitch_network(synth_store, tmp_path
     assert t.pitch_net is None
     t.fit()
     assert "pitch_net" not in read_checkpoint(tmp_path / "checkpoints" / "latest.pt")
+
+
+def test_loudness_term_is_the_consistency_of_every_translation_at_its_weight(synth_store,
+                                                                            tmp_path):
+    from timbre_transfer.losses.loudness import loudness_consistency
+
+    off = _trainer(synth_store / "store", tmp_path / "off")
+    x, templates = off.prepare_batch(next(off.batches()), 0)
+    assert "loudness" not in off.losses(x, 0, templates).terms  # off by default
+
+    on = _trainer(synth_store / "store", tmp_path / "on", ["loss.loudness=3.0"])
+    g = on.losses(x, 0, templates)
+    real = x.transpose(0, 1)
+    expected = loudness_consistency(on.mel_loudness, torch.cat([real[s] for s in on.pairs(0)]),
+                                    torch.cat(g.fakes))
+    assert float(g.terms["loudness"]) == pytest.approx(float(expected), rel=1e-5)
+    assert g.terms["loudness"].requires_grad
+    without = {k: v for k, v in g.terms.items() if k != "loudness"}
+    assert float(on.weighted_total(g.terms, 0) - on.weighted_total(without, 0)) == pytest.approx(
+        3.0 * float(expected), rel=1e-4)
+    assert "loss/loudness" in on.fit(1)[-1]

@@ -21,6 +21,9 @@ class LossWeights:
     # pitch consistency: translations must sound at their source's pitch to a frozen pitch
     # network (models/pitch_net.py) that train fits first; 0 turns the network off
     pitch: float = 0.0
+    # loudness consistency: translations must follow their source's loudness envelope
+    # (losses/loudness.py); 0 turns it off
+    loudness: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from timbre_transfer.audio.pitch import MelPitch
 from timbre_transfer.data.dataset import FeatureStore, MultiDomainCropDataset
 from timbre_transfer.losses.adversarial import discriminator_loss, generator_loss
 from timbre_transfer.losses.latent import LatentCentroids, batch_mean_latent_loss
+from timbre_transfer.losses.loudness import MelLoudness, loudness_consistency
 from timbre_transfer.losses.vae import beta_warmup, kl_divergence, l1
 from timbre_transfer.models.multidomain import TimbreModel
 from timbre_transfer.models.pitch_net import (PitchNet, pitch_consistency, pitch_fit_loss,
@@ -123,6 +124,7 @@ class Trainer:
 
         self.model = TimbreModel(config.model, self.domains).to(self.device)
         self.mel_pitch = MelPitch.of(self.store.transform.params).to(self.device)
+        self.mel_loudness = MelLoudness(self.store.transform).to(self.device)
         self.pitch_medians = self.store.pitch_medians()
         self.pitch_net, self.pitch_net_ready = None, False
         if config.loss.pitch > 0:  # fitted by fit() before the first step, then frozen
@@ -229,9 +231,11 @@ class Trainer:
         else:
             terms["latent"] = torch.stack([batch_mean_latent_loss(mu[s], mu[t])
                                            for t, s in enumerate(source_of)]).mean()
+        sources, translations = torch.cat([real[s] for s in source_of]), torch.cat(fakes)
         if self.pitch_net is not None:  # every translation must keep its source's pitch
-            terms["pitch"] = pitch_consistency(
-                self.pitch_net, torch.cat([real[s] for s in source_of]), torch.cat(fakes))
+            terms["pitch"] = pitch_consistency(self.pitch_net, sources, translations)
+        if self.config.loss.loudness > 0:  # ... and its dynamics
+            terms["loudness"] = loudness_consistency(self.mel_loudness, sources, translations)
         for t, target in enumerate(domains):
             terms[f"gan/{target}"] = generator_loss(
                 model.discriminate(fakes[t], target, notes[source_of[t]]), cfg.gan_loss)
@@ -266,7 +270,11 @@ class Trainer:
         gan = torch.stack([v for k, v in terms.items() if k.startswith("gan/")]).mean()
         total = (w.recon * terms["recon"] + beta * w.kl * terms["kl"] + w.cycle * terms["cycle"]
                  + beta * w.kl_cycle * terms["kl_cycle"] + w.latent * terms["latent"] + w.gan * gan)
-        return total + w.pitch * terms["pitch"] if "pitch" in terms else total
+        if "pitch" in terms:
+            total = total + w.pitch * terms["pitch"]
+        if "loudness" in terms:
+            total = total + w.loudness * terms["loudness"]
+        return total
 
     def prepare_batch(self, batch: Batch, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The crops ``(B, D, 1, F, T)`` after pitch-shift augmentation (:meth:`augment`),
