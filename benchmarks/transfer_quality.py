@@ -28,8 +28,14 @@ cores and wall time stops being a fair budget):
 - ``template+D+augment``: the template read by generators and discriminators, with the
   augmentation (the recipe before 2026-12-04);
 - ``template+D+augment+pitch-loss``: that with the pitch-consistency loss added;
-- ``recipe``: config/cpu-small.yaml as shipped: the template (generators only), the augmentation
-  and the pitch-consistency loss;
+- ``template+augment+pitch-loss``: the template (generators only), the augmentation and the
+  pitch-consistency loss at weight 1 (the recipe of 2026-12-04);
+- ``template+augment+pitch-loss+loudness-loss``: that with the loudness-consistency loss
+  (``loss.loudness``: each translation must follow its source's A-weighted loudness envelope,
+  read from the mels);
+- ``template+augment+pitch-loss-x5``: that with five times the pitch-consistency weight;
+- ``recipe``: config/cpu-small.yaml as shipped: the template (generators only), the
+  augmentation, the pitch-consistency loss at weight 5 and the loudness-consistency loss;
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
   ``ddsp`` row's head at the source's f0 and loudness (no model of their own).
 
@@ -52,33 +58,39 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 CONFIGS = ROOT / "config"
-NO_D = "model.pitch_discriminator=false"
-WITH_D = "model.pitch_discriminator=true"
-PITCH_LOSS = "loss.pitch=1.0"
-NO_PITCH_LOSS = "loss.pitch=0"
-ROWS = {  # name: (config, overrides, inverter); every mechanism named, on or off
+
+
+def mechanisms(template: bool = False, discriminator: bool = False, shift: int = 0,
+               pitch: float = 0.0, loudness: float = 0.0) -> list[str]:
+    """cpu-small.yaml overrides that set every pitch and dynamics mechanism, on or off."""
+    return [f"model.pitch_template={str(template).lower()}",
+            f"model.pitch_discriminator={str(discriminator).lower()}",
+            f"train.pitch_shift={shift}", f"loss.pitch={pitch}", f"loss.loudness={loudness}"]
+
+
+SMALL = "cpu-small.yaml"
+ROWS = {  # name: (config, overrides, inverter)
     "reference": ("reference.yaml", [], "pghi+gla"),
-    "plain": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=0",
-                                 NO_PITCH_LOSS], "pghi+gla"),
-    "template": ("cpu-small.yaml", [NO_D, "model.pitch_template=true", "train.pitch_shift=0",
-                                    NO_PITCH_LOSS], "pghi+gla"),
-    "template+D": ("cpu-small.yaml", ["model.pitch_template=true", WITH_D, "train.pitch_shift=0",
-                                      NO_PITCH_LOSS], "pghi+gla"),
-    "augment": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=12",
-                                   NO_PITCH_LOSS], "pghi+gla"),
-    "pitch-loss": ("cpu-small.yaml", [NO_D, "model.pitch_template=false", "train.pitch_shift=0",
-                                      PITCH_LOSS], "pghi+gla"),
+    "plain": (SMALL, mechanisms(), "pghi+gla"),
+    "template": (SMALL, mechanisms(template=True), "pghi+gla"),
+    "template+D": (SMALL, mechanisms(template=True, discriminator=True), "pghi+gla"),
+    "augment": (SMALL, mechanisms(shift=12), "pghi+gla"),
+    "pitch-loss": (SMALL, mechanisms(pitch=1.0), "pghi+gla"),
     "ddsp": ("reference.yaml", [], "ddsp"),  # the reference row's model, rendered by DDSP
-    "template+pitch-loss": ("cpu-small.yaml", [NO_D, "model.pitch_template=true",
-                                               "train.pitch_shift=0", PITCH_LOSS], "pghi+gla"),
-    "template+D+augment": ("cpu-small.yaml", ["model.pitch_template=true", WITH_D,
-                                              "train.pitch_shift=12", NO_PITCH_LOSS], "pghi+gla"),
-    "template+D+augment+pitch-loss": ("cpu-small.yaml", ["model.pitch_template=true", WITH_D,
-                                                         "train.pitch_shift=12", PITCH_LOSS],
-                                      "pghi+gla"),
-    "recipe": ("cpu-small.yaml", [], "pghi+gla"),
-    "template+pitch-loss+ddsp": ("cpu-small.yaml", [], "ddsp"),
-    "recipe+ddsp": ("cpu-small.yaml", [], "ddsp"),
+    "template+pitch-loss": (SMALL, mechanisms(template=True, pitch=1.0), "pghi+gla"),
+    "template+D+augment": (SMALL, mechanisms(template=True, discriminator=True, shift=12),
+                           "pghi+gla"),
+    "template+D+augment+pitch-loss": (
+        SMALL, mechanisms(template=True, discriminator=True, shift=12, pitch=1.0), "pghi+gla"),
+    "template+augment+pitch-loss": (SMALL, mechanisms(template=True, shift=12, pitch=1.0),
+                                    "pghi+gla"),
+    "template+augment+pitch-loss+loudness-loss": (
+        SMALL, mechanisms(template=True, shift=12, pitch=1.0, loudness=10.0), "pghi+gla"),
+    "template+augment+pitch-loss-x5": (SMALL, mechanisms(template=True, shift=12, pitch=5.0),
+                                       "pghi+gla"),
+    "recipe": (SMALL, [], "pghi+gla"),  # as shipped
+    "template+pitch-loss+ddsp": (SMALL, [], "ddsp"),
+    "recipe+ddsp": (SMALL, [], "ddsp"),
 }
 # rows that train no model of their own: another row's mels, rendered by the one DDSP head
 DDSP_MODEL = {"ddsp": "reference", "template+pitch-loss+ddsp": "template+pitch-loss",
@@ -360,7 +372,7 @@ def main(argv=None) -> None:
 
 
 FIGURE_PAIRS = (("violin", "bassoon"), ("speech_male", "clarinet"))
-FIGURE_ROWS = ("reference", "recipe", "template+D+augment", "template+pitch-loss")  # where trained
+FIGURE_ROWS = ("reference", "template+augment+pitch-loss", "recipe")  # where trained
 
 
 def figures(store, checkpoints: dict, out: Path, audio_dir: Path, seconds: float = 6.0):
