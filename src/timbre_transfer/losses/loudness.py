@@ -63,8 +63,9 @@ def loudness_consistency(loudness: MelLoudness, source: torch.Tensor,
     time: 0 when ``output`` rises and falls as ``source`` does, whatever its overall level.
 
     Both envelopes are floored at ``RANGE_DB`` under the source's loudest frame of the crop
-    (a power added, not a clamp, so a silent output still gets a gradient), so that differences
-    among near-silent frames do not count. ``source`` is the reference (no gradient).
+    (a power added, not a clamp, so a near-silent output still gets a gradient; values at or
+    under the store's silence get none), so that differences among near-silent frames do not
+    count. ``source`` is the reference (no gradient).
     """
     with torch.no_grad():
         p_src = loudness(source)

@@ -192,7 +192,9 @@ class Trainer:
         - translation: ``fake_t = G_t(E(x_s))``, judged by ``D_t`` (``gan/<t>``);
         - cycle: ``G_s(E(fake_t)) ~ x_s``, back to where it came from;
         - kl / kl_cycle: of the encodings of the real crops / of the translations;
-        - latent: the domains' latent centroids pulled together.
+        - latent: the domains' latent centroids pulled together;
+        - pitch / loudness (with ``loss.pitch`` / ``loss.loudness`` > 0): every translation
+          against its source, as a frozen pitch network hears them / as loudness envelopes.
 
         With ``model.pitch_template``, ``templates (B, D, 1, F, T)`` are the crops' harmonic
         templates, and every generator plays the notes of the crop it started from: the
