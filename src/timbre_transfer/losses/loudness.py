@@ -44,15 +44,13 @@ class MelLoudness(nn.Module):
         a_weight = 10.0 ** (librosa.A_weighting(centres.clip(min=1.0)) / 10.0)
         weight = torch.as_tensor(a_weight * widths, dtype=torch.float32)
         self.register_buffer("weight", weight / weight.sum(), persistent=False)
-        self.power = p.power
-        self.norm_shift = float(transform.norm_shift)
-        self.norm_scale = float(transform.norm_scale)
+        # a copy: moving this module to a device must not move the store's own transform
+        self.transform = type(transform).from_dict(transform.to_dict())
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         spec = spec.float()
-        spec = spec[:, 0] if spec.dim() == 4 else spec
-        mel = torch.expm1(spec * self.norm_scale + self.norm_shift).clamp_min(0)
-        power = mel.square() if self.power == 1.0 else mel
+        mel = self.transform.spec_to_mel(spec[:, 0] if spec.dim() == 4 else spec)
+        power = mel.square() if self.transform.params.power == 1.0 else mel
         return torch.einsum("f,bft->bt", self.weight, power)
 
 
