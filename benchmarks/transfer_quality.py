@@ -36,6 +36,13 @@ cores and wall time stops being a fair budget):
 - ``template+augment+pitch-loss-x5``: that with five times the pitch-consistency weight;
 - ``recipe``: config/cpu-small.yaml as shipped: the template (generators only), the
   augmentation, the pitch-consistency loss at weight 5 and the loudness-consistency loss;
+- ``recipe+gan-x2`` / ``recipe+kl-x5`` / ``recipe+cycle-x0.1`` / ``recipe+gan-x2+cycle-x0.1``:
+  the recipe with one loss re-weighted, to look for the conversion the pitch terms cost: twice
+  the adversarial weight, five times the KL weights (a narrower latent), a tenth of the cycle
+  weight (a translation need not keep what the way back needs), and the first with the third;
+- ``recipe+latent-confusion`` / ``...-x10``: the recipe with a latent critic that must not
+  tell the domains apart from the encodings (``loss.latent_confusion`` 1 / 10), so that the
+  source's timbre does not reach the target's generator through the shared latent;
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
   ``ddsp`` row's head at the source's f0 and loudness (no model of their own).
 
@@ -89,6 +96,12 @@ ROWS = {  # name: (config, overrides, inverter)
     "template+augment+pitch-loss-x5": (SMALL, mechanisms(template=True, shift=12, pitch=5.0),
                                        "pghi+gla"),
     "recipe": (SMALL, [], "pghi+gla"),  # as shipped
+    "recipe+gan-x2": (SMALL, ["loss.gan=20.0"], "pghi+gla"),
+    "recipe+kl-x5": (SMALL, ["loss.kl=0.5", "loss.kl_cycle=0.5"], "pghi+gla"),
+    "recipe+cycle-x0.1": (SMALL, ["loss.cycle=10.0"], "pghi+gla"),
+    "recipe+gan-x2+cycle-x0.1": (SMALL, ["loss.gan=20.0", "loss.cycle=10.0"], "pghi+gla"),
+    "recipe+latent-confusion": (SMALL, ["loss.latent_confusion=1.0"], "pghi+gla"),
+    "recipe+latent-confusion-x10": (SMALL, ["loss.latent_confusion=10.0"], "pghi+gla"),
     "template+pitch-loss+ddsp": (SMALL, [], "ddsp"),
     "recipe+ddsp": (SMALL, [], "ddsp"),
 }

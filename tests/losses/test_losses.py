@@ -222,3 +222,44 @@ def test_batch_mean_latent_loss_by_hand():
     close(batch_mean_latent_loss(mu_a, mu_a.mean(0, keepdim=True).expand(3, -1, -1, -1)), 0.0)
     with pytest.raises(ValueError, match="latent"):
         batch_mean_latent_loss(mu_a, torch.zeros(2, 2, 1, 2))
+
+
+# --- latent critic and domain confusion ---------------------------------------------------------
+
+def test_domain_confusion_by_hand():
+    from timbre_transfer.losses.latent import domain_confusion
+
+    uniform = torch.zeros(4, 3)
+    assert float(domain_confusion(uniform)) == pytest.approx(0.0, abs=1e-7)
+    sure = torch.log(torch.tensor([[0.8, 0.2], [0.2, 0.8]]))  # either way round: same cost
+    # -(ln 0.8 + ln 0.2) / 2 - ln 2
+    assert float(domain_confusion(sure)) == pytest.approx(0.2231436, rel=1e-5)
+    assert float(domain_confusion(sure * 3)) > float(domain_confusion(sure))  # surer costs more
+
+
+def test_latent_critic_learns_where_in_frequency_a_domain_carries_energy():
+    from timbre_transfer.losses.latent import LatentCritic, critic_loss, domain_labels
+
+    g = torch.Generator().manual_seed(0)
+
+    def latents(batch):  # domain 0 loud in the low half of F', domain 1 in the high half
+        mu = torch.randn(2, batch, 8, 16, 4, generator=g)
+        mu[0, :, :, :8] += 2.0
+        mu[1, :, :, 8:] += 2.0
+        return mu.flatten(0, 1)
+
+    torch.manual_seed(0)
+    critic = LatentCritic(channels=8, n_domains=2)
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-3)
+    labels = domain_labels(2, 16)
+    for _ in range(60):
+        loss = critic_loss(critic(latents(16)), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    guesses = critic(latents(16)).argmax(1)
+    assert float((guesses == labels).float().mean()) == 1.0
+    with pytest.raises(ValueError, match="at least 2 domains"):
+        LatentCritic(8, 1)
+    with pytest.raises(ValueError, match="latent"):
+        critic(torch.zeros(2, 8, 16))

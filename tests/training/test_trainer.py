@@ -1,3 +1,4 @@
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -55,8 +56,9 @@ def test_training_reduces_reconstruction_and_logs_every_term(synth_store, tmp_pa
     assert history[-1]["loss/recon"] < 0.7 * history[0]["loss/recon"]
 
 
-@pytest.mark.parametrize("extra", [[], ["loss.pitch=1.0", "train.pitch_net_steps=5"]],
-                         ids=["plain", "pitch-loss"])
+@pytest.mark.parametrize("extra", [[], ["loss.pitch=1.0", "train.pitch_net_steps=5"],
+                                   ["loss.latent_confusion=1.0"]],
+                         ids=["plain", "pitch-loss", "latent-confusion"])
 def test_resume_matches_uninterrupted_training(synth_store, tmp_path, extra):
     overrides = ["train.max_steps=4", *extra]
     full = _trainer(synth_store / "store", tmp_path / "full", overrides)
@@ -472,3 +474,39 @@ def test_loudness_term_is_the_consistency_of_every_translation_at_its_weight(syn
     assert float(on.weighted_total(g.terms, 0) - on.weighted_total(without, 0)) == pytest.approx(
         3.0 * float(expected), rel=1e-4)
     assert "loss/loudness" in on.fit(1)[-1]
+
+
+def test_latent_confusion_trains_a_critic_on_the_latents_and_the_encoder_against_it(synth_store,
+                                                                                 tmp_path):
+    from timbre_transfer.losses.latent import critic_loss, domain_confusion, domain_labels
+
+    off = _trainer(synth_store / "store", tmp_path / "off")
+    assert off.latent_critic is None
+    x, templates = off.prepare_batch(next(off.batches()), 0)
+    assert "confusion" not in off.losses(x, 0, templates).terms  # off by default
+
+    on = _trainer(synth_store / "store", tmp_path / "on", ["loss.latent_confusion=2.0"])
+    g = on.losses(x, 0, templates)
+    flat = x.transpose(0, 1).reshape(-1, *x.shape[2:])  # domain-major, as the trainer encodes
+    mu = on.model.encode(flat).mu
+    assert torch.allclose(g.latents, mu, atol=1e-6) and not g.latents.requires_grad
+    expected = domain_confusion(on.latent_critic(mu))
+    assert float(g.terms["confusion"]) == pytest.approx(float(expected), rel=1e-5)
+    without = {k: v for k, v in g.terms.items() if k != "confusion"}
+    # the totals are float32 sums of about 50: their difference is good to about 1e-5
+    assert float(on.weighted_total(g.terms, 0) - on.weighted_total(without, 0)) == pytest.approx(
+        2.0 * float(expected), abs=2e-5)
+
+    # one step: the critic moves with the discriminators, on its own cross-entropy
+    before = [p.clone() for p in on.latent_critic.parameters()]
+    logged = on.fit(1)[-1]
+    assert {"loss/confusion", "loss/critic"} <= set(logged)
+    assert any(not torch.equal(a, b) for a, b in zip(before, on.latent_critic.parameters()))
+    labels = domain_labels(len(on.domains), x.shape[0])
+    assert labels.tolist() == sum(([d] * x.shape[0] for d in range(len(on.domains))), [])
+    assert float(critic_loss(torch.zeros(len(labels), len(on.domains)), labels)) == pytest.approx(
+        math.log(len(on.domains)))
+    # a training-only part: resumable from the run's checkpoint, absent from the model's weights
+    blob = read_checkpoint(tmp_path / "on" / "checkpoints" / "latest.pt")
+    assert "latent_critic" in blob["training"]
+    assert not any(k.startswith("latent_critic") for k in blob["model"])

@@ -24,6 +24,10 @@ class LossWeights:
     # loudness consistency: translations must follow their source's loudness envelope
     # (losses/loudness.py); 0 turns it off
     loudness: float = 0.0
+    # domain confusion: a latent critic learns to name each encoding's domain and the encoder
+    # is trained to leave it guessing (losses/latent.py), so that the shared latent carries
+    # the performance and not the source's timbre; 0 turns the critic off
+    latent_confusion: float = 0.0
 
 
 @dataclass(frozen=True)

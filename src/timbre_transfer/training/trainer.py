@@ -21,7 +21,8 @@ from timbre_transfer.config import build, to_dict
 from timbre_transfer.audio.pitch import MelPitch
 from timbre_transfer.data.dataset import FeatureStore, MultiDomainCropDataset
 from timbre_transfer.losses.adversarial import discriminator_loss, generator_loss
-from timbre_transfer.losses.latent import LatentCentroids, batch_mean_latent_loss
+from timbre_transfer.losses.latent import (LatentCentroids, LatentCritic, batch_mean_latent_loss,
+                                           critic_loss, domain_confusion, domain_labels)
 from timbre_transfer.losses.loudness import MelLoudness, loudness_consistency
 from timbre_transfer.losses.vae import beta_warmup, kl_divergence, l1
 from timbre_transfer.models.multidomain import TimbreModel
@@ -61,11 +62,14 @@ class GeneratorLosses:
         fakes: ``fakes[t]``, the translation into target domain ``t``, ``(B, 1, F, T)``.
         centroids: this step's latent centroid estimates by domain (empty for the batch-mean
             latent loss); the trainer commits them once the step is known to be finite.
+        latents: the real crops' encodings ``mu`` ``(D * B, C, F', T')``, domain-major and
+            detached, for the latent critic's own update (None without ``loss.latent_confusion``).
     """
 
     terms: dict[str, torch.Tensor]
     fakes: list[torch.Tensor]
     centroids: dict[str, torch.Tensor]
+    latents: torch.Tensor | None = None
 
 
 @dataclass
@@ -135,12 +139,18 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.centroids = LatentCentroids(self.domains, cfg.centroid_momentum).to(self.device)
+        self.latent_critic = None  # the adversary of loss.latent_confusion, updated with the Ds
+        if config.loss.latent_confusion > 0:
+            self.latent_critic = LatentCritic(config.model.latent_channels,
+                                              len(self.domains)).to(self.device)
         self.init_domains: list[str] = []  # the domains init.checkpoint gave this model
         self.frozen: set[int] = set()  # ids of the parameters held fixed at this step
         if config.init.checkpoint and not resume:
             self._init_from(config.init.checkpoint)
         self.g_params = self.model.generator_parameters()
         self.d_params = self.model.discriminator_parameters()
+        if self.latent_critic is not None:
+            self.d_params = [*self.d_params, *self.latent_critic.parameters()]
         self.opt_g = torch.optim.Adam(self.g_params, lr=cfg.lr, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.lr, betas=cfg.betas)
         self.decay_start_epoch = int(self.total_epochs * cfg.lr_decay_start)
@@ -193,6 +203,8 @@ class Trainer:
         - cycle: ``G_s(E(fake_t)) ~ x_s``, back to where it came from;
         - kl / kl_cycle: of the encodings of the real crops / of the translations;
         - latent: the domains' latent centroids pulled together;
+        - confusion (with ``loss.latent_confusion`` > 0): the latent critic must not tell the
+          real crops' encodings apart by domain;
         - pitch / loudness (with ``loss.pitch`` / ``loss.loudness`` > 0): every translation
           against its source, as a frozen pitch network hears them / as loudness envelopes.
 
@@ -238,10 +250,14 @@ class Trainer:
             terms["pitch"] = pitch_consistency(self.pitch_net, sources, translations)
         if self.config.loss.loudness > 0:  # ... and its dynamics
             terms["loudness"] = loudness_consistency(self.mel_loudness, sources, translations)
+        latents = None
+        if self.latent_critic is not None:  # the latent must not say which domain it came from
+            terms["confusion"] = domain_confusion(self.latent_critic(enc.mu))
+            latents = enc.mu.detach()
         for t, target in enumerate(domains):
             terms[f"gan/{target}"] = generator_loss(
                 model.discriminate(fakes[t], target, notes[source_of[t]]), cfg.gan_loss)
-        return GeneratorLosses(terms, fakes, centroids)
+        return GeneratorLosses(terms, fakes, centroids, latents)
 
     def _encode(self, flat: torch.Tensor, n_dom: int):
         """Encode ``(D * B, 1, F, T)``; returns the encoding and its samples as ``(D, B, ...)``."""
@@ -276,6 +292,8 @@ class Trainer:
             total = total + w.pitch * terms["pitch"]
         if "loudness" in terms:
             total = total + w.loudness * terms["loudness"]
+        if "confusion" in terms:
+            total = total + w.latent_confusion * terms["confusion"]
         return total
 
     def prepare_batch(self, batch: Batch, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -331,6 +349,10 @@ class Trainer:
         with autocast:
             d_terms = self.discriminator_losses(x, g.fakes, templates, self.step)
             d_total = torch.stack(list(d_terms.values())).mean()
+            if self.latent_critic is not None:  # the critic learns to name the latents' domains
+                d_terms["critic"] = critic_loss(self.latent_critic(g.latents), domain_labels(
+                    len(self.domains), x.shape[0], self.device))
+                d_total = d_total + d_terms["critic"]
 
         # The one deliberate host sync per step: a NaN/inf guard must decide before stepping,
         # and under torchrun all ranks must decide alike, or they fall out of step in the
@@ -612,6 +634,8 @@ class Trainer:
                 "opt_g": self.opt_g.state_dict(),
                 "opt_d": self.opt_d.state_dict(),
                 "centroids": self.centroids.state_dict(),
+                **({"latent_critic": self.latent_critic.state_dict()}  # training only
+                   if self.latent_critic is not None else {}),
                 "noise": self.noise.get_state(),
                 "torch_rng": torch.get_rng_state(),
             },
@@ -642,6 +666,10 @@ class Trainer:
             load_state_strict(self.pitch_net, blob["pitch_net"], f"{path} (pitch_net)")
             self.pitch_net.eval().requires_grad_(False)
             self.pitch_net_ready = True
+        if self.latent_critic is not None:
+            if "latent_critic" not in state:
+                raise KeyError(f"{path} holds no latent critic to resume loss.latent_confusion with")
+            load_state_strict(self.latent_critic, state["latent_critic"], f"{path} (latent_critic)")
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.centroids.load_state_dict(state["centroids"])
