@@ -43,6 +43,8 @@ cores and wall time stops being a fair budget):
 - ``recipe+latent-confusion`` / ``...-x10``: the recipe with a latent critic that must not
   tell the domains apart from the encodings (``loss.latent_confusion`` 1 / 10), so that the
   source's timbre does not reach the target's generator through the shared latent;
+- ``recipe-augment``: the recipe without the pitch-shift augmentation (does it still earn its
+  place once the pitch loss is strong?);
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
   ``ddsp`` row's head at the source's f0 and loudness (no model of their own).
 
@@ -102,6 +104,7 @@ ROWS = {  # name: (config, overrides, inverter)
     "recipe+gan-x2+cycle-x0.1": (SMALL, ["loss.gan=20.0", "loss.cycle=10.0"], "pghi+gla"),
     "recipe+latent-confusion": (SMALL, ["loss.latent_confusion=1.0"], "pghi+gla"),
     "recipe+latent-confusion-x10": (SMALL, ["loss.latent_confusion=10.0"], "pghi+gla"),
+    "recipe-augment": (SMALL, ["train.pitch_shift=0"], "pghi+gla"),
     "template+pitch-loss+ddsp": (SMALL, [], "ddsp"),
     "recipe+ddsp": (SMALL, [], "ddsp"),
 }
