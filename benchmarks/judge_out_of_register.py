@@ -44,7 +44,6 @@ def note_hz(name: str) -> float:
 
 
 def main(argv=None) -> None:
-    import torch
     from tqdm import tqdm
 
     from timbre_transfer.audio.io import load_audio
@@ -57,6 +56,8 @@ def main(argv=None) -> None:
     work = Path(args.work)
     if not DATA.is_dir():
         raise SystemExit(f"{DATA}: the Philharmonia notes are missing")
+    if not (work / "classifier.pt").is_file():
+        raise SystemExit(f"{work}: no classifier.pt; run transfer_quality.py --set bach10 first")
     store = FeatureStore(work / "features")
     medians = store.pitch_medians()
     judges = {"plain": Classifier.load(work / "classifier.pt"),
@@ -73,7 +74,8 @@ def main(argv=None) -> None:
         for name, judge in judges.items():
             hits[name, instrument, octaves].append(judge.accuracy(wav, domain))
 
-    print(f"\nmedian training pitch (Hz): " + ", ".join(f"{d} {medians[d]:.0f}" for d in AS_DOMAIN.values()))
+    print("\nmedian training pitch (Hz): "
+          + ", ".join(f"{d} {medians[d]:.0f}" for d in AS_DOMAIN.values()))
     print("| judge | instrument (as) | octaves from its Bach10 median | notes | called right |")
     print("|---|---|---|---|---|")
     for (name, instrument, octaves), acc in sorted(hits.items()):
