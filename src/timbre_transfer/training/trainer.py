@@ -288,12 +288,11 @@ class Trainer:
         gan = torch.stack([v for k, v in terms.items() if k.startswith("gan/")]).mean()
         total = (w.recon * terms["recon"] + beta * w.kl * terms["kl"] + w.cycle * terms["cycle"]
                  + beta * w.kl_cycle * terms["kl_cycle"] + w.latent * terms["latent"] + w.gan * gan)
-        if "pitch" in terms:
-            total = total + w.pitch * terms["pitch"]
-        if "loudness" in terms:
-            total = total + w.loudness * terms["loudness"]
-        if "confusion" in terms:
-            total = total + w.latent_confusion * terms["confusion"]
+        # the optional terms, present only when their weight is on
+        for name, weight in (("pitch", w.pitch), ("loudness", w.loudness),
+                             ("confusion", w.latent_confusion)):
+            if name in terms:
+                total = total + weight * terms[name]
         return total
 
     def prepare_batch(self, batch: Batch, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
