@@ -45,6 +45,8 @@ cores and wall time stops being a fair budget):
   source's timbre does not reach the target's generator through the shared latent;
 - ``recipe-augment``: the recipe without the pitch-shift augmentation (does it still earn its
   place once the pitch loss is strong?);
+- ``recipe-seed1``: the recipe again with another seed, to read the other rows against the
+  noise between two runs of one setting;
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
   ``ddsp`` row's head at the source's f0 and loudness (no model of their own).
 
@@ -105,6 +107,7 @@ ROWS = {  # name: (config, overrides, inverter)
     "recipe+latent-confusion": (SMALL, ["loss.latent_confusion=1.0"], "pghi+gla"),
     "recipe+latent-confusion-x10": (SMALL, ["loss.latent_confusion=10.0"], "pghi+gla"),
     "recipe-augment": (SMALL, ["train.pitch_shift=0"], "pghi+gla"),
+    "recipe-seed1": (SMALL, ["train.seed=1"], "pghi+gla"),  # run-to-run noise of the recipe
     "template+pitch-loss+ddsp": (SMALL, [], "ddsp"),
     "recipe+ddsp": (SMALL, [], "ddsp"),
 }
