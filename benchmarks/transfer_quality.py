@@ -45,6 +45,9 @@ cores and wall time stops being a fair budget):
   source's timbre does not reach the target's generator through the shared latent;
 - ``recipe-augment``: the recipe without the pitch-shift augmentation (does it still earn its
   place once the pitch loss is strong?);
+- ``recipe+pitch-labels``: the recipe with the pitch loss scored against the source's pYIN
+  labels (``train.pitch_loss: labels``) rather than the pitch network's view of the source, which
+  also charges a translation for not sounding like the source's timbre;
 - ``recipe-seed1``: the recipe again with another seed, to read the other rows against the
   noise between two runs of one setting;
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
@@ -107,6 +110,7 @@ ROWS = {  # name: (config, overrides, inverter)
     "recipe+latent-confusion": (SMALL, ["loss.latent_confusion=1.0"], "pghi+gla"),
     "recipe+latent-confusion-x10": (SMALL, ["loss.latent_confusion=10.0"], "pghi+gla"),
     "recipe-augment": (SMALL, ["train.pitch_shift=0"], "pghi+gla"),
+    "recipe+pitch-labels": (SMALL, ["train.pitch_loss=labels"], "pghi+gla"),
     "recipe-seed1": (SMALL, ["train.seed=1"], "pghi+gla"),  # run-to-run noise of the recipe
     "template+pitch-loss+ddsp": (SMALL, [], "ddsp"),
     "recipe+ddsp": (SMALL, [], "ddsp"),

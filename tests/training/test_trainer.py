@@ -219,8 +219,8 @@ def test_nan_guard_skips_then_stops(synth_store, tmp_path, monkeypatch):
     before = {k: v.clone() for k, v in t.model.state_dict().items()}
     real_losses = t.losses
 
-    def poisoned(x, step, templates=None):
-        g = real_losses(x, step, templates)
+    def poisoned(x, step, templates=None, pitch=None):
+        g = real_losses(x, step, templates, pitch)
         g.terms["recon"] = g.terms["recon"] * float("nan")
         return g
 
@@ -393,9 +393,9 @@ def test_pitch_shift_augmentation_moves_crops_and_f0_together(synth_store, tmp_p
     t = _trainer(synth_store / "store", tmp_path, ["train.pitch_shift=12",
                                                    "model.pitch_template=true"])
     batch = next(t.batches())
-    x, templates = t.prepare_batch(batch, step=5)
-    again, _ = t.prepare_batch(batch, step=5)
-    other, _ = t.prepare_batch(batch, step=6)
+    x, templates, _ = t.prepare_batch(batch, step=5)
+    again, _, _ = t.prepare_batch(batch, step=5)
+    other, _, _ = t.prepare_batch(batch, step=6)
     assert torch.equal(x, again) and not torch.equal(x, other)  # a function of (seed, step)
     b, n_dom, _, n_f, n_t = x.shape
     # recover each crop's ratio from the draw, as prepare_batch makes it
@@ -426,7 +426,7 @@ def test_pitch_loss_fits_its_network_first_freezes_it_and_resumes(synth_store, t
     assert not any(p.requires_grad for p in t.pitch_net.parameters())
 
     # the term is the consistency of every translation with its source, at its weight
-    x, templates = t.prepare_batch(next(t.batches()), 0)
+    x, templates, _ = t.prepare_batch(next(t.batches()), 0)
     g = t.losses(x, 0, templates)
     real = x.transpose(0, 1)
     expected = pitch_consistency(t.pitch_net, torch.cat([real[s] for s in t.pairs(0)]),
@@ -448,6 +448,31 @@ def test_pitch_loss_fits_its_network_first_freezes_it_and_resumes(synth_store, t
     assert all(torch.equal(fitted[k], v) for k, v in resumed.pitch_net.state_dict().items())
 
 
+def test_pitch_loss_against_labels_scores_each_translation_by_its_source_s_pyin(synth_store,
+                                                                               tmp_path):
+    from timbre_transfer.models.pitch_net import pitch_fit_loss, pitch_labels
+    from timbre_transfer.training.config import TrainConfig
+
+    t = _trainer(synth_store / "store", tmp_path, ["loss.pitch=2.0", "train.pitch_net_steps=20",
+                                                   "train.pitch_loss=labels",
+                                                   "train.pitch_shift=12"])
+    t.fit_pitch_net()
+    step = 3
+    x, templates, pitch = t.prepare_batch(next(t.batches()), step)
+    g = t.losses(x, step, templates, pitch)
+    # one target at a time: its translation against the (shifted) f0 and voicing of its source
+    per_target = [pitch_fit_loss(t.pitch_net(g.fakes[target]),
+                                 pitch_labels(pitch[:, s, 0], pitch[:, s, 1]))
+                  for target, s in enumerate(t.pairs(step))]
+    assert t.pairs(step) != list(range(len(t.domains)))  # sources really differ from targets
+    assert float(g.terms["pitch"]) == pytest.approx(float(torch.stack(per_target).mean()),
+                                                    rel=1e-5)
+    with pytest.raises(ValueError, match="f0 and voicing"):
+        t.losses(x, step, templates)
+    with pytest.raises(ValueError, match="kl or labels"):
+        TrainConfig(pitch_loss="pyin")
+
+
 def test_a_run_without_the_pitch_loss_has_no_pitch_network(synth_store, tmp_path):
     t = _trainer(synth_store / "store", tmp_path, ["train.max_steps=1"])
     assert t.pitch_net is None
@@ -460,7 +485,7 @@ def test_loudness_term_is_the_consistency_of_every_translation_at_its_weight(syn
     from timbre_transfer.losses.loudness import loudness_consistency
 
     off = _trainer(synth_store / "store", tmp_path / "off")
-    x, templates = off.prepare_batch(next(off.batches()), 0)
+    x, templates, _ = off.prepare_batch(next(off.batches()), 0)
     assert "loudness" not in off.losses(x, 0, templates).terms  # off by default
 
     on = _trainer(synth_store / "store", tmp_path / "on", ["loss.loudness=3.0"])
@@ -482,7 +507,7 @@ def test_latent_confusion_trains_a_critic_on_the_latents_and_the_encoder_against
 
     off = _trainer(synth_store / "store", tmp_path / "off")
     assert off.latent_critic is None
-    x, templates = off.prepare_batch(next(off.batches()), 0)
+    x, templates, _ = off.prepare_batch(next(off.batches()), 0)
     assert "confusion" not in off.losses(x, 0, templates).terms  # off by default
 
     on = _trainer(synth_store / "store", tmp_path / "on", ["loss.latent_confusion=2.0"])

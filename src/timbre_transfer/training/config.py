@@ -46,6 +46,10 @@ class TrainConfig:
     # pitch-shift augmentation: each crop moved by a random interval in [-pitch_shift,
     # pitch_shift] semitones (0: off), so that register no longer tells the domains apart
     pitch_shift: float = 0.0
+    # what the pitch loss scores a translation against: "kl", the network's view of its source
+    # (KL(p(source) || p(translation))), or "labels", the source's own pYIN f0 and voicing
+    # (cross-entropy), which charges every timbre alike for playing the right note
+    pitch_loss: str = "kl"
     pitch_net_steps: int = 400  # updates of the pitch network fitted first (with loss.pitch > 0)
     grad_clip: float | None = None  # max gradient norm, per optimiser
     max_bad_steps: int = 10  # stop after this many non-finite steps in a row
@@ -66,6 +70,8 @@ class TrainConfig:
             raise ValueError(f"train.gan_loss must be lsgan, bce or hinge, got {self.gan_loss!r}")
         if self.latent_loss not in ("centroid", "batch_mean"):
             raise ValueError(f"train.latent_loss must be centroid or batch_mean, got {self.latent_loss!r}")
+        if self.pitch_loss not in ("kl", "labels"):
+            raise ValueError(f"train.pitch_loss must be kl or labels, got {self.pitch_loss!r}")
         if self.bf16 not in (True, False, "auto"):
             raise ValueError(f"train.bf16 must be true, false or auto, got {self.bf16!r}")
         if not 0 <= self.pitch_shift <= 24:

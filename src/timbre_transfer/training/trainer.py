@@ -191,8 +191,8 @@ class Trainer:
 
     # ---- one step -------------------------------------------------------------------------------
 
-    def losses(self, x: torch.Tensor, step: int,
-               templates: torch.Tensor | None = None) -> GeneratorLosses:
+    def losses(self, x: torch.Tensor, step: int, templates: torch.Tensor | None = None,
+               pitch: torch.Tensor | None = None) -> GeneratorLosses:
         """Raw generator-side loss terms for a batch ``(B, D, 1, F, T)`` (``x[:, d]``: crops of
         domain ``d``), with the translations the discriminators judge next.
 
@@ -207,6 +207,9 @@ class Trainer:
           real crops' encodings apart by domain;
         - pitch / loudness (with ``loss.pitch`` / ``loss.loudness`` > 0): every translation
           against its source, as a frozen pitch network hears them / as loudness envelopes.
+          With ``train.pitch_loss: labels`` the network's view of the translation is scored
+          against the source's pYIN labels instead, from ``pitch (B, D, 2, T)`` (f0 Hz and
+          voicing, as :meth:`prepare_batch` returns them).
 
         With ``model.pitch_template``, ``templates (B, D, 1, F, T)`` are the crops' harmonic
         templates, and every generator plays the notes of the crop it started from: the
@@ -247,7 +250,14 @@ class Trainer:
                                            for t, s in enumerate(source_of)]).mean()
         sources, translations = torch.cat([real[s] for s in source_of]), torch.cat(fakes)
         if self.pitch_net is not None:  # every translation must keep its source's pitch
-            terms["pitch"] = pitch_consistency(self.pitch_net, sources, translations)
+            if cfg.pitch_loss == "labels":
+                if pitch is None:
+                    raise ValueError("train.pitch_loss: labels needs the crops' f0 and voicing")
+                f0, voicing = pitch[:, source_of].transpose(0, 1).flatten(0, 1).unbind(1)
+                terms["pitch"] = pitch_fit_loss(self.pitch_net(translations),
+                                                pitch_labels(f0, voicing))
+            else:
+                terms["pitch"] = pitch_consistency(self.pitch_net, sources, translations)
         if self.config.loss.loudness > 0:  # ... and its dynamics
             terms["loudness"] = loudness_consistency(self.mel_loudness, sources, translations)
         latents = None
@@ -295,16 +305,18 @@ class Trainer:
                 total = total + weight * terms[name]
         return total
 
-    def prepare_batch(self, batch: Batch, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def prepare_batch(self, batch: Batch, step: int
+                      ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """The crops ``(B, D, 1, F, T)`` after pitch-shift augmentation (:meth:`augment`),
-        and their harmonic templates ``(B, D, 1, F, T)`` when the model takes them (else None).
-        """
+        their harmonic templates ``(B, D, 1, F, T)`` when the model takes them (else None),
+        and their f0 (Hz) and voicing ``(B, D, 2, T)``, shifted alike."""
         x, f0, voiced = self.augment(batch, step)
+        pitch = torch.stack([f0, voiced], 2)
         if not self.model.config.pitch_template:
-            return x, None
+            return x, None, pitch
         b, n_dom, _, n_f, n_t = x.shape
         templates = self.mel_pitch.template(f0.reshape(b * n_dom, n_t), voiced.reshape(b * n_dom, n_t))
-        return x, templates.view(b, n_dom, 1, n_f, n_t)
+        return x, templates.view(b, n_dom, 1, n_f, n_t), pitch
 
     def augment(self, batch: Batch, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Crops ``(B, D, 1, F, T)``, f0 ``(B, D, T)`` and voicing ``(B, D, T)`` after
@@ -332,7 +344,7 @@ class Trainer:
         """One generator and one discriminator update; returns detached raw terms (no sync), or
         ``{}`` when the step was skipped for a non-finite loss."""
         cfg = self.config.train
-        x, templates = self.prepare_batch(batch, self.step)
+        x, templates, pitch = self.prepare_batch(batch, self.step)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
         if self.step == self.config.init.unfreeze_after:
             self._apply_freeze()
@@ -341,7 +353,7 @@ class Trainer:
         for p in self.d_params:  # the generator loss needs no discriminator gradients
             p.requires_grad_(False)
         with autocast:
-            g = self.losses(x, self.step, templates)
+            g = self.losses(x, self.step, templates, pitch)
             total = self.weighted_total(g.terms, self.step)
         for p in self.d_params:
             p.requires_grad_(id(p) not in self.frozen)
@@ -516,7 +528,7 @@ class Trainer:
         from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 
         self.model.eval()
-        x, templates = self.prepare_batch(batch, self.step)
+        x, templates, _ = self.prepare_batch(batch, self.step)
         x = x[0]  # (D, 1, F, T)
         notes = [None] * len(x) if templates is None else templates[0, :, None]
         n = len(self.domains)
