@@ -1,16 +1,19 @@
-"""Conversion accuracy by two judges on the same transfers: the plain domain classifier, and a
+"""Conversion accuracy by three judges on the same transfers: the plain domain classifier, a
 register-invariant one trained with random +-12 semitone mel shifts
-(``ClassifierConfig(pitch_shift=12)``), which has heard every domain in every register.
+(``ClassifierConfig(pitch_shift=12)``), which has heard every domain in every register, and an
+MFCC judge (``ClassifierConfig(features="mfcc")``), which reads the spectral envelope only.
 
 A transfer that keeps the source's pitch plays the target instrument in the source's register;
 a judge that learned each instrument in its own register may call that the source. The gap
-between the two columns is how much of a model's "no conversion" is register, not timbre.
+between the columns is how much of a model's "no conversion" is register, not timbre.
+``benchmarks/judge_out_of_register.py`` measures each judge on real notes of other recordings,
+in and out of register.
 
 Uses the models, the DDSP head and the plain classifier of ``transfer_quality.py --set bach10``
 (run it first); scores every held-out clip of every source against every other target. Run from
 the repository root, alone::
 
-    .venv/bin/python benchmarks/register_judge.py
+    .venv/bin/python benchmarks/register_judge.py [--rows recipe ...]
 """
 
 from __future__ import annotations
@@ -24,9 +27,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "data" / "bench" / "transfer_quality_bach10"
-ROWS = {"identity": None, "recipe": ("recipe", "pghi+gla"),
+# row: (transfer_quality.py's run, inverter), None for the sources themselves
+ROWS = {"identity": None, "reference": ("reference", "pghi+gla"),
         "template+pitch-loss": ("template+pitch-loss", "pghi+gla"),
-        "template+pitch-loss+ddsp": ("template+pitch-loss", "ddsp")}
+        "template+pitch-loss+ddsp": ("template+pitch-loss", "ddsp"),
+        "template+D+augment": ("template+D+augment", "pghi+gla"),
+        "template+augment+pitch-loss": ("template+augment+pitch-loss", "pghi+gla"),
+        "recipe": ("recipe", "pghi+gla"), "recipe-seed1": ("recipe-seed1", "pghi+gla"),
+        "recipe+pitch-labels": ("recipe+pitch-labels", "pghi+gla")}
+JUDGES = {"plain": None, "register-invariant": ("classifier_shift12.pt", {"pitch_shift": 12.0}),
+          "mfcc": ("classifier_mfcc.pt", {"features": "mfcc"})}
 
 
 def main(argv=None) -> None:
@@ -38,13 +48,23 @@ def main(argv=None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default=str(WORK), help="transfer_quality.py's work folder")
+    p.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS),
+                   help="rows to score (default: all; a row's run must exist)")
     args = p.parse_args(argv)
     work = Path(args.work)
+    if not (work / "classifier.pt").is_file():
+        raise SystemExit(f"{work}: no classifier.pt; run transfer_quality.py --set bach10 first")
+    for row in args.rows:
+        spec = ROWS[row]
+        needed = [] if spec is None else [spec[0]] + (["ddsp"] if spec[1] == "ddsp" else [])
+        for run in needed:
+            if not (work / "runs" / run / "checkpoints" / "latest.pt").is_file():
+                raise SystemExit(f"row {row}: no model in {work / 'runs' / run}; train it with "
+                                 f"transfer_quality.py --rows {run}")
     store = FeatureStore(work / "features")
-    judges = {"plain": Classifier.load(work / "classifier.pt"),
-              "register-invariant": classifier_for(store, work / "classifier_shift12.pt",
-                                                   ClassifierConfig(pitch_shift=12.0),
-                                                   progress=False)}
+    judges = {name: Classifier.load(work / "classifier.pt") if spec is None else
+              classifier_for(store, work / spec[0], ClassifierConfig(**spec[1]), progress=False)
+              for name, spec in JUDGES.items()}
     for name, judge in judges.items():
         print(f"{name} judge: held-out accuracy {judge.heldout_accuracy:.3f}", flush=True)
     clips = {d: [store.clip_audio(d, f) for f in store.clips(d, "val").files]
@@ -54,16 +74,19 @@ def main(argv=None) -> None:
         labels = torch.cat([judge.predict_audio(w) for w in wavs])
         return float((labels == judge.domains.index(domain)).float().mean())
 
+    per_pair = {}  # row -> judge -> "source->target" -> accuracy
     table = {"resynthesis": {k: float(np.mean([accuracy(j, clips[d], d) for d in store.domains]))
                              for k, j in judges.items()}}
-    for row, spec in ROWS.items():
+    for row in args.rows:
+        spec = ROWS[row]
         t0 = time.perf_counter()
         tt = None
         if spec:
             tt = TimbreTransfer.from_checkpoint(work / "runs" / spec[0] / "checkpoints" / "latest.pt",
                                                 device="cpu")
-            tt.attach_ddsp(work / "runs" / "ddsp" / "checkpoints" / "latest.pt")
-        scores = {k: [] for k in judges}
+            if spec[1] == "ddsp":
+                tt.attach_ddsp(work / "runs" / "ddsp" / "checkpoints" / "latest.pt")
+        scores, pairs = {k: [] for k in judges}, {k: {} for k in judges}
         for s in store.domains:
             for t in store.domains:
                 if s == t:
@@ -72,12 +95,16 @@ def main(argv=None) -> None:
                                                                 inverter=spec[1]) for w in clips[s]]
                 for k, judge in judges.items():
                     scores[k].append(accuracy(judge, wavs, t))
+                    pairs[k][f"{s}->{t}"] = scores[k][-1]
         table[row] = {k: float(np.mean(v)) for k, v in scores.items()}
+        per_pair[row] = pairs
         print(f"{row}: done in {time.perf_counter() - t0:.0f} s", flush=True)
-    print("\n| row | acc, plain judge | acc, register-invariant judge |\n|---|---|---|")
+    print("\n| row | " + " | ".join(f"acc, {name} judge" for name in judges) + " |")
+    print("|---|" + "---|" * len(judges))
     for row, acc in table.items():
-        print(f"| {row} | {acc['plain']:.3f} | {acc['register-invariant']:.3f} |")
-    (work / "register_judge.json").write_text(json.dumps(table, indent=1))
+        print(f"| {row} | " + " | ".join(f"{acc[name]:.3f}" for name in judges) + " |")
+    (work / "register_judge.json").write_text(json.dumps({"mean": table, "pairs": per_pair},
+                                                         indent=1))
 
 
 if __name__ == "__main__":

@@ -541,7 +541,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = evaluate(tt, store, classifier, split=args.split, inverter=args.inverter,
                       embedder=args.embedder, fad_weights=args.fad_weights,
                       max_clips=args.max_clips, twins=args.twins, f0_truth=args.f0_truth,
-                      judge_pitch_shift=args.judge_pitch_shift)
+                      judge_pitch_shift=args.judge_pitch_shift, judge=args.judge)
     report["checkpoint"] = str(args.checkpoint)
     written = write_report(report, out)
     if args.tensorboard:
@@ -585,6 +585,11 @@ def _register_evaluate(sub) -> None:
                    help="train the classifier on crops shifted by up to this many semitones, "
                    "so that it judges timbre rather than register; 12 is a register-invariant "
                    "judge (default: 0; a saved --classifier must match)")
+    p.add_argument("--judge", choices=("mel", "mfcc"), default="mel",
+                   help="what the classifier reads: mel, a CNN on the mel windows (it hears "
+                   "register as well as timbre), or mfcc, the windows' cepstral means and "
+                   "spreads (the spectral envelope; it tells real instruments apart across "
+                   "their ranges and recordings) (default: mel; a saved --classifier must match)")
     p.add_argument("--max-clips", type=int, metavar="N", help="at most N clips per domain")
     p.add_argument("--twins", metavar="AUDIO_DIR",
                    help="paired audio (<domain>/<name>.wav, e.g. from synth-data): also score "

@@ -109,3 +109,41 @@ def test_a_register_invariant_judge_trains_on_shifted_crops(synth_store, monkeyp
     train_classifier(synth_store / "store", SMALL, progress=False)
     assert again == []
     assert judge.config.pitch_shift == 12.0
+
+
+def test_mfcc_judge_reads_the_cepstrum_librosa_computes(synth_store):
+    import librosa
+    import numpy as np
+
+    from timbre_transfer.audio.io import load_audio
+    from timbre_transfer.evaluation.classifier import MfccClassifier
+
+    store = FeatureStore(synth_store / "store")
+    transform = store.transform
+    net = MfccClassifier(transform.params.n_mels, store.domains, n_mfcc=13)
+    net.set_normalisation(transform)
+    wav = load_audio(synth_store / "audio" / "brass" / "clip_0000.wav", 16000)
+    spec = transform(torch.from_numpy(wav))
+    mel = np.maximum(np.expm1(transform.denormalize(spec).double().numpy()), 1e-5)
+    # librosa's MFCC of the same log mel: DCT-II, orthonormal, no liftering; c0 is left out
+    expected = librosa.feature.mfcc(S=np.log(mel), n_mfcc=14, dct_type=2, norm="ortho")[1:]
+    got = net.mfcc(spec[None, None])[0].double().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="n_ceps must be in"):
+        MfccClassifier(transform.params.n_mels, store.domains, n_mfcc=0)
+    with pytest.raises(ValueError, match="mel or mfcc"):
+        ClassifierConfig(features="chroma")
+
+
+def test_mfcc_judge_learns_the_timbres_and_saves(synth_store, tmp_path):
+    config = ClassifierConfig(steps=200, batch_size=12, features="mfcc")
+    judge = train_classifier(synth_store / "store", config, progress=False)
+    assert judge.heldout_accuracy >= 0.8, judge.heldout_per_domain
+    path = judge.save(tmp_path / "mfcc.pt")
+    loaded = classifier_for(synth_store / "store", path, config)
+    x = torch.rand(3, 1, judge.transform.params.n_mels, 64)
+    with torch.no_grad():  # the store's normalisation travels with the weights
+        torch.testing.assert_close(loaded.net(x), judge.net(x), rtol=0, atol=0)
+    assert float(loaded.net.norm_scale) == pytest.approx(float(judge.transform.norm_scale))
+    with pytest.raises(ValueError, match="is a mfcc judge, not mel"):
+        classifier_for(synth_store / "store", path)

@@ -75,7 +75,9 @@ def test_evaluate_command_writes_every_key_of_the_report(setup, tmp_path, capsys
     assert set(report["summary"]) == set(SUMMARY_KEYS)
     assert report["paired"]["pairs"] == 6  # 3 held-out clips x 2 other domains
     assert set(report["classifier"]) == {"heldout_accuracy", "heldout_per_domain",
-                                         "heldout_windows", "window_frames", "pitch_shift"}
+                                         "heldout_windows", "window_frames", "pitch_shift",
+                                         "features"}
+    assert report["classifier"]["features"] == "mel"
 
     # values that must hold whatever the model: every window gets one label, so a source's
     # identity accuracies over all targets add up to one; FADs are non-negative
@@ -95,6 +97,20 @@ def test_evaluate_command_writes_every_key_of_the_report(setup, tmp_path, capsys
     events = EventAccumulator(str(setup / "run" / "tensorboard")).Reload()
     assert "eval/mean_conversion_accuracy" in events.Tags()["scalars"]
     assert "eval/fad/brass_to_flute" in events.Tags()["scalars"]
+
+
+def test_evaluate_trains_the_mfcc_judge_asked_for_and_refuses_another(setup, tmp_path, capsys):
+    from timbre_transfer.cli import main
+
+    args = ["evaluate", str(setup / "run" / "checkpoints" / "latest.pt"), "--data",
+            str(setup / "store"), "--inverter", "pghi", "--judge", "mfcc"]
+    out = tmp_path / "report.json"
+    assert main([*args, "--out", str(out), "--classifier", str(tmp_path / "mfcc.pt")]) == 0
+    assert json.loads(out.read_text())["classifier"]["features"] == "mfcc"
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "again.json"),
+                 "--classifier", str(setup / "classifier.pt")]) == 2
+    assert "is a mel judge, not mfcc" in capsys.readouterr().err
 
 
 def test_clips_too_short_for_fad_are_a_clear_error(synth_store, debug_checkpoint):

@@ -28,6 +28,15 @@ class ClassifierConfig:
     # [-pitch_shift, pitch_shift] (0: none): a judge that has heard every domain in every
     # register scores timbre rather than register
     pitch_shift: float = 0.0
+    # what the judge reads: "mel", a CNN on the mel crop that keeps where in frequency the
+    # energy sits (register included), or "mfcc", each cepstral coefficient's mean and spread
+    # over the window: the spectral envelope, with little of the notes
+    features: str = "mel"
+    n_mfcc: int = 13  # with features "mfcc": coefficients 1..n_mfcc (c0, the level, is left out)
+
+    def __post_init__(self):
+        if self.features not in ("mel", "mfcc"):
+            raise ValueError(f"classifier features must be mel or mfcc, got {self.features!r}")
 
 
 class DomainClassifier(nn.Module):
@@ -57,6 +66,51 @@ class DomainClassifier(nn.Module):
         return self.head(self.features(x).mean(dim=-1))
 
 
+class MfccClassifier(nn.Module):
+    """``(B, 1, n_mels, T)`` normalised mel crops -> ``(B, n_domains)`` logits from MFCCs.
+
+    The normalisation and the log1p are undone, the mel is taken back to a natural log and
+    through :class:`~timbre_transfer.audio.cepstrum.MelCepstrum` (coefficients ``1..n_mfcc``:
+    the spectral envelope, little of the notes); the mean and standard deviation of each over
+    the window feed a one-hidden-layer MLP.
+    """
+
+    def __init__(self, n_mels: int, domains: list[str], n_mfcc: int = 13, hidden: int = 64):
+        super().__init__()
+        from timbre_transfer.audio.cepstrum import MelCepstrum
+
+        self.domains = list(domains)
+        self.cepstrum = MelCepstrum(n_mels, n_mfcc)
+        # the store's normalisation, set by :meth:`set_normalisation` (saved with the weights)
+        self.register_buffer("norm_shift", torch.tensor(0.0))
+        self.register_buffer("norm_scale", torch.tensor(1.0))
+        self.head = nn.Sequential(nn.BatchNorm1d(2 * n_mfcc, affine=False),
+                                  nn.Linear(2 * n_mfcc, hidden), nn.ReLU(inplace=True),
+                                  nn.Dropout(0.3), nn.Linear(hidden, len(self.domains)))
+
+    def set_normalisation(self, transform) -> "MfccClassifier":
+        self.norm_shift.fill_(float(transform.norm_shift))
+        self.norm_scale.fill_(float(transform.norm_scale))
+        return self
+
+    def mfcc(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, n_mels, T)`` normalised mel -> ``(B, n_mfcc, T)`` cepstral coefficients."""
+        mel = torch.expm1(x[:, 0] * self.norm_scale + self.norm_shift).clamp_min(1e-5)
+        return self.cepstrum(torch.log(mel))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.mfcc(x)
+        return self.head(torch.cat([c.mean(-1), c.std(-1)], 1))
+
+
+def judge_net(config: ClassifierConfig, transform, domains: list[str]) -> nn.Module:
+    """The untrained network ``config`` describes, for ``transform``'s mels."""
+    n_mels = transform.params.n_mels
+    if config.features == "mfcc":
+        return MfccClassifier(n_mels, domains, config.n_mfcc).set_normalisation(transform)
+    return DomainClassifier(n_mels, domains, config.channels)
+
+
 def windows(spec: torch.Tensor, frames: int) -> torch.Tensor:
     """Non-overlapping windows of a normalised mel ``(n_mels, T)`` -> ``(N, 1, n_mels, frames)``.
 
@@ -73,9 +127,10 @@ def windows(spec: torch.Tensor, frames: int) -> torch.Tensor:
 
 @dataclass
 class Classifier:
-    """A trained :class:`DomainClassifier` with the transform it expects and its held-out scores."""
+    """A trained :class:`DomainClassifier` or :class:`MfccClassifier` with the transform it
+    expects and its held-out scores."""
 
-    net: DomainClassifier
+    net: nn.Module
     transform: object  # AudioTransform: normalised mel of the store it was trained on
     config: ClassifierConfig
     heldout_accuracy: float  # over all held-out windows
@@ -129,7 +184,7 @@ class Classifier:
             raise ValueError(f"{path}: not a domain classifier (a timbre model checkpoint?)")
         config = build(ClassifierConfig, blob["config"], "classifier")
         transform = AudioTransform.from_dict(blob["transform"])
-        net = DomainClassifier(transform.params.n_mels, blob["domains"], config.channels)
+        net = judge_net(config, transform, blob["domains"])
         load_state_strict(net, blob["model"], f"{path} (classifier)")
         held = blob["heldout"]
         return cls(net.eval(), transform, config, float(held["accuracy"]),
@@ -149,7 +204,7 @@ def train_classifier(store, config: ClassifierConfig = ClassifierConfig(), devic
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        net = DomainClassifier(store.transform.params.n_mels, store.domains, config.channels)
+        net = judge_net(config, store.transform, store.domains)
     net = net.to(device)
     data = CropDataset(store, "train", config.crop_frames, length=config.steps * config.batch_size,
                        seed=config.seed)
@@ -216,6 +271,9 @@ def classifier_for(store, path: str | Path, config: ClassifierConfig = Classifie
         if classifier.config.pitch_shift != config.pitch_shift:
             raise ValueError(f"{path} was trained with pitch_shift={classifier.config.pitch_shift} "
                              f"semitones, not {config.pitch_shift}; pass another path")
+        if classifier.config.features != config.features:
+            raise ValueError(f"{path} is a {classifier.config.features} judge, not "
+                             f"{config.features}; pass another path")
         return classifier
     classifier = train_classifier(store, config, device, progress)
     classifier.save(path)

@@ -55,7 +55,7 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
              reference_clips: int | None = 200, twins: str | Path | None = None,
              f0_truth: str | Path | None = None, progress: bool = True,
              sources: list[str] | None = None, targets: list[str] | None = None,
-             judge_pitch_shift: float = 0.0) -> dict:
+             judge_pitch_shift: float = 0.0, judge: str = "mel") -> dict:
     """Score ``tt`` (a :class:`~timbre_transfer.inference.transfer.TimbreTransfer`) on the
     ``split`` clips of ``store`` (its own :class:`~timbre_transfer.data.dataset.FeatureStore`).
 
@@ -79,6 +79,9 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
             shift in semitones (``ClassifierConfig.pitch_shift``): 12 gives a judge of timbre
             rather than register (a transfer that keeps the source's notes plays the target in
             the source's register). A saved classifier must have been trained with it.
+        judge: for a classifier trained here, what it reads (``ClassifierConfig.features``):
+            "mel" (a CNN on the mel windows) or "mfcc" (their cepstral statistics: the
+            spectral envelope, with little of the register). A saved classifier must match.
 
     Returns:
         the report: a JSON-ready dict with the keys :data:`REPORT_KEYS`. Matrices are
@@ -135,7 +138,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
                           f"the train clips of {d!r}") for d in targets}
     if not hasattr(classifier, "predict_audio"):
         classifier = classifier_for(store, classifier, ClassifierConfig(
-            pitch_shift=judge_pitch_shift), device=str(tt.device), progress=progress)
+            pitch_shift=judge_pitch_shift, features=judge), device=str(tt.device),
+            progress=progress)
     if sorted(classifier.domains) != sorted(domains):
         raise ValueError(f"the classifier knows {classifier.domains}, the model {domains}")
 
@@ -203,7 +207,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
                        "heldout_per_domain": classifier.heldout_per_domain,
                        "heldout_windows": classifier.heldout_windows,
                        "window_frames": classifier.config.crop_frames,
-                       "pitch_shift": classifier.config.pitch_shift},
+                       "pitch_shift": classifier.config.pitch_shift,
+                       "features": classifier.config.features},
         "matrix": matrix,
         "baselines": {"identity": identity, "resynthesis": resynthesis,
                       **{k: _mean_over_domains(v) for k, v in pitch_baselines.items()}},
