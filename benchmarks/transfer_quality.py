@@ -48,6 +48,9 @@ cores and wall time stops being a fair budget):
 - ``recipe+pitch-labels``: the recipe with the pitch loss scored against the source's pYIN
   labels (``train.pitch_loss: labels``) rather than the pitch network's view of the source, which
   also charges a translation for not sounding like the source's timbre;
+- ``recipe+envelope-gan``: the recipe with per-domain discriminators of each frame's cepstrum
+  (``loss.envelope_gan: 10``, as much as the PatchGAN's), which see the whole spectral envelope
+  that the patch discriminators only see piece by piece; ``recipe+envelope-gan-x3`` at weight 30;
 - ``recipe-seed1``: the recipe again with another seed, to read the other rows against the
   noise between two runs of one setting;
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
@@ -111,6 +114,8 @@ ROWS = {  # name: (config, overrides, inverter)
     "recipe+latent-confusion-x10": (SMALL, ["loss.latent_confusion=10.0"], "pghi+gla"),
     "recipe-augment": (SMALL, ["train.pitch_shift=0"], "pghi+gla"),
     "recipe+pitch-labels": (SMALL, ["train.pitch_loss=labels"], "pghi+gla"),
+    "recipe+envelope-gan": (SMALL, ["loss.envelope_gan=10.0"], "pghi+gla"),
+    "recipe+envelope-gan-x3": (SMALL, ["loss.envelope_gan=30.0"], "pghi+gla"),
     "recipe-seed1": (SMALL, ["train.seed=1"], "pghi+gla"),  # run-to-run noise of the recipe
     "template+pitch-loss+ddsp": (SMALL, [], "ddsp"),
     "recipe+ddsp": (SMALL, [], "ddsp"),

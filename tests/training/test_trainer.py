@@ -57,8 +57,8 @@ def test_training_reduces_reconstruction_and_logs_every_term(synth_store, tmp_pa
 
 
 @pytest.mark.parametrize("extra", [[], ["loss.pitch=1.0", "train.pitch_net_steps=5"],
-                                   ["loss.latent_confusion=1.0"]],
-                         ids=["plain", "pitch-loss", "latent-confusion"])
+                                   ["loss.latent_confusion=1.0"], ["loss.envelope_gan=1.0"]],
+                         ids=["plain", "pitch-loss", "latent-confusion", "envelope-gan"])
 def test_resume_matches_uninterrupted_training(synth_store, tmp_path, extra):
     overrides = ["train.max_steps=4", *extra]
     full = _trainer(synth_store / "store", tmp_path / "full", overrides)
@@ -535,3 +535,36 @@ def test_latent_confusion_trains_a_critic_on_the_latents_and_the_encoder_against
     blob = read_checkpoint(tmp_path / "on" / "checkpoints" / "latest.pt")
     assert "latent_critic" in blob["training"]
     assert not any(k.startswith("latent_critic") for k in blob["model"])
+
+
+def test_envelope_discriminators_judge_translations_and_learn_from_unaugmented_crops(
+        synth_store, tmp_path, monkeypatch):
+    off = _trainer(synth_store / "store", tmp_path / "off")
+    assert off.envelope_discriminators is None
+    on = _trainer(synth_store / "store", tmp_path / "on", ["loss.envelope_gan=3.0",
+                                                          "train.pitch_shift=12"])
+    batch = next(on.batches())
+    x, templates, pitch = on.prepare_batch(batch, 0)
+    assert not torch.equal(x, batch.specs)  # the augmentation moved the model's crops
+    g = on.losses(x, 0, templates, pitch)
+    env = on.envelope_discriminators
+    expected = torch.stack([((env(f, d) - 1) ** 2).mean()  # LSGAN, target by target
+                            for f, d in zip(g.fakes, on.domains)]).mean()
+    assert float(g.terms["envelope"]) == pytest.approx(float(expected), rel=1e-5)
+    without = {k: v for k, v in g.terms.items() if k != "envelope"}
+    assert float(on.weighted_total(g.terms, 0) - on.weighted_total(without, 0)) == pytest.approx(
+        3.0 * float(expected), abs=2e-5)
+
+    # the discriminators' own term reads the crops as they came, not as augmented
+    seen = []
+    real_loss = type(env).discriminator_loss
+    monkeypatch.setattr(type(env), "discriminator_loss", lambda self, real, *a, **k: seen.append(
+        real.clone()) or real_loss(self, real, *a, **k))
+    before = [p.clone() for p in env.parameters()]
+    logged = on.fit(1)[-1]
+    assert torch.equal(seen[0], batch.specs)
+    assert {"loss/envelope", "loss/envelope_disc"} <= set(logged)
+    assert any(not torch.equal(a, b) for a, b in zip(before, env.parameters()))
+    blob = read_checkpoint(tmp_path / "on" / "checkpoints" / "latest.pt")
+    assert "envelope_discriminators" in blob["training"]  # training only: not in the model
+    assert not any(k.startswith("envelope") for k in blob["model"])

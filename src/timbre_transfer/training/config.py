@@ -28,6 +28,10 @@ class LossWeights:
     # is trained to leave it guessing (losses/latent.py), so that the shared latent carries
     # the performance and not the source's timbre; 0 turns the critic off
     latent_confusion: float = 0.0
+    # envelope adversaries: per-domain discriminators of each frame's cepstrum (the whole
+    # spectral envelope, which the PatchGAN discriminators only see patch by patch) judge every
+    # translation (losses/envelope.py); 0 turns them off
+    envelope_gan: float = 0.0
 
 
 @dataclass(frozen=True)

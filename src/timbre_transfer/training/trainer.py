@@ -21,6 +21,7 @@ from timbre_transfer.config import build, to_dict
 from timbre_transfer.audio.pitch import MelPitch
 from timbre_transfer.data.dataset import FeatureStore, MultiDomainCropDataset
 from timbre_transfer.losses.adversarial import discriminator_loss, generator_loss
+from timbre_transfer.losses.envelope import EnvelopeDiscriminators
 from timbre_transfer.losses.latent import (LatentCentroids, LatentCritic, batch_mean_latent_loss,
                                            critic_loss, domain_confusion, domain_labels)
 from timbre_transfer.losses.loudness import MelLoudness, loudness_consistency
@@ -143,14 +144,19 @@ class Trainer:
         if config.loss.latent_confusion > 0:
             self.latent_critic = LatentCritic(config.model.latent_channels,
                                               len(self.domains)).to(self.device)
+        self.envelope_discriminators = None  # loss.envelope_gan's adversaries, updated with the Ds
+        if config.loss.envelope_gan > 0:
+            self.envelope_discriminators = EnvelopeDiscriminators(
+                self.domains, self.store.transform.params.n_mels).to(self.device)
         self.init_domains: list[str] = []  # the domains init.checkpoint gave this model
         self.frozen: set[int] = set()  # ids of the parameters held fixed at this step
         if config.init.checkpoint and not resume:
             self._init_from(config.init.checkpoint)
         self.g_params = self.model.generator_parameters()
         self.d_params = self.model.discriminator_parameters()
-        if self.latent_critic is not None:
-            self.d_params = [*self.d_params, *self.latent_critic.parameters()]
+        for extra in (self.latent_critic, self.envelope_discriminators):
+            if extra is not None:
+                self.d_params = [*self.d_params, *extra.parameters()]
         self.opt_g = torch.optim.Adam(self.g_params, lr=cfg.lr, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.lr, betas=cfg.betas)
         self.decay_start_epoch = int(self.total_epochs * cfg.lr_decay_start)
@@ -205,6 +211,8 @@ class Trainer:
         - latent: the domains' latent centroids pulled together;
         - confusion (with ``loss.latent_confusion`` > 0): the latent critic must not tell the
           real crops' encodings apart by domain;
+        - envelope (with ``loss.envelope_gan`` > 0): every translation, as the target's
+          envelope discriminator judges its cepstrum;
         - pitch / loudness (with ``loss.pitch`` / ``loss.loudness`` > 0): every translation
           against its source, as a frozen pitch network hears them / as loudness envelopes.
           With ``train.pitch_loss: labels`` the network's view of the translation is scored
@@ -264,6 +272,9 @@ class Trainer:
         if self.latent_critic is not None:  # the latent must not say which domain it came from
             terms["confusion"] = domain_confusion(self.latent_critic(enc.mu))
             latents = enc.mu.detach()
+        if self.envelope_discriminators is not None:  # ... and take on the target's envelope
+            terms["envelope"] = self.envelope_discriminators.generator_loss(fakes, domains,
+                                                                            cfg.gan_loss)
         for t, target in enumerate(domains):
             terms[f"gan/{target}"] = generator_loss(
                 model.discriminate(fakes[t], target, notes[source_of[t]]), cfg.gan_loss)
@@ -300,7 +311,7 @@ class Trainer:
                  + beta * w.kl_cycle * terms["kl_cycle"] + w.latent * terms["latent"] + w.gan * gan)
         # the optional terms, present only when their weight is on
         for name, weight in (("pitch", w.pitch), ("loudness", w.loudness),
-                             ("confusion", w.latent_confusion)):
+                             ("confusion", w.latent_confusion), ("envelope", w.envelope_gan)):
             if name in terms:
                 total = total + weight * terms[name]
         return total
@@ -364,6 +375,10 @@ class Trainer:
                 d_terms["critic"] = critic_loss(self.latent_critic(g.latents), domain_labels(
                     len(self.domains), x.shape[0], self.device))
                 d_total = d_total + d_terms["critic"]
+            if self.envelope_discriminators is not None:  # real envelopes: un-augmented crops
+                d_terms["envelope_disc"] = self.envelope_discriminators.discriminator_loss(
+                    batch.specs.to(self.device), g.fakes, self.domains, cfg.gan_loss)
+                d_total = d_total + d_terms["envelope_disc"]
 
         # The one deliberate host sync per step: a NaN/inf guard must decide before stepping,
         # and under torchrun all ranks must decide alike, or they fall out of step in the
@@ -647,6 +662,8 @@ class Trainer:
                 "centroids": self.centroids.state_dict(),
                 **({"latent_critic": self.latent_critic.state_dict()}  # training only
                    if self.latent_critic is not None else {}),
+                **({"envelope_discriminators": self.envelope_discriminators.state_dict()}
+                   if self.envelope_discriminators is not None else {}),
                 "noise": self.noise.get_state(),
                 "torch_rng": torch.get_rng_state(),
             },
@@ -681,6 +698,12 @@ class Trainer:
             if "latent_critic" not in state:
                 raise KeyError(f"{path} holds no latent critic to resume loss.latent_confusion with")
             load_state_strict(self.latent_critic, state["latent_critic"], f"{path} (latent_critic)")
+        if self.envelope_discriminators is not None:
+            if "envelope_discriminators" not in state:
+                raise KeyError(f"{path} holds no envelope discriminators to resume "
+                               "loss.envelope_gan with")
+            load_state_strict(self.envelope_discriminators, state["envelope_discriminators"],
+                              f"{path} (envelope_discriminators)")
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.centroids.load_state_dict(state["centroids"])
