@@ -36,7 +36,10 @@ ROWS = {"identity": None, "reference": ("reference", "pghi+gla"),
         "recipe": ("recipe", "pghi+gla"), "recipe-seed1": ("recipe-seed1", "pghi+gla"),
         "recipe+pitch-labels": ("recipe+pitch-labels", "pghi+gla"),
         "recipe+envelope-gan": ("recipe+envelope-gan", "pghi+gla"),
-        "recipe+envelope-gan-x3": ("recipe+envelope-gan-x3", "pghi+gla")}
+        "recipe+envelope-gan-x3": ("recipe+envelope-gan-x3", "pghi+gla"),
+        "recipe+envelope-gan-x10": ("recipe+envelope-gan-x10", "pghi+gla"),
+        "recipe+envelope-gan-x3+pitch-x2+loudness-x2": (
+            "recipe+envelope-gan-x3+pitch-x2+loudness-x2", "pghi+gla")}
 JUDGES = {"plain": None, "register-invariant": ("classifier_shift12.pt", {"pitch_shift": 12.0}),
           "mfcc": ("classifier_mfcc.pt", {"features": "mfcc"})}
 
