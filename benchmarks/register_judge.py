@@ -80,7 +80,7 @@ def main(argv=None) -> None:
         return float((labels == judge.domains.index(domain)).float().mean())
 
     per_pair = {}  # row -> judge -> "source->target" -> accuracy
-    table = {"resynthesis": {k: float(np.mean([accuracy(j, clips[d], d) for d in store.domains]))
+    table = {"own clips": {k: float(np.mean([accuracy(j, clips[d], d) for d in store.domains]))
                              for k, j in judges.items()}}
     for row in args.rows:
         spec = ROWS[row]
