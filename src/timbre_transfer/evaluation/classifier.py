@@ -3,7 +3,9 @@
 It is trained on the real audio of the domains (a store's train split) and its accuracy is
 measured on the held-out split, so a user knows how far to trust it before reading the
 conversion accuracy of a model: the share of transfers to domain ``j`` that it calls ``j``.
-It sees the same normalised log1p mel as the timbre model, in windows of ``crop_frames``.
+It sees the same normalised log1p mel as the timbre model, in windows of ``crop_frames``:
+through a CNN (:class:`DomainClassifier`, the default) or as the window's MFCC statistics
+(:class:`MfccClassifier`, ``ClassifierConfig(features="mfcc")``).
 """
 
 from __future__ import annotations
