@@ -37,6 +37,7 @@ ROWS = {"identity": None, "reference": ("reference", "pghi+gla"),
         "recipe+pitch-labels": ("recipe+pitch-labels", "pghi+gla"),
         "recipe+envelope-gan": ("recipe+envelope-gan", "pghi+gla"),
         "recipe+envelope-gan-x3": ("recipe+envelope-gan-x3", "pghi+gla"),
+        "recipe+envelope-gan-x3-seed1": ("recipe+envelope-gan-x3-seed1", "pghi+gla"),
         "recipe+envelope-gan-x10": ("recipe+envelope-gan-x10", "pghi+gla"),
         "recipe+envelope-gan-x3+pitch-x2+loudness-x2": (
             "recipe+envelope-gan-x3+pitch-x2+loudness-x2", "pghi+gla")}

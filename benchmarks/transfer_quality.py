@@ -50,7 +50,8 @@ cores and wall time stops being a fair budget):
   also charges a translation for not sounding like the source's timbre;
 - ``recipe+envelope-gan``: the recipe with per-domain discriminators of each frame's cepstrum
   (``loss.envelope_gan: 10``, as much as the PatchGAN's), which see the whole spectral envelope
-  that the patch discriminators only see piece by piece; ``recipe+envelope-gan-x3`` / ``-x10`` at weight 30 / 100, and
+  that the patch discriminators only see piece by piece; ``recipe+envelope-gan-x3`` / ``-x10`` at weight 30 / 100 (``-x3-seed1``: again with
+  seed 1), and
   ``recipe+envelope-gan-x3+pitch-x2+loudness-x2`` with twice the pitch and loudness weights
   besides, to hold the notes and dynamics that the envelope's pull moves;
 - ``recipe-seed1``: the recipe again with another seed, to read the other rows against the
@@ -118,6 +119,8 @@ ROWS = {  # name: (config, overrides, inverter)
     "recipe+pitch-labels": (SMALL, ["train.pitch_loss=labels"], "pghi+gla"),
     "recipe+envelope-gan": (SMALL, ["loss.envelope_gan=10.0"], "pghi+gla"),
     "recipe+envelope-gan-x3": (SMALL, ["loss.envelope_gan=30.0"], "pghi+gla"),
+    "recipe+envelope-gan-x3-seed1": (SMALL, ["loss.envelope_gan=30.0", "train.seed=1"],
+                                     "pghi+gla"),
     "recipe+envelope-gan-x10": (SMALL, ["loss.envelope_gan=100.0"], "pghi+gla"),
     "recipe+envelope-gan-x3+pitch-x2+loudness-x2": (
         SMALL, ["loss.envelope_gan=30.0", "loss.pitch=10.0", "loss.loudness=20.0"], "pghi+gla"),
