@@ -120,8 +120,7 @@ def test_mfcc_judge_reads_the_cepstrum_librosa_computes(synth_store):
 
     store = FeatureStore(synth_store / "store")
     transform = store.transform
-    net = MfccClassifier(transform.params.n_mels, store.domains, n_mfcc=13)
-    net.set_normalisation(transform)
+    net = MfccClassifier(transform, store.domains, n_mfcc=13)
     wav = load_audio(synth_store / "audio" / "brass" / "clip_0000.wav", 16000)
     spec = transform(torch.from_numpy(wav))
     mel = np.maximum(np.expm1(transform.denormalize(spec).double().numpy()), 1e-5)
@@ -130,7 +129,7 @@ def test_mfcc_judge_reads_the_cepstrum_librosa_computes(synth_store):
     got = net.mfcc(spec[None, None])[0].double().numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="n_ceps must be in"):
-        MfccClassifier(transform.params.n_mels, store.domains, n_mfcc=0)
+        MfccClassifier(transform, store.domains, n_mfcc=0)
     with pytest.raises(ValueError, match="mel or mfcc"):
         ClassifierConfig(features="chroma")
 
@@ -144,6 +143,7 @@ def test_mfcc_judge_learns_the_timbres_and_saves(synth_store, tmp_path):
     x = torch.rand(3, 1, judge.transform.params.n_mels, 64)
     with torch.no_grad():  # the store's normalisation travels with the weights
         torch.testing.assert_close(loaded.net(x), judge.net(x), rtol=0, atol=0)
-    assert float(loaded.net.norm_scale) == pytest.approx(float(judge.transform.norm_scale))
+    assert float(loaded.net.transform.norm_scale) == pytest.approx(
+        float(judge.transform.norm_scale))
     with pytest.raises(ValueError, match="is a mfcc judge, not mel"):
         classifier_for(synth_store / "store", path)

@@ -71,34 +71,27 @@ class DomainClassifier(nn.Module):
 class MfccClassifier(nn.Module):
     """``(B, 1, n_mels, T)`` normalised mel crops -> ``(B, n_domains)`` logits from MFCCs.
 
-    The normalisation and the log1p are undone, the mel is taken back to a natural log and
-    through :class:`~timbre_transfer.audio.cepstrum.MelCepstrum` (coefficients ``1..n_mfcc``:
-    the spectral envelope, little of the notes); the mean and standard deviation of each over
-    the window feed a one-hidden-layer MLP.
+    The mel is taken back to linear amplitude (the store's ``AudioTransform.spec_to_mel``), to a
+    natural log and through :class:`~timbre_transfer.audio.cepstrum.MelCepstrum` (coefficients
+    ``1..n_mfcc``: the spectral envelope, little of the notes); the mean and standard deviation
+    of each over the window feed a one-hidden-layer MLP.
     """
 
-    def __init__(self, n_mels: int, domains: list[str], n_mfcc: int = 13, hidden: int = 64):
+    def __init__(self, transform, domains: list[str], n_mfcc: int = 13, hidden: int = 64):
         super().__init__()
         from timbre_transfer.audio.cepstrum import MelCepstrum
 
         self.domains = list(domains)
-        self.cepstrum = MelCepstrum(n_mels, n_mfcc)
-        # the store's normalisation, set by :meth:`set_normalisation` (saved with the weights)
-        self.register_buffer("norm_shift", torch.tensor(0.0))
-        self.register_buffer("norm_scale", torch.tensor(1.0))
+        # a copy: moving the judge to a device must not move the store's own transform
+        self.transform = type(transform).from_dict(transform.to_dict())
+        self.cepstrum = MelCepstrum(transform.params.n_mels, n_mfcc)
         self.head = nn.Sequential(nn.BatchNorm1d(2 * n_mfcc, affine=False),
                                   nn.Linear(2 * n_mfcc, hidden), nn.ReLU(inplace=True),
                                   nn.Dropout(0.3), nn.Linear(hidden, len(self.domains)))
 
-    def set_normalisation(self, transform) -> "MfccClassifier":
-        self.norm_shift.fill_(float(transform.norm_shift))
-        self.norm_scale.fill_(float(transform.norm_scale))
-        return self
-
     def mfcc(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, n_mels, T)`` normalised mel -> ``(B, n_mfcc, T)`` cepstral coefficients."""
-        mel = torch.expm1(x[:, 0] * self.norm_scale + self.norm_shift).clamp_min(1e-5)
-        return self.cepstrum(torch.log(mel))
+        return self.cepstrum(torch.log(self.transform.spec_to_mel(x[:, 0]).clamp_min(1e-5)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.mfcc(x)
@@ -107,10 +100,9 @@ class MfccClassifier(nn.Module):
 
 def judge_net(config: ClassifierConfig, transform, domains: list[str]) -> nn.Module:
     """The untrained network ``config`` describes, for ``transform``'s mels."""
-    n_mels = transform.params.n_mels
     if config.features == "mfcc":
-        return MfccClassifier(n_mels, domains, config.n_mfcc).set_normalisation(transform)
-    return DomainClassifier(n_mels, domains, config.channels)
+        return MfccClassifier(transform, domains, config.n_mfcc)
+    return DomainClassifier(transform.params.n_mels, domains, config.channels)
 
 
 def windows(spec: torch.Tensor, frames: int) -> torch.Tensor:
