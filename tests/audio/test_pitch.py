@@ -92,3 +92,57 @@ def test_shift_fills_what_comes_from_outside_the_grid(grid):
     # one ratio per item
     both = grid.shift(torch.ones(2, 1, N_MELS, 3), torch.tensor([1.0, 2.0]), fill=-1.0)
     assert both[0].min().item() == pytest.approx(1.0) and both[1].min() < 0.5
+
+
+def _partials(f0: float, level, n_frames: int = 2) -> torch.Tensor:
+    """A ``(1, N_MELS, T)`` mel holding ``level(hz)`` on the bin nearest each partial of f0
+    (librosa's mel centres) and 0 elsewhere: a note whose partials trace ``level``."""
+    spec = np.zeros((N_MELS, n_frames))
+    for k in range(1, 65):
+        if k * f0 < SR / 2:
+            spec[round(_librosa_bin(k * f0)), :] = level(k * f0)
+    return torch.tensor(spec, dtype=torch.float32)[None]
+
+
+def test_partial_envelope_joins_the_partials_by_hand(grid):
+    f0 = 440.0
+    level = lambda hz: 1.0 - hz / 10000  # noqa: E731  (a gentle tilt)
+    spec = _partials(f0, level)
+    env = grid.partial_envelope(spec, torch.full((1, 2), f0), torch.zeros(1, 2))
+    # straight lines from each partial's fractional bin to the next, at the partial's level;
+    # held at the first below it and at the last above it (np.interp holds the ends)
+    knots = [(_librosa_bin(k * f0), level(k * f0)) for k in range(1, 65) if k * f0 < SR / 2]
+    expected = np.interp(np.arange(N_MELS), *zip(*knots))
+    np.testing.assert_allclose(env[0, :, 0].numpy(), expected, atol=1e-5)
+    # the ripple between the partials is gone: the envelope never drops to the zeros between
+    assert env.min() > 0.2 and spec.min() == 0.0
+
+
+def test_partial_envelope_holds_below_the_floor_and_keeps_frames_without_a_note(grid):
+    spec = _partials(220.0, lambda hz: 1.0, n_frames=3)
+    spec[..., 2] = torch.rand(N_MELS)  # a frame with no note: kept as it is
+    f0 = torch.tensor([[220.0, 220.0, 0.0]])
+    floor = torch.tensor([[0.0, 880.0, 0.0]])
+    env = grid.partial_envelope(spec * torch.linspace(1, 2, N_MELS)[:, None], f0, floor)
+    start = math.ceil(_librosa_bin(880.0))
+    assert (env[0, :start, 1] == env[0, start, 1]).all()  # every bin below the floor's
+    torch.testing.assert_close(env[0, start:, 1], env[0, start:, 0])  # above it, as without
+    assert env[0, 0, 0] < env[0, start, 0]  # no floor: the tilt goes on down
+    torch.testing.assert_close(env[0, :, 2], (spec * torch.linspace(1, 2, N_MELS)[:, None])[0, :, 2])
+    with pytest.raises(ValueError, match=r"floor must be \(B, T\)"):
+        grid.partial_envelope(spec, f0, torch.zeros(1, 2))
+    with pytest.raises(ValueError, match=r"expected a mel"):
+        grid.partial_envelope(spec[:, :40], f0, floor)
+
+
+def test_one_timbre_at_two_registers_looks_alike_through_its_partials(grid):
+    """The same envelope (a formant at 1.2 kHz) played two octaves apart: the mels differ where
+    one has partials and the other has none, their envelopes under a shared floor agree."""
+    formant = lambda hz: math.exp(-((hz - 1200.0) / 900.0) ** 2)  # noqa: E731
+    low, high = _partials(110.0, formant), _partials(440.0, formant)
+    floor = torch.full((1, 2), 440.0)
+    env_low = grid.partial_envelope(low, torch.full((1, 2), 110.0), floor)
+    env_high = grid.partial_envelope(high, torch.full((1, 2), 440.0), floor)
+    start = math.ceil(_librosa_bin(440.0))
+    assert (env_low - env_high)[0, start:].abs().mean() < 0.1 * env_high[0, start:].abs().mean()
+    assert (low - high)[0, start:].abs().mean() > 0.5 * high[0, start:].abs().mean()
