@@ -57,8 +57,10 @@ def test_training_reduces_reconstruction_and_logs_every_term(synth_store, tmp_pa
 
 
 @pytest.mark.parametrize("extra", [[], ["loss.pitch=1.0", "train.pitch_net_steps=5"],
-                                   ["loss.latent_confusion=1.0"], ["loss.envelope_gan=1.0"]],
-                         ids=["plain", "pitch-loss", "latent-confusion", "envelope-gan"])
+                                   ["loss.latent_confusion=1.0"], ["loss.envelope_gan=1.0"],
+                                   ["loss.envelope_gan=1.0", "train.envelope_register=blind"]],
+                         ids=["plain", "pitch-loss", "latent-confusion", "envelope-gan",
+                              "envelope-blind"])
 def test_resume_matches_uninterrupted_training(synth_store, tmp_path, extra):
     overrides = ["train.max_steps=4", *extra]
     full = _trainer(synth_store / "store", tmp_path / "full", overrides)
@@ -568,3 +570,25 @@ def test_envelope_discriminators_judge_translations_and_learn_from_unaugmented_c
     blob = read_checkpoint(tmp_path / "on" / "checkpoints" / "latest.pt")
     assert "envelope_discriminators" in blob["training"]  # training only: not in the model
     assert not any(k.startswith("envelope") for k in blob["model"])
+
+
+def test_register_blind_envelope_discriminators_compare_each_translation_s_notes_with_the_real(
+        synth_store, tmp_path):
+    t = _trainer(synth_store / "store", tmp_path / "blind", [
+        "loss.envelope_gan=3.0", "train.envelope_register=blind", "train.pitch_shift=12"])
+    env = t.envelope_discriminators
+    assert env.mel_pitch is not None
+    batch = next(t.batches())
+    x, templates, pitch = t.prepare_batch(batch, 0)
+    g = t.losses(x, 0, templates, pitch, batch.pitch)
+    # translation into t plays its source's (augmented) notes; the real crops theirs, as recorded
+    source_of = t.pairs(0)
+    expected = torch.stack([((env(env.view(f, pitch[:, source_of[d]], batch.pitch[:, d]),
+                                  dom) - 1) ** 2).mean()
+                            for d, (f, dom) in enumerate(zip(g.fakes, t.domains))]).mean()
+    assert float(g.terms["envelope"]) == pytest.approx(float(expected), rel=1e-5)
+    with pytest.raises(ValueError, match="envelope_register: blind needs"):
+        t.losses(x, 0, templates, pitch)
+    assert "loss/envelope_disc" in t.fit(1)[-1]
+    with pytest.raises(ValueError, match="envelope_register must be seen or blind"):
+        _trainer(synth_store / "store", tmp_path / "bad", ["train.envelope_register=deaf"])

@@ -54,6 +54,14 @@ class TrainConfig:
     # (KL(p(source) || p(translation))), or "labels", the source's own pYIN f0 and voicing
     # (cross-entropy), which charges every timbre alike for playing the right note
     pitch_loss: str = "kl"
+    # what the envelope discriminators (loss.envelope_gan) see: "seen", each frame's cepstrum
+    # as it is, which also tells the register (where the spectrum starts, how far apart its
+    # partials lie); "blind", the envelope through the partials, held below the higher of the
+    # two notes compared, so that a transfer is not asked to leave the source's register
+    envelope_register: str = "seen"
+    # the envelope discriminators judge each frame alone (True) or about 10 frames at once
+    # (False), which also lets them ask for the target's way of moving in time
+    envelope_per_frame: bool = False
     pitch_net_steps: int = 400  # updates of the pitch network fitted first (with loss.pitch > 0)
     grad_clip: float | None = None  # max gradient norm, per optimiser
     max_bad_steps: int = 10  # stop after this many non-finite steps in a row
@@ -76,6 +84,9 @@ class TrainConfig:
             raise ValueError(f"train.latent_loss must be centroid or batch_mean, got {self.latent_loss!r}")
         if self.pitch_loss not in ("kl", "labels"):
             raise ValueError(f"train.pitch_loss must be kl or labels, got {self.pitch_loss!r}")
+        if self.envelope_register not in ("seen", "blind"):
+            raise ValueError("train.envelope_register must be seen or blind, got "
+                             f"{self.envelope_register!r}")
         if self.bf16 not in (True, False, "auto"):
             raise ValueError(f"train.bf16 must be true, false or auto, got {self.bf16!r}")
         if not 0 <= self.pitch_shift <= 24:

@@ -146,8 +146,11 @@ class Trainer:
                                               len(self.domains)).to(self.device)
         self.envelope_discriminators = None  # loss.envelope_gan's adversaries, updated with the Ds
         if config.loss.envelope_gan > 0:
+            blind = cfg.envelope_register == "blind"
             self.envelope_discriminators = EnvelopeDiscriminators(
-                self.domains, self.store.transform.params.n_mels).to(self.device)
+                self.domains, self.store.transform.params.n_mels,
+                mel_pitch=MelPitch.of(self.store.transform.params) if blind else None,
+                per_frame=cfg.envelope_per_frame).to(self.device)
         self.init_domains: list[str] = []  # the domains init.checkpoint gave this model
         self.frozen: set[int] = set()  # ids of the parameters held fixed at this step
         if config.init.checkpoint and not resume:
@@ -198,7 +201,8 @@ class Trainer:
     # ---- one step -------------------------------------------------------------------------------
 
     def losses(self, x: torch.Tensor, step: int, templates: torch.Tensor | None = None,
-               pitch: torch.Tensor | None = None) -> GeneratorLosses:
+               pitch: torch.Tensor | None = None,
+               real_pitch: torch.Tensor | None = None) -> GeneratorLosses:
         """Raw generator-side loss terms for a batch ``(B, D, 1, F, T)`` (``x[:, d]``: crops of
         domain ``d``), with the translations the discriminators judge next.
 
@@ -212,7 +216,8 @@ class Trainer:
         - confusion (with ``loss.latent_confusion`` > 0): the latent critic must not tell the
           real crops' encodings apart by domain;
         - envelope (with ``loss.envelope_gan`` > 0): every translation, as the target's
-          envelope discriminator judges its cepstrum;
+          envelope discriminator judges its cepstrum (with ``train.envelope_register: blind``
+          against the notes ``real_pitch (B, D, 2, T)`` of the un-augmented real crops);
         - pitch / loudness (with ``loss.pitch`` / ``loss.loudness`` > 0): every translation
           against its source, as a frozen pitch network hears them / as loudness envelopes.
           With ``train.pitch_loss: labels`` the network's view of the translation is scored
@@ -273,12 +278,24 @@ class Trainer:
             terms["confusion"] = domain_confusion(self.latent_critic(enc.mu))
             latents = enc.mu.detach()
         if self.envelope_discriminators is not None:  # ... and take on the target's envelope
-            terms["envelope"] = self.envelope_discriminators.generator_loss(fakes, domains,
-                                                                            cfg.gan_loss)
+            terms["envelope"] = self.envelope_discriminators.generator_loss(
+                fakes, domains, cfg.gan_loss, *self._envelope_notes(pitch, real_pitch, source_of))
         for t, target in enumerate(domains):
             terms[f"gan/{target}"] = generator_loss(
                 model.discriminate(fakes[t], target, notes[source_of[t]]), cfg.gan_loss)
         return GeneratorLosses(terms, fakes, centroids, latents)
+
+    def _envelope_notes(self, pitch: torch.Tensor | None, real_pitch: torch.Tensor | None,
+                        source_of: list[int]) -> tuple[list[torch.Tensor] | None,
+                                                       torch.Tensor | None]:
+        """The notes the register-blind envelope discriminators compare: each translation's
+        (its source's, as augmented) and the un-augmented real crops'; Nones when they are not
+        register-blind."""
+        if self.config.train.envelope_register != "blind":
+            return None, None
+        if pitch is None or real_pitch is None:
+            raise ValueError("train.envelope_register: blind needs the crops' f0 and voicing")
+        return [pitch[:, s] for s in source_of], real_pitch
 
     def _encode(self, flat: torch.Tensor, n_dom: int):
         """Encode ``(D * B, 1, F, T)``; returns the encoding and its samples as ``(D, B, ...)``."""
@@ -364,7 +381,7 @@ class Trainer:
         for p in self.d_params:  # the generator loss needs no discriminator gradients
             p.requires_grad_(False)
         with autocast:
-            g = self.losses(x, self.step, templates, pitch)
+            g = self.losses(x, self.step, templates, pitch, batch.pitch.to(self.device))
             total = self.weighted_total(g.terms, self.step)
         for p in self.d_params:
             p.requires_grad_(id(p) not in self.frozen)
@@ -377,7 +394,9 @@ class Trainer:
                 d_total = d_total + d_terms["critic"]
             if self.envelope_discriminators is not None:  # real envelopes: un-augmented crops
                 d_terms["envelope_disc"] = self.envelope_discriminators.discriminator_loss(
-                    batch.specs.to(self.device), g.fakes, self.domains, cfg.gan_loss)
+                    batch.specs.to(self.device), g.fakes, self.domains, cfg.gan_loss,
+                    *self._envelope_notes(pitch, batch.pitch.to(self.device),
+                                          self.pairs(self.step)))
                 d_total = d_total + d_terms["envelope_disc"]
 
         # The one deliberate host sync per step: a NaN/inf guard must decide before stepping,
