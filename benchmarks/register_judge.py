@@ -24,23 +24,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from transfer_quality import DDSP_MODEL
+from transfer_quality import ROWS as TQ_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "data" / "bench" / "transfer_quality_bach10"
-# row: (transfer_quality.py's run, inverter), None for the sources themselves
-ROWS = {"identity": None, "reference": ("reference", "pghi+gla"),
-        "template+pitch-loss": ("template+pitch-loss", "pghi+gla"),
-        "template+pitch-loss+ddsp": ("template+pitch-loss", "ddsp"),
-        "template+D+augment": ("template+D+augment", "pghi+gla"),
-        "template+augment+pitch-loss": ("template+augment+pitch-loss", "pghi+gla"),
-        "recipe": ("recipe", "pghi+gla"), "recipe-seed1": ("recipe-seed1", "pghi+gla"),
-        "recipe+pitch-labels": ("recipe+pitch-labels", "pghi+gla"),
-        "recipe+envelope-gan": ("recipe+envelope-gan", "pghi+gla"),
-        "recipe+envelope-gan-x3": ("recipe+envelope-gan-x3", "pghi+gla"),
-        "recipe+envelope-gan-x3-seed1": ("recipe+envelope-gan-x3-seed1", "pghi+gla"),
-        "recipe+envelope-gan-x10": ("recipe+envelope-gan-x10", "pghi+gla"),
-        "recipe+envelope-gan-x3+pitch-x2+loudness-x2": (
-            "recipe+envelope-gan-x3+pitch-x2+loudness-x2", "pghi+gla")}
+# row: (transfer_quality.py's run, inverter), None for the sources themselves; every model row
+# of transfer_quality.py (a DDSP row renders another row's model)
+ROWS = {"identity": None, **{name: (DDSP_MODEL.get(name, name), inverter)
+                             for name, (_, _, inverter) in TQ_ROWS.items()}}
 JUDGES = {"plain": None, "register-invariant": ("classifier_shift12.pt", {"pitch_shift": 12.0}),
           "mfcc": ("classifier_mfcc.pt", {"features": "mfcc"})}
 
@@ -54,19 +46,24 @@ def main(argv=None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default=str(WORK), help="transfer_quality.py's work folder")
-    p.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS),
-                   help="rows to score (default: all; a row's run must exist)")
+    p.add_argument("--rows", nargs="+", choices=list(ROWS), default=None,
+                   help="rows to score (default: every row whose runs the work folder holds; "
+                        "a row named here must have them)")
     args = p.parse_args(argv)
     work = Path(args.work)
     if not (work / "classifier.pt").is_file():
         raise SystemExit(f"{work}: no classifier.pt; run transfer_quality.py --set bach10 first")
-    for row in args.rows:
+
+    def missing(row):  # the runs a row needs that the work folder lacks
         spec = ROWS[row]
         needed = [] if spec is None else [spec[0]] + (["ddsp"] if spec[1] == "ddsp" else [])
-        for run in needed:
-            if not (work / "runs" / run / "checkpoints" / "latest.pt").is_file():
-                raise SystemExit(f"row {row}: no model in {work / 'runs' / run}; train it with "
-                                 f"transfer_quality.py --rows {run}")
+        return [r for r in needed if not (work / "runs" / r / "checkpoints" / "latest.pt").is_file()]
+
+    rows = args.rows or [row for row in ROWS if not missing(row)]
+    for row in rows:
+        if missing(row):
+            raise SystemExit(f"row {row}: no model in {work / 'runs' / missing(row)[0]}; train it "
+                             f"with transfer_quality.py --rows {missing(row)[0]}")
     store = FeatureStore(work / "features")
     judges = {name: Classifier.load(work / "classifier.pt") if spec is None else
               classifier_for(store, work / spec[0], ClassifierConfig(**spec[1]), progress=False)
@@ -83,7 +80,7 @@ def main(argv=None) -> None:
     per_pair = {}  # row -> judge -> "source->target" -> accuracy
     table = {"own clips": {k: float(np.mean([accuracy(j, clips[d], d) for d in store.domains]))
                              for k, j in judges.items()}}
-    for row in args.rows:
+    for row in rows:
         spec = ROWS[row]
         t0 = time.perf_counter()
         tt = None
@@ -109,8 +106,11 @@ def main(argv=None) -> None:
     print("|---|" + "---|" * len(judges))
     for row, acc in table.items():
         print(f"| {row} | " + " | ".join(f"{acc[name]:.3f}" for name in judges) + " |")
-    (work / "register_judge.json").write_text(json.dumps({"mean": table, "pairs": per_pair},
-                                                         indent=1))
+    out = work / "register_judge.json"  # rows scored before and not now are kept
+    saved = json.loads(out.read_text()) if out.is_file() else {"mean": {}, "pairs": {}}
+    saved["mean"].update(table)
+    saved["pairs"].update(per_pair)
+    out.write_text(json.dumps(saved, indent=1))
 
 
 if __name__ == "__main__":
