@@ -54,6 +54,12 @@ cores and wall time stops being a fair budget):
   seed 1), and
   ``recipe+envelope-gan-x3+pitch-x2+loudness-x2`` with twice the pitch and loudness weights
   besides, to hold the notes and dynamics that the envelope's pull moves;
+- ``recipe+envelope-blind-x3`` / ``-x10``: envelope discriminators at weight 30 / 100 that cannot
+  read the register (``train.envelope_register: blind``): they judge the envelope through the
+  partials, held flat below the higher of the two notes compared (``-x3-seed1``: again with seed 1;
+  ``-x3+loudness-x2``: with twice the loudness weight); ``-x3-per-frame`` with nets that
+  judge each frame alone (``train.envelope_per_frame: true``), so they cannot ask for the target's
+  way of moving in time;
 - ``recipe-seed1``: the recipe again with another seed, to read the other rows against the
   noise between two runs of one setting;
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
@@ -124,6 +130,19 @@ ROWS = {  # name: (config, overrides, inverter)
     "recipe+envelope-gan-x10": (SMALL, ["loss.envelope_gan=100.0"], "pghi+gla"),
     "recipe+envelope-gan-x3+pitch-x2+loudness-x2": (
         SMALL, ["loss.envelope_gan=30.0", "loss.pitch=10.0", "loss.loudness=20.0"], "pghi+gla"),
+    "recipe+envelope-blind-x3": (
+        SMALL, ["loss.envelope_gan=30.0", "train.envelope_register=blind"], "pghi+gla"),
+    "recipe+envelope-blind-x3-seed1": (
+        SMALL, ["loss.envelope_gan=30.0", "train.envelope_register=blind", "train.seed=1"],
+        "pghi+gla"),
+    "recipe+envelope-blind-x3+loudness-x2": (
+        SMALL, ["loss.envelope_gan=30.0", "train.envelope_register=blind", "loss.loudness=20.0"],
+        "pghi+gla"),
+    "recipe+envelope-blind-x10": (
+        SMALL, ["loss.envelope_gan=100.0", "train.envelope_register=blind"], "pghi+gla"),
+    "recipe+envelope-blind-x3-per-frame": (
+        SMALL, ["loss.envelope_gan=30.0", "train.envelope_register=blind",
+                "train.envelope_per_frame=true"], "pghi+gla"),
     "recipe-seed1": (SMALL, ["train.seed=1"], "pghi+gla"),  # run-to-run noise of the recipe
     "template+pitch-loss+ddsp": (SMALL, [], "ddsp"),
     "recipe+ddsp": (SMALL, [], "ddsp"),
