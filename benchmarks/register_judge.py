@@ -57,7 +57,8 @@ def main(argv=None) -> None:
     def missing(row):  # the runs a row needs that the work folder lacks
         spec = ROWS[row]
         needed = [] if spec is None else [spec[0]] + (["ddsp"] if spec[1] == "ddsp" else [])
-        return [r for r in needed if not (work / "runs" / r / "checkpoints" / "latest.pt").is_file()]
+        return [run for run in needed
+                if not (work / "runs" / run / "checkpoints" / "latest.pt").is_file()]
 
     rows = args.rows or [row for row in ROWS if not missing(row)]
     for row in rows:

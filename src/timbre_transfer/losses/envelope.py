@@ -81,7 +81,6 @@ class EnvelopeDiscriminators(nn.Module):
         if notes is None or other is None:
             raise ValueError("register-blind envelope discriminators need the notes (f0, "
                              "voicing) of the translations and of the real crops")
-
         floor = torch.maximum(notes[:, 0], other[:, 0]).clamp_min(0)
         return self.mel_pitch.partial_envelope(spec[:, 0], notes[:, 0], floor)[:, None]
 
@@ -91,9 +90,11 @@ class EnvelopeDiscriminators(nn.Module):
         """Mean over targets of the adversarial loss of translation ``fakes[t]`` into
         ``domains[t]``. Register-blind: ``fake_notes[t]`` are ``fakes[t]``'s notes (its
         source's) and ``real_notes (B, D, 2, T)`` those of the real crops it is compared with."""
-        return torch.stack([generator_loss(self(self.view(f, *self._notes(fake_notes, real_notes, t)),
-                                                d), kind)
-                            for t, (f, d) in enumerate(zip(fakes, domains))]).mean()
+        losses = []
+        for t, (fake, dom) in enumerate(zip(fakes, domains)):
+            fake_n, real_n = self._notes(fake_notes, real_notes, t)
+            losses.append(generator_loss(self(self.view(fake, fake_n, real_n), dom), kind))
+        return torch.stack(losses).mean()
 
     def discriminator_loss(self, real: torch.Tensor, fakes: list[torch.Tensor],
                            domains: list[str], kind: str = "lsgan",
