@@ -62,9 +62,9 @@ def main(argv=None) -> None:
 
     rows = args.rows or [row for row in ROWS if not missing(row)]
     for row in rows:
-        if missing(row):
-            raise SystemExit(f"row {row}: no model in {work / 'runs' / missing(row)[0]}; train it "
-                             f"with transfer_quality.py --rows {missing(row)[0]}")
+        for run in missing(row)[:1]:
+            raise SystemExit(f"row {row}: no model in {work / 'runs' / run}; train it with "
+                             f"transfer_quality.py --rows {run}")
     store = FeatureStore(work / "features")
     judges = {name: Classifier.load(work / "classifier.pt") if spec is None else
               classifier_for(store, work / spec[0], ClassifierConfig(**spec[1]), progress=False)

@@ -156,9 +156,10 @@ class MelPitch(nn.Module):
         peaks = torch.stack([frames.gather(2, (near + d).clamp(0, n - 1)) for d in (-1, 0, 1)]
                             ).amax(0)  # (B, T, K)
         last = (valid.sum(-1, keepdim=True) - 1).clamp_min(0)  # index of the last partial
-        # the partials at or below each bin: the segment [left, left + 1] that holds it
+        # how many partials lie at or below each bin: the segment [left, left + 1] that holds it
         bins = torch.arange(n, device=spec.device, dtype=torch.float32)
-        below = ((pos[..., None, :] <= bins[:, None]) & valid[..., None, :]).sum(-1)  # (B, T, F)
+        sorted_pos = torch.where(valid, pos, torch.full_like(pos, float("inf")))  # k rises
+        below = torch.searchsorted(sorted_pos, bins.expand(b, t, n).contiguous(), right=True)
         left = (below - 1).clamp(min=0).minimum(last)
         right = below.minimum(last)
         p_l, p_r = pos.gather(2, left), pos.gather(2, right)

@@ -149,7 +149,7 @@ class Trainer:
             blind = cfg.envelope_register == "blind"
             self.envelope_discriminators = EnvelopeDiscriminators(
                 self.domains, self.store.transform.params.n_mels,
-                mel_pitch=MelPitch.of(self.store.transform.params) if blind else None,
+                mel_pitch=self.mel_pitch if blind else None,
                 per_frame=cfg.envelope_per_frame).to(self.device)
         self.init_domains: list[str] = []  # the domains init.checkpoint gave this model
         self.frozen: set[int] = set()  # ids of the parameters held fixed at this step
@@ -372,6 +372,7 @@ class Trainer:
         """One generator and one discriminator update; returns detached raw terms (no sync), or
         ``{}`` when the step was skipped for a non-finite loss."""
         cfg = self.config.train
+        batch = batch.to(self.device)  # once: augmentation and the envelope reals both read it
         x, templates, pitch = self.prepare_batch(batch, self.step)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
         if self.step == self.config.init.unfreeze_after:
@@ -381,7 +382,7 @@ class Trainer:
         for p in self.d_params:  # the generator loss needs no discriminator gradients
             p.requires_grad_(False)
         with autocast:
-            g = self.losses(x, self.step, templates, pitch, batch.pitch.to(self.device))
+            g = self.losses(x, self.step, templates, pitch, batch.pitch)
             total = self.weighted_total(g.terms, self.step)
         for p in self.d_params:
             p.requires_grad_(id(p) not in self.frozen)
@@ -394,9 +395,8 @@ class Trainer:
                 d_total = d_total + d_terms["critic"]
             if self.envelope_discriminators is not None:  # real envelopes: un-augmented crops
                 d_terms["envelope_disc"] = self.envelope_discriminators.discriminator_loss(
-                    batch.specs.to(self.device), g.fakes, self.domains, cfg.gan_loss,
-                    *self._envelope_notes(pitch, batch.pitch.to(self.device),
-                                          self.pairs(self.step)))
+                    batch.specs, g.fakes, self.domains, cfg.gan_loss,
+                    *self._envelope_notes(pitch, batch.pitch, self.pairs(self.step)))
                 d_total = d_total + d_terms["envelope_disc"]
 
         # The one deliberate host sync per step: a NaN/inf guard must decide before stepping,
