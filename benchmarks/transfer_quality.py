@@ -60,6 +60,9 @@ cores and wall time stops being a fair budget):
   ``-x3+loudness-x2``: with twice the loudness weight); ``-x3-per-frame`` with nets that
   judge each frame alone (``train.envelope_per_frame: true``), so they cannot ask for the target's
   way of moving in time;
+- ``recipe+domain-class`` / ``-x3``: the recipe with a domain classifier (StarGAN's
+  classification loss, ``loss.domain_class`` 10 / 30): it learns to name every real crop's
+  domain (as augmented), and each translation must be named its target, not its source;
 - ``recipe-seed1``: the recipe again with another seed, to read the other rows against the
   noise between two runs of one setting;
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
@@ -143,6 +146,8 @@ ROWS = {  # name: (config, overrides, inverter)
     "recipe+envelope-blind-x3-per-frame": (
         SMALL, ["loss.envelope_gan=30.0", "train.envelope_register=blind",
                 "train.envelope_per_frame=true"], "pghi+gla"),
+    "recipe+domain-class": (SMALL, ["loss.domain_class=10.0"], "pghi+gla"),
+    "recipe+domain-class-x3": (SMALL, ["loss.domain_class=30.0"], "pghi+gla"),
     "recipe-seed1": (SMALL, ["train.seed=1"], "pghi+gla"),  # run-to-run noise of the recipe
     "template+pitch-loss+ddsp": (SMALL, [], "ddsp"),
     "recipe+ddsp": (SMALL, [], "ddsp"),

@@ -58,9 +58,10 @@ def test_training_reduces_reconstruction_and_logs_every_term(synth_store, tmp_pa
 
 @pytest.mark.parametrize("extra", [[], ["loss.pitch=1.0", "train.pitch_net_steps=5"],
                                    ["loss.latent_confusion=1.0"], ["loss.envelope_gan=1.0"],
-                                   ["loss.envelope_gan=1.0", "train.envelope_register=blind"]],
+                                   ["loss.envelope_gan=1.0", "train.envelope_register=blind"],
+                                   ["loss.domain_class=1.0"]],
                          ids=["plain", "pitch-loss", "latent-confusion", "envelope-gan",
-                              "envelope-blind"])
+                              "envelope-blind", "domain-class"])
 def test_resume_matches_uninterrupted_training(synth_store, tmp_path, extra):
     overrides = ["train.max_steps=4", *extra]
     full = _trainer(synth_store / "store", tmp_path / "full", overrides)
@@ -537,6 +538,41 @@ def test_latent_confusion_trains_a_critic_on_the_latents_and_the_encoder_against
     blob = read_checkpoint(tmp_path / "on" / "checkpoints" / "latest.pt")
     assert "latent_critic" in blob["training"]
     assert not any(k.startswith("latent_critic") for k in blob["model"])
+
+
+def test_domain_class_names_each_translation_s_target_and_learns_from_augmented_reals(
+        synth_store, tmp_path, monkeypatch):
+    from timbre_transfer.losses.latent import critic_loss
+
+    off = _trainer(synth_store / "store", tmp_path / "off")
+    assert off.domain_classifier is None and "domain_classifier" not in off.adversaries()
+    on = _trainer(synth_store / "store", tmp_path / "on", ["loss.domain_class=2.0",
+                                                          "train.pitch_shift=12"])
+    batch = next(on.batches())
+    x, templates, pitch = on.prepare_batch(batch, 0)
+    g = on.losses(x, 0, templates, pitch)
+    # translation t was made for domain t: its label is t, whatever its source
+    n, b = len(on.domains), x.shape[0]
+    labels = torch.tensor([t for t in range(n) for _ in range(b)])
+    expected = critic_loss(on.domain_classifier(torch.cat(g.fakes)), labels)
+    assert float(g.terms["domain_class"]) == pytest.approx(float(expected), rel=1e-5)
+    without = {k: v for k, v in g.terms.items() if k != "domain_class"}
+    assert float(on.weighted_total(g.terms, 0) - on.weighted_total(without, 0)) == pytest.approx(
+        2.0 * float(expected), abs=2e-5)
+
+    # one step: the classifier moves with the discriminators, on the real crops as augmented
+    seen = []
+    forward = type(on.domain_classifier).forward
+    monkeypatch.setattr(type(on.domain_classifier), "forward",
+                        lambda self, spec: seen.append(spec.detach().clone()) or forward(self, spec))
+    before = [p.clone() for p in on.domain_classifier.parameters()]
+    logged = on.fit(1)[-1]
+    assert {"loss/domain_class", "loss/classifier"} <= set(logged)
+    assert any(not torch.equal(a, c) for a, c in zip(before, on.domain_classifier.parameters()))
+    assert torch.equal(seen[-1], x.transpose(0, 1).flatten(0, 1))  # domain-major, augmented
+    blob = read_checkpoint(tmp_path / "on" / "checkpoints" / "latest.pt")
+    assert "domain_classifier" in blob["training"]  # training only: not in the model
+    assert not any(k.startswith("domain_classifier") for k in blob["model"])
 
 
 def test_envelope_discriminators_judge_translations_and_learn_from_unaugmented_crops(

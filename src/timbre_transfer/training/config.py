@@ -32,6 +32,10 @@ class LossWeights:
     # spectral envelope, which the PatchGAN discriminators only see patch by patch) judge every
     # translation (losses/envelope.py); 0 turns them off
     envelope_gan: float = 0.0
+    # domain classification (StarGAN): a classifier learns to name each real crop's domain,
+    # and every translation is scored by its cross-entropy against its target
+    # (losses/domain_class.py); 0 turns the classifier off
+    domain_class: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from timbre_transfer.config import build, to_dict
 from timbre_transfer.audio.pitch import MelPitch
 from timbre_transfer.data.dataset import FeatureStore, MultiDomainCropDataset
 from timbre_transfer.losses.adversarial import discriminator_loss, generator_loss
+from timbre_transfer.losses.domain_class import DomainClassifier
 from timbre_transfer.losses.envelope import EnvelopeDiscriminators
 from timbre_transfer.losses.latent import (LatentCentroids, LatentCritic, batch_mean_latent_loss,
                                            critic_loss, domain_confusion, domain_labels)
@@ -151,15 +152,17 @@ class Trainer:
                 self.domains, self.store.transform.params.n_mels,
                 mel_pitch=self.mel_pitch if blind else None,
                 per_frame=cfg.envelope_per_frame).to(self.device)
+        self.domain_classifier = None  # loss.domain_class's classifier, updated with the Ds
+        if config.loss.domain_class > 0:
+            self.domain_classifier = DomainClassifier(len(self.domains)).to(self.device)
         self.init_domains: list[str] = []  # the domains init.checkpoint gave this model
         self.frozen: set[int] = set()  # ids of the parameters held fixed at this step
         if config.init.checkpoint and not resume:
             self._init_from(config.init.checkpoint)
         self.g_params = self.model.generator_parameters()
         self.d_params = self.model.discriminator_parameters()
-        for extra in (self.latent_critic, self.envelope_discriminators):
-            if extra is not None:
-                self.d_params = [*self.d_params, *extra.parameters()]
+        for extra in self.adversaries().values():
+            self.d_params = [*self.d_params, *extra.parameters()]
         self.opt_g = torch.optim.Adam(self.g_params, lr=cfg.lr, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.d_params, lr=cfg.lr, betas=cfg.betas)
         self.decay_start_epoch = int(self.total_epochs * cfg.lr_decay_start)
@@ -173,6 +176,14 @@ class Trainer:
             self.load(self.run_dir / "checkpoints" / "latest.pt")
         if self.dist.is_main:
             self._write_config()
+
+    def adversaries(self) -> dict:
+        """The training-only nets updated with the discriminators, by checkpoint key: those
+        whose loss weight is on."""
+        nets = {"latent_critic": self.latent_critic,
+                "envelope_discriminators": self.envelope_discriminators,
+                "domain_classifier": self.domain_classifier}
+        return {key: net for key, net in nets.items() if net is not None}
 
     # ---- data -----------------------------------------------------------------------------------
 
@@ -218,6 +229,8 @@ class Trainer:
         - envelope (with ``loss.envelope_gan`` > 0): every translation, as the target's
           envelope discriminator judges its cepstrum (with ``train.envelope_register: blind``
           against the notes ``real_pitch (B, D, 2, T)`` of the un-augmented real crops);
+        - domain_class (with ``loss.domain_class`` > 0): every translation, as the domain
+          classifier names it, against its target;
         - pitch / loudness (with ``loss.pitch`` / ``loss.loudness`` > 0): every translation
           against its source, as a frozen pitch network hears them / as loudness envelopes.
           With ``train.pitch_loss: labels`` the network's view of the translation is scored
@@ -280,6 +293,9 @@ class Trainer:
         if self.envelope_discriminators is not None:  # ... and take on the target's envelope
             terms["envelope"] = self.envelope_discriminators.generator_loss(
                 fakes, domains, cfg.gan_loss, *self._envelope_notes(pitch, real_pitch, source_of))
+        if self.domain_classifier is not None:  # ... and be named its target, not its source
+            terms["domain_class"] = critic_loss(self.domain_classifier(translations),
+                                                domain_labels(n_dom, batch, x.device))
         for t, target in enumerate(domains):
             terms[f"gan/{target}"] = generator_loss(
                 model.discriminate(fakes[t], target, notes[source_of[t]]), cfg.gan_loss)
@@ -328,7 +344,8 @@ class Trainer:
                  + beta * w.kl_cycle * terms["kl_cycle"] + w.latent * terms["latent"] + w.gan * gan)
         # the optional terms, present only when their weight is on
         for name, weight in (("pitch", w.pitch), ("loudness", w.loudness),
-                             ("confusion", w.latent_confusion), ("envelope", w.envelope_gan)):
+                             ("confusion", w.latent_confusion), ("envelope", w.envelope_gan),
+                             ("domain_class", w.domain_class)):
             if name in terms:
                 total = total + weight * terms[name]
         return total
@@ -398,6 +415,12 @@ class Trainer:
                     batch.specs, g.fakes, self.domains, cfg.gan_loss,
                     *self._envelope_notes(pitch, batch.pitch, self.pairs(self.step)))
                 d_total = d_total + d_terms["envelope_disc"]
+            if self.domain_classifier is not None:  # it learns to name the real crops' domains
+                n_dom = x.shape[1]
+                d_terms["classifier"] = critic_loss(
+                    self.domain_classifier(x.transpose(0, 1).flatten(0, 1)),
+                    domain_labels(n_dom, x.shape[0], self.device))
+                d_total = d_total + d_terms["classifier"]
 
         # The one deliberate host sync per step: a NaN/inf guard must decide before stepping,
         # and under torchrun all ranks must decide alike, or they fall out of step in the
@@ -679,10 +702,7 @@ class Trainer:
                 "opt_g": self.opt_g.state_dict(),
                 "opt_d": self.opt_d.state_dict(),
                 "centroids": self.centroids.state_dict(),
-                **({"latent_critic": self.latent_critic.state_dict()}  # training only
-                   if self.latent_critic is not None else {}),
-                **({"envelope_discriminators": self.envelope_discriminators.state_dict()}
-                   if self.envelope_discriminators is not None else {}),
+                **{key: net.state_dict() for key, net in self.adversaries().items()},
                 "noise": self.noise.get_state(),
                 "torch_rng": torch.get_rng_state(),
             },
@@ -713,16 +733,11 @@ class Trainer:
             load_state_strict(self.pitch_net, blob["pitch_net"], f"{path} (pitch_net)")
             self.pitch_net.eval().requires_grad_(False)
             self.pitch_net_ready = True
-        if self.latent_critic is not None:
-            if "latent_critic" not in state:
-                raise KeyError(f"{path} holds no latent critic to resume loss.latent_confusion with")
-            load_state_strict(self.latent_critic, state["latent_critic"], f"{path} (latent_critic)")
-        if self.envelope_discriminators is not None:
-            if "envelope_discriminators" not in state:
-                raise KeyError(f"{path} holds no envelope discriminators to resume "
-                               "loss.envelope_gan with")
-            load_state_strict(self.envelope_discriminators, state["envelope_discriminators"],
-                              f"{path} (envelope_discriminators)")
+        for key, net in self.adversaries().items():  # training only: never in an export
+            if key not in state:
+                raise KeyError(f"{path} holds no {key} to resume its loss with (its loss "
+                               "weight was 0 when it was saved)")
+            load_state_strict(net, state[key], f"{path} ({key})")
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.centroids.load_state_dict(state["centroids"])
