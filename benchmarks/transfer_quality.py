@@ -61,8 +61,8 @@ cores and wall time stops being a fair budget):
   judge each frame alone (``train.envelope_per_frame: true``), so they cannot ask for the target's
   way of moving in time;
 - ``recipe+domain-class`` / ``-x0.5`` / ``-x3``: the recipe with a domain classifier
-  (StarGAN's classification loss, ``loss.domain_class`` 10 / 5 / 30; ``-seed1``: 10 again with
-  seed 1): it learns to name every real crop's domain (as augmented), and each translation must
+  (StarGAN's classification loss, ``loss.domain_class`` 10 / 5 / 30; ``-seed1`` /
+  ``-x0.5-seed1``: 10 / 5 again with seed 1): it learns to name every real crop's domain (as augmented), and each translation must
   be named its target, not its source;
 - ``recipe-seed1``: the recipe again with another seed, to read the other rows against the
   noise between two runs of one setting;
@@ -151,6 +151,8 @@ ROWS = {  # name: (config, overrides, inverter)
     "recipe+domain-class-x3": (SMALL, ["loss.domain_class=30.0"], "pghi+gla"),
     "recipe+domain-class-seed1": (SMALL, ["loss.domain_class=10.0", "train.seed=1"], "pghi+gla"),
     "recipe+domain-class-x0.5": (SMALL, ["loss.domain_class=5.0"], "pghi+gla"),
+    "recipe+domain-class-x0.5-seed1": (SMALL, ["loss.domain_class=5.0", "train.seed=1"],
+                                       "pghi+gla"),
     "recipe-seed1": (SMALL, ["train.seed=1"], "pghi+gla"),  # run-to-run noise of the recipe
     "template+pitch-loss+ddsp": (SMALL, [], "ddsp"),
     "recipe+ddsp": (SMALL, [], "ddsp"),
