@@ -62,9 +62,10 @@ def main(argv=None) -> None:
 
     rows = args.rows or [row for row in ROWS if not missing(row)]
     for row in rows:
-        for run in missing(row)[:1]:
-            raise SystemExit(f"row {row}: no model in {work / 'runs' / run}; train it with "
-                             f"transfer_quality.py --rows {run}")
+        absent = missing(row)
+        if absent:
+            raise SystemExit(f"row {row}: no model in {work / 'runs' / absent[0]}; train it "
+                             f"with transfer_quality.py --rows {absent[0]}")
     store = FeatureStore(work / "features")
     judges = {name: Classifier.load(work / "classifier.pt") if spec is None else
               classifier_for(store, work / spec[0], ClassifierConfig(**spec[1]), progress=False)

@@ -62,8 +62,8 @@ cores and wall time stops being a fair budget):
   way of moving in time;
 - ``recipe+domain-class`` / ``-x0.5`` / ``-x3``: the recipe with a domain classifier
   (StarGAN's classification loss, ``loss.domain_class`` 10 / 5 / 30; ``-seed1`` /
-  ``-x0.5-seed1``: 10 / 5 again with seed 1): it learns to name every real crop's domain (as augmented), and each translation must
-  be named its target, not its source;
+  ``-x0.5-seed1``: 10 / 5 again with seed 1): it learns to name every real crop's domain (as
+  augmented), and each translation must be named its target, not its source;
 - ``recipe-seed1``: the recipe again with another seed, to read the other rows against the
   noise between two runs of one setting;
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the

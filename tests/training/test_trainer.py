@@ -563,8 +563,12 @@ def test_domain_class_names_each_translation_s_target_and_learns_from_augmented_
     # one step: the classifier moves with the discriminators, on the real crops as augmented
     seen = []
     forward = type(on.domain_classifier).forward
-    monkeypatch.setattr(type(on.domain_classifier), "forward",
-                        lambda self, spec: seen.append(spec.detach().clone()) or forward(self, spec))
+
+    def watched(self, spec):
+        seen.append(spec.detach().clone())
+        return forward(self, spec)
+
+    monkeypatch.setattr(type(on.domain_classifier), "forward", watched)
     before = [p.clone() for p in on.domain_classifier.parameters()]
     logged = on.fit(1)[-1]
     assert {"loss/domain_class", "loss/classifier"} <= set(logged)
