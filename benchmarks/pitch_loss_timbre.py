@@ -30,7 +30,7 @@ def main(argv=None) -> None:
 
     from timbre_transfer.data.dataset import FeatureStore
     from timbre_transfer.models.pitch_net import PitchNet, pitch_bin
-    from timbre_transfer.training.checkpoint import read_checkpoint
+    from timbre_transfer.checkpoint import read_checkpoint
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default=str(WORK), help="transfer_quality.py's work folder")

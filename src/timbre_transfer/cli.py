@@ -149,7 +149,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     normalisation = None
     if args.like:  # the model's transform, cleaning and normalisation; the split stays ours
-        from timbre_transfer.training.checkpoint import read_checkpoint
+        from timbre_transfer.checkpoint import read_checkpoint
 
         if config.get("audio"):
             raise ValueError("--like takes the audio settings from the checkpoint; drop the "
@@ -335,7 +335,7 @@ def _octave(value: str) -> int | str:
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     from timbre_transfer.inference.transfer import TimbreTransfer
-    from timbre_transfer.training.checkpoint import read_checkpoint, save_checkpoint
+    from timbre_transfer.checkpoint import read_checkpoint, save_checkpoint
 
     tt = TimbreTransfer.from_checkpoint(args.checkpoint, device="cpu")
     blob = read_checkpoint(args.checkpoint)

@@ -61,7 +61,7 @@ def test_sample_from_the_prior(tt):
 
 def test_interpolate_and_sample_commands(tt, synth_store, tmp_path, capsys):
     from timbre_transfer.cli import main
-    from timbre_transfer.training.checkpoint import save_checkpoint
+    from timbre_transfer.checkpoint import save_checkpoint
 
     ckpt = tmp_path / "model.pt"
     # a minimal export: what TimbreTransfer needs, without training state

@@ -6,8 +6,8 @@ import torch
 
 from timbre_transfer.data.dataset import FeatureStore
 from timbre_transfer.models.ddsp_head import Controls, DDSPConfig, DDSPHead, fill_unvoiced
-from timbre_transfer.training.ddsp_trainer import (DDSPRunConfig, DDSPTrainer, load_ddsp_config,
-                                                   load_ddsp_head)
+from timbre_transfer.checkpoint import load_ddsp_head
+from timbre_transfer.training.ddsp_trainer import DDSPRunConfig, DDSPTrainer, load_ddsp_config
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["head.hidden=32", "head.n_harmonics=20", "head.n_noise_bands=17", "train.batch_size=2",

@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from timbre_transfer.inference.transfer import TimbreTransfer
-from timbre_transfer.training.checkpoint import read_checkpoint, save_checkpoint
+from timbre_transfer.checkpoint import read_checkpoint, save_checkpoint
 from timbre_transfer.training.config import load_run_config
 from timbre_transfer.training.trainer import NonFiniteLossError, Trainer
 

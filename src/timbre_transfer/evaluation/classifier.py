@@ -155,7 +155,7 @@ class Classifier:
 
     def save(self, path: str | Path) -> Path:
         from timbre_transfer.config import to_dict
-        from timbre_transfer.training.checkpoint import save_checkpoint
+        from timbre_transfer.checkpoint import save_checkpoint
 
         return save_checkpoint(path, {
             "kind": "domain_classifier",
@@ -171,7 +171,7 @@ class Classifier:
     def load(cls, path: str | Path) -> "Classifier":
         from timbre_transfer.audio.transform import AudioTransform
         from timbre_transfer.config import build
-        from timbre_transfer.training.checkpoint import load_state_strict, read_checkpoint
+        from timbre_transfer.checkpoint import load_state_strict, read_checkpoint
 
         blob = read_checkpoint(path)
         if blob.get("kind") != "domain_classifier":

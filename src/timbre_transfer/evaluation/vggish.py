@@ -150,7 +150,7 @@ def resolve_weights(path: str | os.PathLike | None = None, download: bool = True
 
 def load_vggish(path: str | os.PathLike | None = None, download: bool = True) -> VGGish:
     """A VGGish with the public weights, loaded with ``weights_only=True`` and strict keys."""
-    from timbre_transfer.training.checkpoint import load_state_strict
+    from timbre_transfer.checkpoint import load_state_strict
 
     weights = resolve_weights(path, download)
     model = VGGish()

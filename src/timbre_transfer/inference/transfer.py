@@ -202,35 +202,17 @@ class TimbreTransfer:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None):
-        """Rebuild model and transform from a checkpoint alone (``weights_only=True``, strict)."""
-        from timbre_transfer.audio.transform import AudioTransform
-        from timbre_transfer.config import build
-        from timbre_transfer.models.multidomain import TimbreModel
-        from timbre_transfer.training.checkpoint import load_state_strict, read_checkpoint
-        from timbre_transfer.training.config import RunConfig
+        """Rebuild model and transform from a checkpoint alone (``weights_only=True``, strict);
+        see :func:`timbre_transfer.checkpoint.load_model`."""
+        from timbre_transfer.checkpoint import load_model
 
-        blob = read_checkpoint(path)
-        try:
-            config = build(RunConfig, blob["config"])
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"{path}: its config does not fit this package version ({exc})") from exc
-        model = TimbreModel(config.model, blob["domains"])
-        load_state_strict(model, blob["model"], f"{path} (model)")
-        transform = AudioTransform.from_dict(blob["transform"])
-        target = blob.get("prepare", {}).get("target_dbfs", -20.0)
+        saved = load_model(path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        training = blob.get("training", {})
-        saved = training.get("centroids", {})
-        centroids = {}
-        if "centroids" in saved and saved["centroids"].numel():
-            centroids = {d: saved["centroids"][i] for i, d in enumerate(blob["domains"])
-                         if bool(saved["initialized"][i])}
-        step = int(training["step"]) if "step" in training else None
-        stride = 2 * model.downsample_factor  # the crop, rounded up to what windows allow
-        window = -(-config.train.crop_frames * WINDOW_CROPS // stride) * stride
-        tt = cls(model, transform, blob["domains"], target, device, step, centroids, window,
-                 blob.get("pitch_medians"))
-        for i, head in enumerate(blob.get("ddsp_heads", [])):  # bundled by `bundle`
+        stride = 2 * saved.model.downsample_factor  # the crop, rounded up to what windows allow
+        window = -(-saved.crop_frames * WINDOW_CROPS // stride) * stride
+        tt = cls(saved.model, saved.transform, saved.domains, saved.target_dbfs, device,
+                 saved.step, saved.centroids, window, saved.pitch_medians)
+        for i, head in enumerate(saved.ddsp_heads):  # bundled by `bundle`
             tt.attach_ddsp_payload(head, f"{path} (DDSP head {i})")
         return tt
 
@@ -249,15 +231,15 @@ class TimbreTransfer:
             ValueError: the head reads another mel (transform or normalisation) than this model
                 writes.
         """
-        from timbre_transfer.training.checkpoint import read_checkpoint
+        from timbre_transfer.checkpoint import read_checkpoint
 
         return self.attach_ddsp_payload(read_checkpoint(path, map_location=self.device), str(path))
 
     def attach_ddsp_payload(self, blob: dict, where: str) -> list[str]:
         """:meth:`attach_ddsp` for a head checkpoint already read; ``where`` names it in errors."""
-        from timbre_transfer.training.ddsp_trainer import head_from_payload
+        from timbre_transfer.checkpoint import ddsp_head_from_payload
 
-        head, domains, transform = head_from_payload(blob, where, self.device)
+        head, domains, transform = ddsp_head_from_payload(blob, where, self.device)
         if transform != self.transform.to_dict():
             raise ValueError(f"{where} was trained on mels of another transform or normalisation "
                              "than this model's; train the head on the model's feature store")

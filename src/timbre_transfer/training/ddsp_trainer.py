@@ -17,10 +17,9 @@ import torch
 
 from timbre_transfer.config import to_dict
 from timbre_transfer.models.ddsp_head import Controls, DDSPConfig, DDSPHead
-from timbre_transfer.training.checkpoint import (check_resumable, load_state_strict,
-                                                 read_checkpoint, save_run_checkpoint)
+from timbre_transfer.checkpoint import HEAD_KIND, load_state_strict, read_checkpoint
+from timbre_transfer.training.checkpoint import check_resumable, save_run_checkpoint
 
-HEAD_KIND = "ddsp_head"
 # Settings a resumed run may change (bookkeeping, and max_steps to train longer).
 RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.checkpoint_every",
                      "train.keep_last"}
@@ -256,25 +255,6 @@ class DDSPTrainer:
         load_state_strict(self.head, blob["model"], f"{path} (DDSP head)")
         self.optimizer.load_state_dict(blob["training"]["optimizer"])
         self.step = int(blob["training"]["step"])
-
-
-def load_ddsp_head(path: str | Path, device: str | torch.device = "cpu") -> tuple[DDSPHead, list[str], dict]:
-    """A trained head from its checkpoint: ``(head, domains, transform dict)``."""
-    return head_from_payload(read_checkpoint(path, map_location=device), str(path), device)
-
-
-def head_from_payload(blob: dict, where: str, device: str | torch.device = "cpu"):
-    """:func:`load_ddsp_head` on a checkpoint already read (also a head bundled into a model
-    checkpoint by ``timbre-transfer bundle``); ``where`` names it in errors."""
-    from timbre_transfer.config import build
-
-    if blob.get("kind") != HEAD_KIND:
-        raise ValueError(f"{where}: not a DDSP head checkpoint (train one with `train-ddsp`)")
-    config = build(DDSPRunConfig, blob["config"])
-    params = blob["transform"]["params"]
-    head = DDSPHead(params["n_mels"], params["sample_rate"], params["hop_length"], config.head)
-    load_state_strict(head, blob["model"], f"{where} (DDSP head)")
-    return head.to(device).eval(), list(blob["domains"]), blob["transform"]
 
 
 def _fit(a: np.ndarray, n: int, fill: float = 0.0) -> np.ndarray:

@@ -130,7 +130,7 @@ def grown_config(checkpoint, config_path=None, overrides=(), **init):
     sections) with ``overrides``, and ``init`` (InitConfig fields) set."""
     import dataclasses
 
-    from timbre_transfer.training.checkpoint import read_checkpoint
+    from timbre_transfer.checkpoint import read_checkpoint
     from timbre_transfer.training.config import load_run_config
 
     base = config_path
@@ -146,7 +146,7 @@ def grown_config(checkpoint, config_path=None, overrides=(), **init):
 
 def describe_checkpoint(path) -> str:
     """What a model checkpoint holds, for ``timbre-transfer domains``."""
-    from timbre_transfer.training.checkpoint import read_checkpoint
+    from timbre_transfer.checkpoint import read_checkpoint
 
     blob = read_checkpoint(path)
     if "domains" not in blob or "model" not in blob:

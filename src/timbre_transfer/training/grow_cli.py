@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def cmd_add_domain(args) -> int:
     from timbre_transfer.data.dataset import FeatureStore
-    from timbre_transfer.training.checkpoint import read_checkpoint
+    from timbre_transfer.checkpoint import read_checkpoint
     from timbre_transfer.cli import fit_and_report
     from timbre_transfer.training.grow import ADD_DOMAIN_FREEZE, grown_config
     from timbre_transfer.training.trainer import Trainer

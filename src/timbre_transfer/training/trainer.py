@@ -31,8 +31,8 @@ from timbre_transfer.models.multidomain import TimbreModel
 from timbre_transfer.models.pitch_net import (PitchNet, pitch_consistency, pitch_fit_loss,
                                               pitch_labels, within_cents)
 from timbre_transfer.training import distributed, grow
-from timbre_transfer.training.checkpoint import (check_resumable, load_state_strict,
-                                                 read_checkpoint, save_run_checkpoint)
+from timbre_transfer.checkpoint import load_state_strict, read_checkpoint
+from timbre_transfer.training.checkpoint import check_resumable, save_run_checkpoint
 from timbre_transfer.training.config import RunConfig
 
 
