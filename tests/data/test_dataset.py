@@ -4,8 +4,9 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from timbre_transfer.data.dataset import CropDataset, FeatureStore, MultiDomainCropDataset
+from timbre_transfer.data.dataset import CropDataset, MultiDomainCropDataset
 from timbre_transfer.data.prepare import PrepareOptions, prepare
+from timbre_transfer.data.store import FeatureStore
 
 SR = 16000
 
@@ -39,7 +40,8 @@ def test_items_and_normalisation(store):
     assert (spec >= -1e-3).all() and (spec <= 1 + 1e-3).all()  # train data spans [0, 1]
     # The crop is a verbatim window of the stored log1p mel, normalised with the store's stats.
     clips = store.clips("big", "train")
-    rows = (np.asarray(clips.features, dtype=np.float32) - float(t.norm_shift)) / float(t.norm_scale)
+    rows = ((np.asarray(clips.features, dtype=np.float32) - float(t.norm_shift))
+            / float(t.norm_scale))
     crop = spec[0].numpy().T
     starts = [s for s in range(len(rows) - 63) if np.allclose(rows[s], crop[0], atol=1e-6)]
     assert any(np.allclose(rows[s:s + 64], crop, atol=1e-6) for s in starts)
@@ -103,7 +105,8 @@ def test_reproducible_and_distributed_sampler_safe(store):
     assert all(torch.equal(a[i][0], b[i][0]) for i in range(10))
     b.set_epoch(1)
     assert not all(torch.equal(a[i][0], b[i][0]) for i in range(10))
-    ranks = [list(DistributedSampler(a, num_replicas=2, rank=r, shuffle=True, seed=0)) for r in (0, 1)]
+    ranks = [list(DistributedSampler(a, num_replicas=2, rank=r, shuffle=True, seed=0))
+             for r in (0, 1)]
     assert set(ranks[0]).isdisjoint(ranks[1]) and len(ranks[0]) == len(ranks[1])
     # an item is the same whichever rank, worker or order reads it
     i = ranks[1][3]
@@ -119,10 +122,13 @@ def test_multi_domain_batches(store):
     rng = np.random.default_rng([ds.seed, ds.epoch, 0])
     for d in range(2):
         clips, cumulative = ds.per_domain[d]
-        clip = min(int(np.searchsorted(cumulative, rng.random(), side="right")), len(cumulative) - 1)
-        start = int(clips.offsets[clip]) + int(rng.integers(0, max(int(clips.frames[clip]) - 32, 0) + 1))
+        clip = min(int(np.searchsorted(cumulative, rng.random(), side="right")),
+                   len(cumulative) - 1)
+        offset = int(rng.integers(0, max(int(clips.frames[clip]) - 32, 0) + 1))
+        start = int(clips.offsets[clip]) + offset
         n = min(int(clips.frames[clip]), 32)
-        np.testing.assert_array_equal(pitch[0, d, :, :n].numpy(), clips.controls[start:start + n, :2].T)
+        np.testing.assert_array_equal(pitch[0, d, :, :n].numpy(),
+                                      clips.controls[start:start + n, :2].T)
     single = CropDataset(store, crop_frames=32)
     assert len(ds) == max(len(single) // 2, 2)
 

@@ -11,10 +11,16 @@ import soundfile as sf
 import timbre_transfer.data.prepare as prepare_module
 from tests.conftest import require_or_skip
 from timbre_transfer.audio.transform import AudioTransform
-from timbre_transfer.data.dataset import FeatureStore
-from timbre_transfer.data.prepare import (PrepareFileError, PrepareOptions, StoreMismatchError,
-                                          clean_audio, discover, prepare, run_jobs, _part_path,
-                                          params_hash)
+from timbre_transfer.data.prepare import (
+    PrepareFileError,
+    PrepareOptions,
+    StoreMismatchError,
+    clean_audio,
+    discover,
+    prepare,
+    run_jobs,
+)
+from timbre_transfer.data.store import FeatureStore, params_hash, part_path
 from timbre_transfer.models.multidomain import validate_domains
 
 SR = 16000
@@ -52,7 +58,8 @@ def test_real_store_counts_rates_and_silence(real_data, real_store):
     out, result = real_store
     report = json.loads((out / "prepare_report.json").read_text())
     assert report == result.report
-    assert {d: i["files"] for d, i in report["domains"].items()} == {"flute": 2, "speech": 3, "violin": 3}
+    assert {d: i["files"] for d, i in report["domains"].items()} == {"flute": 2, "speech": 3,
+                                                                     "violin": 3}
     assert [s["reason"][:6] for s in report["skipped"]] == ["silent"]
     assert report["skipped"][0]["path"].endswith(NEARLY_SILENT_FLUTE)
     manifest = json.loads((out / "store.json").read_text())
@@ -125,7 +132,8 @@ def test_interrupted_prepare_resumes(real_data, real_store, tmp_path):
     resumed = tmp_path / "resumed"
     sources = discover(real_data)
     work = resumed / ".work" / params_hash(transform, options)
-    run_jobs([(s, _part_path(work, s)) for s in sources[:4]], transform, options, progress=False)
+    run_jobs([(s, part_path(work, s.domain, s.name)) for s in sources[:4]], transform, options,
+             progress=False)
     result = prepare(real_data, resumed, workers=1, progress=False)
     assert (result.processed, result.reused) == (5, 4)
     assert not (resumed / ".work").exists()
@@ -176,7 +184,8 @@ def test_bad_files_are_skipped_with_reasons(broken_data, tmp_path):
     assert "unreadable" in reasons["text.wav"]
     assert "NaN" in reasons["nan.wav"]
     assert reasons["short.wav"].startswith("too short (0.010 s")
-    assert reasons["lowrate.wav"].startswith("sample rate 8000 Hz is below the transform's 16000 Hz")
+    assert reasons["lowrate.wav"].startswith("sample rate 8000 Hz is below the transform's "
+                                             "16000 Hz")
     assert reasons["silent.wav"].startswith("silent (peak -200.0 dBFS")
     kept = json.loads((tmp_path / "store" / "broken" / "index.json").read_text())
     assert sorted(e["file"] for e in kept) == ["fine.wav", "stereo.wav"]
@@ -223,7 +232,8 @@ def test_failed_rerun_leaves_a_finished_store_as_it_was(tmp_path):
     (root / "c" / "silent.wav").write_bytes(b"junk")
     with pytest.raises(ValueError, match=r"\['c'\] have no usable audio"):
         prepare(root, out, progress=False)
-    assert {p.name: p.read_bytes() for p in (out / "store.json", out / "prepare_report.json")} == before
+    after = {p.name: p.read_bytes() for p in (out / "store.json", out / "prepare_report.json")}
+    assert after == before
     assert FeatureStore(out).domains == ["a", "b"]
     with pytest.raises(ValueError, match="no usable audio"):  # and the rerun is no "up to date"
         prepare(root, out, progress=False)
@@ -243,7 +253,8 @@ def test_unexpected_file_error_names_the_file(tmp_path, monkeypatch):
         return real(source, transform, options)
 
     monkeypatch.setattr(prepare_module, "file_features", file_features)
-    with pytest.raises(PrepareFileError, match=r"zz_breaks\.wav \(domain 'b'\): RuntimeError: boom") as exc:
+    with pytest.raises(PrepareFileError,
+                       match=r"zz_breaks\.wav \(domain 'b'\): RuntimeError: boom") as exc:
         prepare(root, tmp_path / "store", workers=1, progress=False)
     assert isinstance(exc.value.__cause__, RuntimeError)
     # a worker's error crosses the process boundary by pickling: the message, with its file, too
@@ -311,12 +322,16 @@ def test_csv_and_nsynth_layouts(tmp_path):
     assert [(s.domain, s.path.name) for s in discover(manifest)] == [("x", "a.wav"), ("y", "b.wav"),
                                                                        ("y", "c.wav")]
     (tmp_path / "examples.json").write_text(json.dumps({
-        "a": {"instrument_family_str": "string", "instrument_source_str": "acoustic", "instrument_str": "s1"},
-        "b": {"instrument_family_str": "brass", "instrument_source_str": "acoustic", "instrument_str": "b1"},
-        "c": {"instrument_family_str": "string", "instrument_source_str": "synthetic", "instrument_str": "s2"},
+        "a": {"instrument_family_str": "string", "instrument_source_str": "acoustic",
+              "instrument_str": "s1"},
+        "b": {"instrument_family_str": "brass", "instrument_source_str": "acoustic",
+              "instrument_str": "b1"},
+        "c": {"instrument_family_str": "string", "instrument_source_str": "synthetic",
+              "instrument_str": "s2"},
     }))
     by_family = discover(tmp_path, nsynth_by="family", nsynth_include=["string"])
-    assert [(s.domain, s.path.name) for s in by_family] == [("string", "a.wav"), ("string", "c.wav")]
+    assert [(s.domain, s.path.name) for s in by_family] == [("string", "a.wav"),
+                                                            ("string", "c.wav")]
     by_source = discover(tmp_path, nsynth_by="source")
     assert sorted({s.domain for s in by_source}) == ["acoustic", "synthetic"]
     result = prepare(tmp_path, tmp_path / "store", nsynth_by="family", progress=False)

@@ -1,1 +1,2 @@
-"""Datasets: audio folders -> features, and built-in synthetic audio."""
+"""Data: audio -> a feature store (``prepare``), the store on disk (``store``), training crops
+(``dataset``), and built-in synthetic audio (``synthetic``)."""

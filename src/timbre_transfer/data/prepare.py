@@ -1,46 +1,29 @@
 """``prepare``: folders (or a CSV, or NSynth) of audio -> a feature store of log1p mels per domain.
 
-Store layout (``FEATURES_DIR``)::
-
-    store.json              transform (params + normalisation statistics), its hash, the prepare
-                            options, the domains and the seeded file-level train/val split
-    <domain>/features.npy   float16 log1p mel frames of all files, (total_frames, n_mels), memmapped
-    <domain>/controls.npy   float32 performance controls of every frame, (total_frames, 4):
-                            f0 (Hz, unvoiced frames filled), voicing probability, voiced (0/1),
-                            A-weighted loudness (dB); same rows as features.npy. pYIN runs at
-                            CONTROL_STRIDE x the mel hop and is interpolated onto the mel frames.
-    <domain>/index.json     one entry per file: source, offset, frames, seconds, split
-    prepare_report.json     per-domain counts and durations, and every skipped file with its reason
-    .work/<hash>/           per-file results while preparing; an interrupted or failed run resumes
-                            from here
+This module finds the files, cleans and analyses each one (features and controls) and decides the
+split and the normalisation; :mod:`timbre_transfer.data.store` writes them in the store's layout.
 
 ``store.json`` is written last, and only when every domain has usable audio: a folder without it
 is not a finished store. A run that fails keeps ``.work/`` (nothing analysed is lost) and writes
 its report to ``.work/<hash>/prepare_report.json``; a store already finished in the folder is left
 as it was.
-
-Features are stored un-normalised (log1p mel); the statistics live in ``store.json`` and are
-applied when crops are read, so they can be refitted without touching the features.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
-from timbre_transfer.audio.io import AUDIO_EXTENSIONS, AudioFileError, atomic_write_text, load_audio
+from timbre_transfer.audio.io import AUDIO_EXTENSIONS, AudioFileError, load_audio
+from timbre_transfer.data import store
 
-STORE_FORMAT = 2  # 2: controls.npy beside features.npy
 # pYIN runs every CONTROL_STRIDE mel frames (hop 256 = 16 ms at the default 16 kHz / 128): half
 # the cost of the mel hop, and exactly the frames of a DDSP head with mel_stride 2.
 CONTROL_STRIDE = 2
@@ -122,7 +105,8 @@ def discover(
     else:
         files = [
             SourceFile(p, domain.name, str(p.relative_to(domain)))
-            for domain in sorted(d for d in data.iterdir() if d.is_dir() and not d.name.startswith("."))
+            for domain in sorted(d for d in data.iterdir()
+                                 if d.is_dir() and not d.name.startswith("."))
             for p in sorted(domain.rglob("*"))
             if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
         ]
@@ -197,7 +181,8 @@ def clean_audio(wav: np.ndarray, sample_rate: int, options: PrepareOptions) -> n
         pieces.append(wav[start:end])
     wav = np.concatenate(pieces)
     if len(wav) < options.min_seconds * sample_rate:
-        raise SkipFile(f"too short ({len(wav) / sample_rate:.3f} s of sound < {options.min_seconds} s)")
+        raise SkipFile(f"too short ({len(wav) / sample_rate:.3f} s of sound "
+                       f"< {options.min_seconds} s)")
     rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
     gain = 10 ** (options.target_dbfs / 20) / max(rms, 1e-10)
     gain = min(gain, 0.99 / max(float(np.abs(wav).max()), 1e-10))  # never clip
@@ -251,18 +236,6 @@ def cleaned_audio(source: SourceFile, sample_rate: int, options: PrepareOptions)
 # ---- the whole run -----------------------------------------------------------------------------
 
 
-def params_hash(transform, options: PrepareOptions,
-                normalisation: tuple[float, float] | None = None) -> str:
-    """Identity of a store: the transform's parameters, the prepare options, and the
-    normalisation when it is fixed rather than fitted."""
-    identity = {"format": STORE_FORMAT, "audio": asdict(transform.params),
-                "prepare": asdict(options)}
-    if normalisation is not None:
-        identity["normalisation"] = [float(v) for v in normalisation]
-    blob = json.dumps(identity, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 def prepare(
     data: str | Path,
     out: str | Path,
@@ -297,7 +270,7 @@ def prepare(
     transform = transform if transform is not None else AudioTransform()
     options = options or PrepareOptions()
     out = Path(out)
-    digest = params_hash(transform, options, normalisation)
+    digest = store.params_hash(transform, options, normalisation)
     sources = discover(data, nsynth_by, nsynth_include)
     check_domain_names(sorted({s.domain for s in sources}), data)
     _check_existing(out, digest, overwrite)
@@ -305,9 +278,9 @@ def prepare(
     up_to_date = _up_to_date(out, digest, sources)
     if up_to_date is not None:
         return PrepareResult(out, processed=0, reused=len(sources), report=up_to_date)
-    work = out / ".work" / digest
-    jobs = [(s, _part_path(work, s)) for s in sources]
-    todo = [(s, part) for s, part in jobs if not _result_exists(part)]
+    work = store.work_dir(out, digest)
+    jobs = [(s, store.part_path(work, s.domain, s.name)) for s in sources]
+    todo = [(s, part) for s, part in jobs if not store.part_done(part)]
     run_jobs(todo, transform, options, auto_workers(len(todo)) if workers is None else workers,
              progress)
 
@@ -317,15 +290,14 @@ def prepare(
         report = {"domains": {d: {"files": len(kept[d]),
                                   "skipped": sum(s["domain"] == d for s in skipped)} for d in kept},
                   "skipped": skipped}
-        report_path = work / "prepare_report.json"
-        atomic_write_text(report_path, json.dumps(report, indent=1))
+        report_path = store.write_report(work, report)
         reasons = "; ".join(f"{Path(s['path']).name}: {s['reason']}"
                             for s in skipped if s["domain"] in empty)
         raise ValueError(f"domain(s) {empty} have no usable audio, so no store was written "
                          f"(fix or remove them and run prepare again; files already analysed are "
                          f"kept): {_shorten(reasons)} (report: {report_path})")
     report = _consolidate(out, kept, skipped, transform, options, digest, normalisation)
-    shutil.rmtree(out / ".work", ignore_errors=True)
+    store.remove_work(out)
     return PrepareResult(out, processed=len(todo), reused=len(jobs) - len(todo), report=report)
 
 
@@ -339,7 +311,8 @@ def check_domain_names(domains: list[str], data: str | Path = "") -> None:
     fix = ("rename the domain folder (or the domain in the CSV manifest) and run prepare again")
     for name in domains:
         if isinstance(name, str) and ("/" in name or "\\" in name):
-            raise ValueError(f"{where}domain name {name!r} must not contain a path separator; {fix}")
+            raise ValueError(f"{where}domain name {name!r} must not contain a path separator; "
+                             f"{fix}")
     try:
         validate_domains(domains, owner=str(data) or "domains")
     except ValueError as exc:
@@ -402,58 +375,40 @@ def _process_in_worker(source, part, state, options):
 
 
 def _process(source: SourceFile, part: Path, transform, options: PrepareOptions) -> None:
-    part.parent.mkdir(parents=True, exist_ok=True)
     try:
         features, controls = file_features(source, transform, options)
     except SkipFile as exc:
-        atomic_write_text(part.with_suffix(".skip.json"), json.dumps({"reason": str(exc)}))
+        store.write_skip(part, str(exc))
         return
     except Exception as exc:  # noqa: BLE001 - anything else is a bug or a broken system: name the file
         raise PrepareFileError(f"{source.path} (domain {source.domain!r}): "
                                f"{type(exc).__name__}: {exc}") from exc
-    for path, array in ((_controls_path(part), controls), (part, features)):  # features last:
-        fd, tmp = tempfile.mkstemp(dir=part.parent, suffix=".npy")  # they mark the file done
-        os.close(fd)
-        np.save(tmp, array)
-        os.replace(tmp, path)
-
-
-def _controls_path(part: Path) -> Path:
-    return part.with_suffix(".controls.npy")
-
-
-def _part_path(work: Path, source: SourceFile) -> Path:
-    key = hashlib.sha1(f"{source.domain}\0{source.name}".encode()).hexdigest()[:20]
-    return work / source.domain / f"{key}.npy"
-
-
-def _result_exists(part: Path) -> bool:
-    return part.exists() or part.with_suffix(".skip.json").exists()
+    store.write_part(part, features, controls)
 
 
 def _up_to_date(out: Path, digest: str, sources: list[SourceFile]) -> dict | None:
     """The report of a finished store with these parameters and exactly these files, else None."""
-    manifest, report_path = out / "store.json", out / "prepare_report.json"
-    if not manifest.exists() or not report_path.exists():
+    manifest = store.read_manifest(out)
+    if manifest is None or manifest.get("hash") != digest:
         return None
-    if json.loads(manifest.read_text()).get("hash") != digest:
+    report = store.read_report(out)
+    if report is None:
         return None
-    report = json.loads(report_path.read_text())
     # resolved: the same files named by a relative and an absolute path are still the same
     done = {(s["domain"], Path(s["path"]).resolve()) for s in report["skipped"]}
     for domain in report["domains"]:
-        index_path = out / domain / "index.json"
-        if not index_path.exists():
+        try:
+            index = store.read_index(out, domain)
+        except FileNotFoundError:
             return None
-        done |= {(domain, Path(e["path"]).resolve()) for e in json.loads(index_path.read_text())}
+        done |= {(domain, Path(e["path"]).resolve()) for e in index}
     return report if done == {(s.domain, s.path.resolve()) for s in sources} else None
 
 
 def _check_existing(out: Path, digest: str, overwrite: bool) -> None:
-    manifest = out / "store.json"
-    if not manifest.exists():
+    old = store.read_manifest(out)
+    if old is None:
         return
-    old = json.loads(manifest.read_text())
     if old.get("hash") == digest:
         return  # same parameters: rebuilding gives the same store
     if not overwrite:
@@ -461,10 +416,7 @@ def _check_existing(out: Path, digest: str, overwrite: bool) -> None:
             f"{out} holds a store prepared with other parameters (hash {old.get('hash')}, now "
             f"{digest}); choose another --out or pass --overwrite to replace it"
         )
-    for domain in old.get("domains", []):
-        shutil.rmtree(out / domain, ignore_errors=True)
-    for name in ("store.json", "prepare_report.json"):
-        (out / name).unlink(missing_ok=True)
+    store.remove(out, old.get("domains", []))
 
 
 def _collect(jobs) -> tuple[dict[str, list], list[dict]]:
@@ -473,9 +425,8 @@ def _collect(jobs) -> tuple[dict[str, list], list[dict]]:
     kept: dict[str, list] = {d: [] for d in sorted({s.domain for s, _ in jobs})}
     skipped = []
     for source, part in sorted(jobs, key=lambda sp: (sp[0].domain, sp[0].name)):
-        skip = part.with_suffix(".skip.json")
-        if skip.exists():
-            reason = json.loads(skip.read_text())["reason"]
+        reason = store.read_skip(part)
+        if reason is not None:
             skipped.append({"path": str(source.path), "domain": source.domain, "reason": reason})
         else:
             kept[source.domain].append((source, part))
@@ -485,58 +436,34 @@ def _collect(jobs) -> tuple[dict[str, list], list[dict]]:
 def _consolidate(out: Path, kept: dict[str, list], skipped: list[dict], transform,
                  options: PrepareOptions, digest: str,
                  normalisation: tuple[float, float] | None = None) -> dict:
-    """Concatenate per-file results into one memmapped array per domain, split by file, fit the
+    """Split each domain by file, store its files (:func:`store.write_domain`), fit the
     normalisation on the training files, and write prepare_report.json, then store.json last."""
-    from timbre_transfer import __version__
-
-    # A store being rewritten is not finished until its new store.json lands.
-    (out / "store.json").unlink(missing_ok=True)
+    store.unfinish(out)
     domains = sorted(kept)
     rng = np.random.default_rng(options.seed)
     report = {"domains": {}, "skipped": skipped}
-    index_by_domain = {}
     low, high = np.inf, -np.inf
     for domain in domains:
-        files = [(source, np.load(part, mmap_mode="r")) for source, part in kept[domain]]
-        split = _split(len(files), options.val_fraction, rng)
-        for i, (source, _) in enumerate(files):  # a split the CSV states wins over the draw
+        split = _split(len(kept[domain]), options.val_fraction, rng)
+        for i, (source, _) in enumerate(kept[domain]):  # a split the CSV states wins the draw
             if source.split is not None:
                 split[i] = source.split == "val"
-        index, offset = [], 0
-        total = sum(f.shape[0] for _, f in files)
-        (out / domain).mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out / domain, suffix=".npy")
-        os.close(fd)
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
-                                          shape=(total, transform.params.n_mels))
-        controls = np.empty((total, 4), dtype=np.float32)
-        for (source, feats), is_val, (_, part) in zip(files, split, kept[domain]):
-            array[offset:offset + len(feats)] = feats
-            controls[offset:offset + len(feats)] = np.load(_controls_path(part))
-            n_frames = int(feats.shape[0])
-            index.append({"file": source.name, "path": str(source.path), "offset": offset,
-                          "frames": n_frames,
-                          "seconds": round((n_frames - 1) * transform.params.hop_length
-                                           / transform.params.sample_rate, 3),
-                          "split": "val" if is_val else "train"})
-            if not is_val:
-                low, high = min(low, float(feats.min())), max(high, float(feats.max()))
-            offset += n_frames
-        array.flush()
-        del array
-        os.replace(tmp, out / domain / "features.npy")
-        np.save(tmp, controls)  # np.save keeps the name: tmp ends in .npy
-        os.replace(tmp, out / domain / "controls.npy")
-        atomic_write_text(out / domain / "index.json", json.dumps(index, indent=1))
-        index_by_domain[domain] = index
-        skipped = sum(1 for s in report["skipped"] if s["domain"] == domain)
+        files = [store.StoredFile(source.name, str(source.path), "val" if is_val else "train",
+                                  part) for (source, part), is_val in zip(kept[domain], split)]
+        index = store.write_domain(out, domain, files, transform.params)
+        features, _ = store.open_domain(out, domain)
+        for e in index:
+            if e["split"] == "train":
+                rows = features[e["offset"]:e["offset"] + e["frames"]]
+                low, high = min(low, float(rows.min())), max(high, float(rows.max()))
         report["domains"][domain] = {
-            "files": len(index), "skipped": skipped,
+            "files": len(index),
+            "skipped": sum(1 for s in report["skipped"] if s["domain"] == domain),
             "train_files": sum(e["split"] == "train" for e in index),
             "val_files": sum(e["split"] == "val" for e in index),
             "seconds": round(sum(e["seconds"] for e in index), 2),
         }
-    atomic_write_text(out / "prepare_report.json", json.dumps(report, indent=1))
+    store.write_report(out, report)
 
     if normalisation is not None:  # fixed: a store for a model that exists already
         transform.norm_shift.fill_(normalisation[0])
@@ -544,10 +471,7 @@ def _consolidate(out: Path, kept: dict[str, list], skipped: list[dict], transfor
     elif np.isfinite(low) and high > low:
         transform.norm_shift.fill_(low)
         transform.norm_scale.fill_(high - low)
-    manifest = {"format": STORE_FORMAT, "package_version": __version__, "hash": digest,
-                "transform": transform.to_dict(), "prepare": asdict(options), "domains": domains,
-                "split": {"seed": options.seed, "val_fraction": options.val_fraction}}
-    atomic_write_text(out / "store.json", json.dumps(manifest, indent=1))
+    store.write_manifest(out, digest, transform, options, domains)
     return report
 
 
