@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from timbre_transfer import cli
 from timbre_transfer.cli import build_parser, main
+from timbre_transfer.cli import data as data_commands
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,6 +39,18 @@ def test_every_command_has_help(argv, capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: timbre-transfer {argv[0] if len(argv) > 1 else ''}".rstrip())
+
+
+def test_help_imports_no_torch():
+    """--help of the program and of every command loads neither torch nor numpy."""
+    code = ("import contextlib, io, sys\n"
+            "from timbre_transfer.cli import main\n"
+            f"for argv in {[['--help']] + [[c, '--help'] for c in COMMANDS]!r}:\n"
+            "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            "        main(argv)\n"
+            "print(sorted({'torch', 'numpy'} & set(sys.modules)))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
 
 
 def test_train_help_does_not_advertise_what_it_refuses():
@@ -72,7 +84,8 @@ def test_train_checks_the_stores_mel_bins(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("override,message", [
-    ("train.crop_frames=62", "train.crop_frames = 62 must be a multiple of 2**model.n_downsample = 4"),
+    ("train.crop_frames=62",
+     "train.crop_frames = 62 must be a multiple of 2**model.n_downsample = 4"),
     ("train.lr=fast", "config key 'train.lr' must be float, got 'fast'"),
     ("model.dim=[1]", "config key 'model.dim' must be int"),
     ("train.bogus=1", "unknown config key(s) ['train.bogus']"),
@@ -89,7 +102,7 @@ def test_a_programming_error_is_not_swallowed(tmp_path, monkeypatch):
     def broken(args):
         raise TypeError("unsupported operand type(s)")  # a bug, not a user's mistake
 
-    monkeypatch.setattr(cli, "cmd_synth_data", broken)
+    monkeypatch.setattr(data_commands, "cmd_synth_data", broken)
     with pytest.raises(TypeError, match="unsupported operand"):
         main(["synth-data", str(tmp_path / "x")])
 
@@ -136,7 +149,8 @@ def test_demo_runs_the_whole_pipeline(tmp_path, capsys, monkeypatch):
 
 
 def test_synth_data_writes_twins(tmp_path, capsys):
-    assert main(["synth-data", str(tmp_path), "--domains", "2", "--clips", "2", "--seconds", "1"]) == 0
+    argv = ["synth-data", str(tmp_path), "--domains", "2", "--clips", "2", "--seconds", "1"]
+    assert main(argv) == 0
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.wav")) == [
         "brass/clip_0000.wav", "brass/clip_0001.wav", "reed/clip_0000.wav", "reed/clip_0001.wav"]
     assert main(["synth-data", str(tmp_path), "--domains", "9"]) == 2
@@ -148,7 +162,8 @@ def test_prepare_command(tmp_path, capsys):
     assert main(["prepare", str(tmp_path / "data"), "--out", str(tmp_path / "store"),
                  "--workers", "1", "prepare.val_fraction=0.34"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^brass\s+3\s+2\s+1\s", out, re.M) and re.search(r"^reed\s+3\s+2\s+1\s", out, re.M)
+    assert re.search(r"^brass\s+3\s+2\s+1\s", out, re.M)
+    assert re.search(r"^reed\s+3\s+2\s+1\s", out, re.M)
     assert (tmp_path / "store" / "store.json").is_file()
     assert main(["prepare", str(tmp_path / "data"), "--out", str(tmp_path / "store"),
                  "--workers", "1", "prepare.val_fraction=0.34"]) == 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -412,3 +413,42 @@ def describe_synth(f0_hz, amplitude, distribution, noise_magnitudes, sample_rate
     # the expected spectrum has no leakage: its harmonics' lobes are exactly the 3 bins placed
     noise_db = noisiness(frames.bin_power(), frames.freqs, frames.f0_hz, lobe_bins=1)
     return _descriptors(frames, hop_length, sample_rate, noise_db)
+
+
+#: the trajectories :func:`plot_descriptors` draws, one panel each, top to bottom
+PLOTTED = ("f0_hz", "loudness_db", "centroid_hz", "brightness", "tilt", "noisiness", "odd_even",
+           "flatness")
+
+
+def plot_descriptors(tracks: dict, out: str | Path) -> Path:
+    """One panel per trajectory (f0, loudness and each descriptor), every file overlaid; note
+    onsets marked on the loudness panel.
+
+    Args:
+        tracks: ``{path: (Descriptors, f0_hz, loudness_db)}``, one entry per file.
+        out: the PNG to write (its folder is created).
+    """
+    from matplotlib.figure import Figure
+
+    labels = {"f0_hz": "f0 (Hz)", "loudness_db": "loudness (dB)",
+              **{k: f"{k} ({u})" for k, (u, _) in DESCRIPTORS.items()}}
+    fig = Figure(figsize=(10, 1.6 * len(PLOTTED)))
+    axes = fig.subplots(len(PLOTTED), 1, sharex=True)
+    for path, (d, f0, loudness) in tracks.items():
+        values = {"f0_hz": f0, "loudness_db": loudness,
+                  **{k: getattr(d, k) for k in DESCRIPTORS}}
+        t = d.times()
+        label = f"{Path(path).parent.name}/{Path(path).name}"
+        for ax, key in zip(axes, PLOTTED):
+            ax.plot(t, values[key][: len(t)], lw=0.8, label=label)
+        for onset in d.onset_s:
+            axes[1].axvline(onset, color="0.7", lw=0.5)
+    for ax, key in zip(axes, PLOTTED):
+        ax.set_ylabel(labels[key], fontsize=8)
+    axes[0].legend(fontsize=7, loc="upper right")
+    axes[-1].set_xlabel("seconds")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    return out

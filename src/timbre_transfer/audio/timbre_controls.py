@@ -25,33 +25,15 @@ that the synthesiser (or the inverter) is given alone, so the notes and the dyna
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 
 from timbre_transfer.audio.descriptors import HANN_LOBE_SUM, N_FFT
+from timbre_transfer.names import KNOBS  # defined there, for a --help without numpy
 
-# torch is imported inside the functions: the CLI reads KNOBS for its --help
+# torch is imported inside the functions: importing this module stays light
 
-
-@dataclass(frozen=True)
-class Knob:
-    unit: str
-    low: float
-    high: float
-    inverters: str  # "any" or "ddsp"
-    help: str
-
-
-KNOBS = {
-    "brightness": Knob("octaves", -0.5, 0.5, "any",
-                       "spectral centroid moved by this many octaves"),
-    "noisiness": Knob("dB", -6.0, 6.0, "ddsp",
-                      "noise-to-harmonic energy ratio moved by this many dB"),
-    "odd_even": Knob("dB", -6.0, 6.0, "ddsp",
-                     "odd- to even-harmonic energy ratio moved by this many dB"),
-}
 _BETA = 8.0  # tilt exponents searched: (f / f_ref) ** beta with |beta| <= this
 _ITERATIONS = 40  # bisection steps: beta to 16 / 2**40
 

@@ -1,13 +1,15 @@
-"""The ``stream`` and ``export`` commands (see :mod:`timbre_transfer.inference.streaming`); torch
-is imported inside the handlers, so that ``--help`` stays instant."""
+"""Live transfer: ``stream`` (block by block, from a file or the sound device) and ``export``
+(TorchScript or ONNX); see :mod:`timbre_transfer.inference.streaming`. torch is imported inside
+the handlers, so that ``--help`` stays instant."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-#: inverters a stream can use (here, not in streaming.py, so that --help needs no torch)
-STREAM_INVERTERS = ("pghi", "ddsp")
+from timbre_transfer.cli.options import add_checkpoint
+from timbre_transfer.names import STREAM_INVERTERS
+
 #: torch threads of the stream command: one is a little slower on average than two on 2 cores,
 #: but a second thread makes every block wait for whichever core is busy elsewhere (the slowest
 #: blocks of benchmarks/streaming.py: 25-30 % of the block at one thread in three runs of four,
@@ -115,9 +117,7 @@ def _stream_live(args: argparse.Namespace) -> int:
 
 
 def _add_stream_options(p: argparse.ArgumentParser) -> None:
-    from timbre_transfer.cli import _add_checkpoint
-
-    _add_checkpoint(p, "checkpoint (e.g. RUN_DIR/checkpoints/latest.pt)")
+    add_checkpoint(p, "checkpoint (e.g. RUN_DIR/checkpoints/latest.pt)")
     p.add_argument("--to", required=True, metavar="DOMAIN", help="target domain")
     p.add_argument("--inverter", choices=STREAM_INVERTERS, default="pghi",
                    help="pghi: real-time phase-gradient integration; ddsp: the domain's DDSP "

@@ -1,13 +1,16 @@
-"""The ``add-domain`` and ``domains`` commands (see :mod:`timbre_transfer.training.grow`);
-torch is imported inside the handlers, so that ``--help`` stays instant."""
+"""Growing a trained model: ``add-domain``, and ``domains`` (what a checkpoint holds); see
+:mod:`timbre_transfer.training.grow`."""
 
 from __future__ import annotations
 
+import argparse
 
-def cmd_add_domain(args) -> int:
-    from timbre_transfer.data.dataset import FeatureStore
+from timbre_transfer.cli.options import add_checkpoint, add_data, add_run_options, fit_and_report
+
+
+def cmd_add_domain(args: argparse.Namespace) -> int:
     from timbre_transfer.checkpoint import read_checkpoint
-    from timbre_transfer.cli import fit_and_report
+    from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.training.grow import ADD_DOMAIN_FREEZE, grown_config
     from timbre_transfer.training.trainer import Trainer
 
@@ -37,8 +40,6 @@ def cmd_add_domain(args) -> int:
 
 
 def register_add_domain(sub) -> None:
-    from timbre_transfer.cli import _add_checkpoint, _add_data, _add_run_options
-
     p = sub.add_parser(
         "add-domain", help="add timbres to a trained model: train only their generators",
         description="Add one or more domains to a trained model. Each new domain gets a "
@@ -50,11 +51,11 @@ def register_add_domain(sub) -> None:
         "FEATURES_DIR must hold the model's domains and the new ones, prepared with the "
         "model's audio settings. Writes RUN_DIR like `train`; --resume continues.",
     )
-    _add_checkpoint(p, "the trained model (a `train` checkpoint)")
-    _add_data(p, "feature store with the model's domains and the new ones")
+    add_checkpoint(p, "the trained model (a `train` checkpoint)")
+    add_data(p, "feature store with the model's domains and the new ones")
     p.add_argument("--domain", action="append", required=True, metavar="NAME",
                    help="a domain of FEATURES_DIR to add (repeatable)")
-    _add_run_options(p)
+    add_run_options(p)
     p.add_argument("--unfreeze-after", type=int, metavar="K",
                    help="from step K, train everything jointly at a lower learning rate")
     p.add_argument("--new-generators", choices=("scratch", "nearest"), default="nearest",
@@ -66,20 +67,18 @@ def register_add_domain(sub) -> None:
     p.set_defaults(func=cmd_add_domain)
 
 
-def register_domains(sub) -> None:
-    from timbre_transfer.cli import _add_checkpoint
+def cmd_domains(args: argparse.Namespace) -> int:
+    from timbre_transfer.training.grow import describe_checkpoint
 
+    print(describe_checkpoint(args.checkpoint))
+    return 0
+
+
+def register_domains(sub) -> None:
     p = sub.add_parser(
         "domains", help="what a model checkpoint holds: domains, steps, transform, DDSP heads",
         description="Print a model checkpoint's domains (with their training registers), its "
         "training steps, its audio transform and model settings, and which DDSP heads are "
         "bundled with it.")
-    _add_checkpoint(p)
+    add_checkpoint(p)
     p.set_defaults(func=cmd_domains)
-
-
-def cmd_domains(args) -> int:
-    from timbre_transfer.training.grow import describe_checkpoint
-
-    print(describe_checkpoint(args.checkpoint))
-    return 0

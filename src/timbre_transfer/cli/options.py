@@ -1,0 +1,129 @@
+"""Options shared by several commands, declared once, and the helpers that act on them.
+
+Heavy imports (torch, librosa) happen inside the functions so that ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from timbre_transfer.names import DDSP, INVERTERS, KNOBS
+
+
+def config_names() -> str:
+    """The packaged configs' names, for the help of ``--config``."""
+    from timbre_transfer.config import packaged_configs
+
+    return ", ".join(packaged_configs()) or "none found"
+
+
+def add_config_options(p: argparse.ArgumentParser, uses: str, examples: str,
+                       default: str = "built-in defaults") -> None:
+    """``--config`` (a YAML path or a packaged config's name) and trailing ``key=value``
+    overrides; ``uses`` says which sections the command reads."""
+    p.add_argument("--config", help=f"YAML config: a path, or the name of a config shipped with "
+                   f"the package ({config_names()}; see config/). {uses} (default: {default})")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help=f"config overrides, e.g. {examples}")
+
+
+def add_data(p: argparse.ArgumentParser, help: str = "prepared feature store") -> None:
+    """``--data FEATURES_DIR``, required."""
+    p.add_argument("--data", required=True, metavar="FEATURES_DIR", help=help)
+
+
+def add_checkpoint(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    """The positional ``CKPT``."""
+    p.add_argument("checkpoint", metavar="CKPT", help=help)
+
+
+def add_inverter(p: argparse.ArgumentParser, help: str = "phase reconstruction",
+                 extra: tuple[str, ...] = ()) -> None:
+    """``--inverter``: one of :data:`~timbre_transfer.names.INVERTERS`, or of ``extra``."""
+    p.add_argument("--inverter", choices=INVERTERS + extra, default="pghi+gla",
+                   help=f"{help} (default: pghi+gla)")
+
+
+def add_ddsp_inverter(p: argparse.ArgumentParser) -> None:
+    """``--inverter`` with ``ddsp`` among the choices, and ``--ddsp`` for the head."""
+    add_inverter(p, "phase reconstruction, or ddsp: the DDSP head of --ddsp renders the "
+                 "generated mel with the source's pitch and loudness", extra=(DDSP,))
+    p.add_argument("--ddsp", metavar="CKPT_DDSP",
+                   help="a head trained by train-ddsp (not needed for a checkpoint made by "
+                   "`bundle`, which carries its heads)")
+
+
+def attach_heads(tt, args: argparse.Namespace, domains) -> None:
+    """Attach --ddsp and, for --inverter ddsp, check that every domain has a head (before any
+    work)."""
+    if args.ddsp:
+        tt.attach_ddsp(args.ddsp)
+    for domain in domains:
+        tt.check_domain(domain)
+        if args.inverter == DDSP and domain not in tt.ddsp:
+            raise ValueError(f"--inverter ddsp needs a head for {domain!r}: pass --ddsp PATH "
+                             f"(heads loaded: {sorted(tt.ddsp) or 'none'})")
+
+
+def add_embedder(p: argparse.ArgumentParser) -> None:
+    """``--embedder`` and ``--fad-weights``: how FAD embeds audio."""
+    p.add_argument("--embedder", choices=("logmel", "vggish"), default="logmel",
+                   help="FAD embedder: logmel, built-in, offline, not comparable with published "
+                   "FAD (default); vggish, the standard (needs its weights)")
+    p.add_argument("--fad-weights", metavar="PATH",
+                   help="vggish-10086976.pth (default: the torch hub cache, or a download)")
+
+
+def add_max_steps(p: argparse.ArgumentParser,
+                  help: str = "stop at this step (overrides train.max_steps)") -> None:
+    """``--max-steps N``."""
+    p.add_argument("--max-steps", type=int, help=help)
+
+
+def add_resume(p: argparse.ArgumentParser,
+               help: str = "continue from RUN_DIR/checkpoints/latest.pt") -> None:
+    """``--resume``."""
+    p.add_argument("--resume", action="store_true", help=help)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """A training run's folder, its last step and resumption (train, train-ddsp, add-domain)."""
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
+    add_max_steps(p)
+    add_resume(p)
+
+
+def overrides_with_max_steps(args: argparse.Namespace) -> list[str]:
+    """The key=value overrides, plus ``train.max_steps`` when ``--max-steps`` is given."""
+    extra = [] if args.max_steps is None else [f"train.max_steps={args.max_steps}"]
+    return list(getattr(args, "overrides", [])) + extra
+
+
+def fit_and_report(trainer, out) -> int:
+    """Train to the end, leave the process group (under torchrun), name the checkpoint."""
+    from timbre_transfer.training.distributed import shutdown
+
+    try:
+        trainer.fit()
+    finally:
+        shutdown(trainer.dist)  # under torchrun: leave the process group cleanly
+    if trainer.dist.is_main:
+        print(f"checkpoint: {Path(out) / 'checkpoints' / 'latest.pt'} (domains {trainer.domains})")
+    return 0
+
+
+def add_knob_arguments(p: argparse.ArgumentParser) -> None:
+    """``--brightness``, ``--noisiness``, ...: one option per knob, its unit and range in its
+    help."""
+    for name, knob in KNOBS.items():
+        where = "any inverter" if knob.inverters == "any" else "--inverter ddsp only"
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=0.0,
+                       metavar=knob.unit.upper(),
+                       help=f"timbre knob: {knob.help}, {knob.low:g} to {knob.high:g} "
+                            f"{knob.unit} ({where}; default 0)")
+
+
+def knobs_from_args(args: argparse.Namespace) -> dict[str, float]:
+    """The knobs given a value other than 0, as ``{name: value}``."""
+    return {name: getattr(args, name) for name in KNOBS if getattr(args, name)}
