@@ -147,7 +147,7 @@ def train_conditioned_head(work: Path, plain_head: Path) -> Path:
     """A head conditioned on every knob's descriptor (``head.descriptors``), trained on the
     same store for as many steps as the plain head of the ``ddsp`` row."""
     from timbre_transfer.audio.timbre_controls import KNOBS
-    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.training.ddsp_trainer import DDSPTrainer, load_ddsp_config
 
     run = work / "runs" / "ddsp-descriptors"

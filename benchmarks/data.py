@@ -32,8 +32,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from timbre_transfer.audio.io import AUDIO_EXTENSIONS, load_audio
 from timbre_transfer.audio.transform import AudioTransform
-from timbre_transfer.data.dataset import FeatureStore, MultiDomainCropDataset
+from timbre_transfer.data.dataset import MultiDomainCropDataset
 from timbre_transfer.data.prepare import prepare
+from timbre_transfer.data.store import FeatureStore
 from timbre_transfer.data.synthetic import write_paired_dataset
 from timbre_transfer.training.config import load_run_config
 from timbre_transfer.training.trainer import Trainer

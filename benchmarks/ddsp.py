@@ -47,8 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     from timbre_transfer.audio.transform import AudioTransform
-    from timbre_transfer.data.dataset import FeatureStore
     from timbre_transfer.data.prepare import PrepareOptions, prepare
+    from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.evaluation.content import f0_error_cents, loudness_correlation
     from timbre_transfer.losses.spectral import MultiScaleSpectralLoss
     from timbre_transfer.models.ddsp_head import extract_controls

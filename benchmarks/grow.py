@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer_quality import DATA, stage_bach10
+from quality_common import DATA, stage_bach10
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "cpu-small.yaml"
@@ -100,8 +100,8 @@ def main(argv=None) -> None:
     import torch
 
     from timbre_transfer.audio.transform import AudioTransform
-    from timbre_transfer.data.dataset import FeatureStore
     from timbre_transfer.data.prepare import PrepareOptions, prepare
+    from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.evaluation.evaluate import evaluate
     from timbre_transfer.inference.transfer import TimbreTransfer
     from timbre_transfer.training.config import load_run_config

@@ -48,7 +48,7 @@ def main(argv=None) -> None:
     from tqdm import tqdm
 
     from timbre_transfer.audio.io import load_audio
-    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.evaluation.classifier import Classifier, ClassifierConfig, classifier_for
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import torch
 
-from timbre_transfer.data.dataset import FeatureStore
 from timbre_transfer.data.prepare import PrepareOptions, prepare
+from timbre_transfer.data.store import FeatureStore
 from timbre_transfer.data.synthetic import write_paired_dataset
 from timbre_transfer.losses.latent import LatentCentroids
 from timbre_transfer.losses.vae import l1

@@ -3,8 +3,7 @@
 For each pair of Bach10/speech domains, the median KL between the frozen pitch network's
 readings of real frames of the two domains that pYIN labels at the same pitch (within one
 25-cent bin): the loss that a *perfect* transfer, the target instrument playing the source's
-note, would still pay under ``train.pitch_loss: kl``. The diagonal (two frames of one domain)
-is the floor. ``train.pitch_loss: labels`` charges every timbre alike instead.
+note, would still pay. The diagonal (two frames of one domain) is the floor.
 
 Uses the recipe's pitch network and store from ``transfer_quality.py --set bach10`` (run it
 first); 60 random 64-frame training crops per domain, seed 0. Run from the repository root::
@@ -28,9 +27,9 @@ def main(argv=None) -> None:
     import torch
     import torch.nn.functional as F
 
-    from timbre_transfer.data.dataset import FeatureStore
-    from timbre_transfer.models.pitch_net import PitchNet, pitch_bin
     from timbre_transfer.checkpoint import read_checkpoint
+    from timbre_transfer.data.store import FeatureStore
+    from timbre_transfer.models.pitch_net import PitchNet, pitch_bin
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", default=str(WORK), help="transfer_quality.py's work folder")

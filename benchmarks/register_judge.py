@@ -24,15 +24,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from transfer_quality import DDSP_MODEL
-from transfer_quality import ROWS as TQ_ROWS
+
+from quality_rows import DDSP_MODEL
+from quality_rows import ROWS as TQ_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "data" / "bench" / "transfer_quality_bach10"
-# row: (transfer_quality.py's run, inverter), None for the sources themselves; every model row
-# of transfer_quality.py (a DDSP row renders another row's model)
-ROWS = {"identity": None, **{name: (DDSP_MODEL.get(name, name), inverter)
-                             for name, (_, _, inverter) in TQ_ROWS.items()}}
+# row: (transfer_quality.py's run, inverter), None for the sources themselves; every row of
+# quality_rows.py, transfer_quality.py's table (a DDSP row renders another row's model)
+ROWS = {"identity": None, **{name: (DDSP_MODEL.get(name, name), row.inverter)
+                             for name, row in TQ_ROWS.items()}}
 JUDGES = {"plain": None, "register-invariant": ("classifier_shift12.pt", {"pitch_shift": 12.0}),
           "mfcc": ("classifier_mfcc.pt", {"features": "mfcc"})}
 
@@ -40,7 +41,7 @@ JUDGES = {"plain": None, "register-invariant": ("classifier_shift12.pt", {"pitch
 def main(argv=None) -> None:
     import torch
 
-    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.evaluation.classifier import Classifier, ClassifierConfig, classifier_for
     from timbre_transfer.inference.transfer import TimbreTransfer
 
@@ -87,8 +88,8 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         tt = None
         if spec:
-            tt = TimbreTransfer.from_checkpoint(work / "runs" / spec[0] / "checkpoints" / "latest.pt",
-                                                device="cpu")
+            run = work / "runs" / spec[0]
+            tt = TimbreTransfer.from_checkpoint(run / "checkpoints" / "latest.pt", device="cpu")
             if spec[1] == "ddsp":
                 tt.attach_ddsp(work / "runs" / "ddsp" / "checkpoints" / "latest.pt")
         scores, pairs = {k: [] for k in judges}, {k: {} for k in judges}

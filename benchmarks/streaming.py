@@ -84,7 +84,7 @@ def main(argv=None) -> int:
 
     from timbre_transfer.audio.inversion import spectral_convergence_db
     from timbre_transfer.audio.io import load_audio
-    from timbre_transfer.inference.streaming_cli import STREAM_THREADS
+    from timbre_transfer.cli.stream import STREAM_THREADS
     from timbre_transfer.inference.transfer import TimbreTransfer
 
     if args.threads:  # the offline peers' threads; the streams run at the stream command's

@@ -103,7 +103,7 @@ def window_study(checkpoint: str, audio: str, features: str | None) -> None:
     sr = tt.sample_rate
     twins = paired_files(audio)
     if features:  # each domain's held-out clips, as the store split them
-        from timbre_transfer.data.dataset import FeatureStore
+        from timbre_transfer.data.store import FeatureStore
 
         store = FeatureStore(features)
         held = {d: sorted(Path(f).stem for f in store.clips(d, "val").files) for d in tt.domains}

@@ -1,8 +1,11 @@
-"""The training-step benchmark's peer is the published step, and the script runs end to end."""
+"""The training-step benchmark's peer is the published step, and the script runs end to end;
+the transfer-quality rows keep their settings, and the scripts that read them agree."""
 
+import importlib
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 from timbre_transfer.training.config import load_run_config
@@ -67,10 +70,54 @@ def test_streaming_benchmark_prints_the_table(debug_checkpoint, realaudio_dir, c
                 "--to", to, "--classifier", str(tmp_path / "none.pt")])
     out = capsys.readouterr().out
     assert "offline transfer (pghi+gla), peer" in out
-    assert "stream, block 512, context 32, " + str(torch.get_num_threads()) + " torch threads" in out
+    threads = str(torch.get_num_threads())
+    assert "stream, block 512, context 32, " + threads + " torch threads" in out
     assert "constant load" in out and "blocks over 50 %" in out
     for row in ("stream, block 256, context 32", "stream, block 1024, context 32",
                 "stream, block 512, context 16",
                 "stream, eager module (compiled=False), block 512, context 32"):
         assert row in out
     assert "stream, block 512, context 64" not in out  # beyond the debug model's 32-frame crop
+
+
+@pytest.fixture
+def rows(monkeypatch):
+    """quality_rows, imported with benchmarks/ on sys.path as when a script runs (the scripts
+    import it by name; its dataclass needs a registered module)."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    return importlib.import_module("quality_rows")
+
+
+def test_quality_rows_load_and_pin_their_settings(rows):
+    configs = {name: load_run_config(REPO / "config" / row.config, row.overrides)
+               for name, row in rows.ROWS.items()}  # no row names a key the code lacks
+    previous, x05 = configs["previous-recipe"], configs["recipe+domain-class-x0.5"]
+    for config in (previous, x05, configs["previous-recipe-seed1"]):
+        assert config.model.pitch_template and not config.model.pitch_discriminator
+        assert (config.train.pitch_shift, config.loss.pitch, config.loss.loudness) == (12, 5, 10)
+    assert (previous.loss.domain_class, x05.loss.domain_class) == (0.0, 5.0)
+    assert configs["previous-recipe-seed1"].train.seed == 1 and previous.train.seed == 0
+    plain = configs["plain"]
+    assert not plain.model.pitch_template and plain.train.pitch_shift == 0
+    assert (plain.loss.pitch, plain.loss.loudness, plain.loss.domain_class) == (0, 0, 0)
+    # a DDSP row renders the model of a row that trains one
+    for name, model_row in rows.DDSP_MODEL.items():
+        assert rows.ROWS[name].inverter == "ddsp" and rows.ROWS[model_row].inverter == "pghi+gla"
+    assert {n for n, r in rows.ROWS.items() if r.inverter == "ddsp"} == set(rows.DDSP_MODEL)
+
+
+def test_transfer_quality_table_and_the_register_judge_rows(rows, capsys):
+    bench = _load("transfer_quality")
+    assert bench.parse_args([]).rows == list(rows.ROWS)
+    with pytest.raises(SystemExit):  # a retired row (issue 30) is no longer a choice
+        bench.parse_args(["--rows", "recipe+envelope-gan"])
+    text = bench.print_table({"recipe": {"conversion_accuracy": 0.5364, "median_f0_cents": 8.2,
+                                         "f0_within_50c": 0.784, "voiced_coverage": None,
+                                         "loudness_correlation": 0.9, "fad_ratio": 123.4}})
+    assert text.splitlines()[1:] == ["|---|---|---|---|---|---|---|",
+                                     "| recipe | 0.536 | 8.200 | 0.784 | n/a | 0.900 | 123 |"]
+    assert capsys.readouterr().out == text + "\n"
+    judge = _load("register_judge")
+    assert list(judge.ROWS) == ["identity", *rows.ROWS] and judge.ROWS["identity"] is None
+    assert judge.ROWS["recipe+ddsp"] == ("recipe", "ddsp")
+    assert judge.ROWS["recipe+domain-class"] == ("recipe+domain-class", "pghi+gla")
