@@ -3,8 +3,7 @@ import math
 import pytest
 import torch
 
-from timbre_transfer.losses.domain_class import DomainClassifier
-from timbre_transfer.losses.latent import critic_loss, domain_labels
+from timbre_transfer.losses.domain_class import DomainClassifier, classification_loss, domain_labels
 
 
 def _crops(tilt: float, n: int, g: torch.Generator) -> torch.Tensor:
@@ -23,7 +22,7 @@ def test_a_classifier_names_bright_and_dark_envelopes_whatever_the_notes():
     opt = torch.optim.Adam(clf.parameters(), lr=2e-3)
     labels = domain_labels(2, 16)  # domain-major: 16 bright crops, then 16 dark ones
     for _ in range(100):
-        loss = critic_loss(clf(torch.cat([_crops(0.2, 16, g), _crops(1.5, 16, g)])), labels)
+        loss = classification_loss(clf(torch.cat([_crops(0.2, 16, g), _crops(1.5, 16, g)])), labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -32,8 +31,8 @@ def test_a_classifier_names_bright_and_dark_envelopes_whatever_the_notes():
     assert float((logits.argmax(1) == labels).float().mean()) == 1.0
     # the generator's term is the same cross-entropy: small for a crop named as its target,
     # large for one named as another domain
-    assert float(critic_loss(logits, labels)) < 0.1 * math.log(2)
-    assert float(critic_loss(logits, 1 - labels)) > 10 * math.log(2)
+    assert float(classification_loss(logits, labels)) < 0.1 * math.log(2)
+    assert float(classification_loss(logits, 1 - labels)) > 10 * math.log(2)
 
 
 def test_any_crop_length_and_clear_errors():

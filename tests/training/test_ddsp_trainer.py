@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from timbre_transfer.data.dataset import FeatureStore
-from timbre_transfer.models.ddsp_head import Controls, DDSPConfig, DDSPHead, fill_unvoiced
 from timbre_transfer.checkpoint import load_ddsp_head
+from timbre_transfer.data.store import FeatureStore
+from timbre_transfer.models.ddsp_head import Controls, DDSPConfig, DDSPHead, fill_unvoiced
 from timbre_transfer.training.ddsp_trainer import DDSPRunConfig, DDSPTrainer, load_ddsp_config
 
 REPO = Path(__file__).resolve().parents[2]

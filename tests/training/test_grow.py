@@ -44,8 +44,8 @@ def _params(module) -> dict[str, torch.Tensor]:
 
 
 def test_prepare_like_keeps_the_models_transform(grown):
-    from timbre_transfer.data.dataset import FeatureStore
     from timbre_transfer.checkpoint import read_checkpoint
+    from timbre_transfer.data.store import FeatureStore
 
     root, ckpt = grown
     store, old = FeatureStore(root / "store"), FeatureStore(root / "old_store")

@@ -1,6 +1,6 @@
 """Pitch in mel space: where a note's harmonics fall on the mel axis, and moving a mel along it.
 
-Three uses, all on the model's mel grid (``n_mels`` filters between ``f_min`` and ``f_max``):
+Two uses, both on the model's mel grid (``n_mels`` filters between ``f_min`` and ``f_max``):
 
 - :meth:`MelPitch.template` draws, for each frame, a bump of height 1 at the mel position of every
   harmonic ``k * f0`` below ``f_max``, scaled by the voicing probability. The generators receive
@@ -9,9 +9,6 @@ Three uses, all on the model's mel grid (``n_mels`` filters between ``f_min`` an
 - :meth:`MelPitch.shift` moves a mel-spectrogram by a pitch ratio (the frequency axis is warped:
   the value at frequency ``f`` comes from ``f / ratio``). Training uses it for random pitch-shift
   augmentation; ``transfer --octave`` uses it to move a performance into another register.
-- :meth:`MelPitch.partial_envelope` draws a mel's envelope through the peaks of its partials,
-  held flat below a floor: the timbre of a note with the register taken out, for the
-  register-blind envelope discriminators.
 
 The mel filters' centres are equally spaced in mel units (librosa's ``mel_frequencies``), so the
 fractional bin of a frequency is an affine function of its mel value.
@@ -119,59 +116,6 @@ class MelPitch(nn.Module):
             return torch.where(inside, gathered, torch.full_like(gathered, fill))
 
         return take(lo) * (1 - frac) + take(lo + 1) * frac
-
-    def partial_envelope(self, spec: torch.Tensor, f0_hz: torch.Tensor,
-                         floor_hz: torch.Tensor) -> torch.Tensor:
-        """The envelope of ``spec (B, n_mels, T)`` through its partials, held below a floor.
-
-        In frames with ``f0 > 0`` the mel is read at each partial
-        ``k * f0 < f_max`` (the largest of the three bins around it) and joined by straight lines
-        from one partial's bin to the next; below the first partial it holds the first's value,
-        above the last the last's. So the ripple that spaces the partials (and so names the
-        note) is gone and what is left is the shape the partials trace: formants, brightness,
-        odd against even. Frames with ``f0 <= 0`` keep the mel as it is. (The store's f0 is
-        filled through unvoiced frames, and pYIN calls much of a real bassoon unvoiced, so
-        voicing is not asked: the envelope of silence or noise read at any partials is still
-        silence or noise.)
-
-        Then every bin below ``floor_hz (B, T)`` takes the value at the floor's bin: with one
-        floor for two spectra, neither says where its own spectrum starts.
-        """
-        if spec.dim() != 3 or spec.shape[1] != self.n_mels:
-            raise ValueError(f"expected a mel (B, {self.n_mels}, T), got {tuple(spec.shape)}")
-        b, n, t = spec.shape
-        for name, v in (("f0", f0_hz), ("floor", floor_hz)):
-            if v.shape != (b, t):
-                raise ValueError(f"{name} must be (B, T) = {(b, t)}, got {tuple(v.shape)}")
-        f0 = f0_hz.float()
-        k = torch.arange(1, MAX_HARMONICS + 1, device=spec.device, dtype=torch.float32)
-        on = f0 > 0
-        harmonics = f0[..., None] * k  # (B, T, K)
-        valid = (harmonics < self.f_max) & on[..., None]
-        pos = self.position(harmonics.clamp_min(1.0)).float().clamp(0, n - 1)
-        frames = spec.transpose(1, 2)  # (B, T, F)
-        # a partial's peak: the loudest of the three bins around it (it spreads over two
-        # filters, and pYIN's f0 is off by a little more at each higher partial)
-        near = pos.round().long()
-        peaks = torch.stack([frames.gather(2, (near + d).clamp(0, n - 1)) for d in (-1, 0, 1)]
-                            ).amax(0)  # (B, T, K)
-        last = (valid.sum(-1, keepdim=True) - 1).clamp_min(0)  # index of the last partial
-        # how many partials lie at or below each bin: the segment [left, left + 1] that holds it
-        bins = torch.arange(n, device=spec.device, dtype=torch.float32)
-        sorted_pos = torch.where(valid, pos, torch.full_like(pos, float("inf")))  # k rises
-        below = torch.searchsorted(sorted_pos, bins.expand(b, t, n).contiguous(), right=True)
-        left = (below - 1).clamp(min=0).minimum(last)
-        right = below.minimum(last)
-        p_l, p_r = pos.gather(2, left), pos.gather(2, right)
-        w = ((bins - p_l) / (p_r - p_l).clamp_min(1e-6)).clamp(0, 1)
-        w = torch.where(right > left, w, torch.zeros_like(w))
-        env = peaks.gather(2, left) * (1 - w) + peaks.gather(2, right) * w
-        env = torch.where(on[..., None], env, frames)
-        # hold below the floor: bin m takes the value at max(m, the floor's bin)
-        start = self.position(floor_hz.float().clamp_min(1.0)).float().ceil().clamp(0, n - 1)
-        start = torch.where(floor_hz > 0, start, torch.zeros_like(start)).long()
-        held = env.gather(2, torch.maximum(torch.arange(n, device=spec.device), start[..., None]))
-        return held.transpose(1, 2)
 
 
 def semitones_to_ratio(semitones) -> torch.Tensor:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from timbre_transfer.losses.terms import LossTerm, StepContext, TermSetup, loss_term
+
 
 class DomainClassifier(nn.Module):
     """Which domain is this mel? ``(N, 1, n_mels, T) -> (N, n_domains)`` logits.
@@ -42,3 +44,35 @@ class DomainClassifier(nn.Module):
             raise ValueError(f"expected mels (N, 1, n_mels, T), got {tuple(spec.shape)}")
         h = self.features(spec).mean(-1)  # (N, 4 * width, n_mels / 16)
         return self.head(self.pool(h).flatten(1))
+
+
+def domain_labels(n_domains: int, batch: int, device=None) -> torch.Tensor:
+    """``(n_domains * batch,)`` domain indices of a domain-major batch (``d`` repeated ``batch``
+    times, for ``d`` in order), the layout the trainer encodes its crops in."""
+    return torch.arange(n_domains, device=device).repeat_interleave(batch)
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the classifier's domain guesses ``(N, n_domains)`` against ``labels``."""
+    return nn.functional.cross_entropy(logits.float(), labels)
+
+
+@loss_term
+class DomainClassTerm(LossTerm):
+    """``loss.domain_class``: the classifier learns to name every real crop's domain; every
+    translation must be named its target."""
+
+    name = "domain_class"
+    adversary_key = "domain_classifier"
+
+    def __init__(self, setup: TermSetup):
+        super().__init__(setup)
+        self.adversary = DomainClassifier(len(setup.domains))
+
+    def generator_loss(self, ctx: StepContext) -> torch.Tensor:
+        labels = domain_labels(len(ctx.domains), ctx.batch, ctx.translations.device)
+        return classification_loss(self.adversary(ctx.translations), labels)
+
+    def adversary_loss(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        labels = domain_labels(len(ctx.domains), ctx.batch, ctx.real.device)
+        return {"classifier": classification_loss(self.adversary(ctx.real.flatten(0, 1)), labels)}

@@ -4,13 +4,11 @@ The paper (Eq. 5-6) penalises the L1 distance between each domain's latent centr
 a few crops gives a noisy centroid, so :class:`LatentCentroids` keeps running averages for the
 loss's value while the gradient flows through the current batch at the loss's full weight. The
 reference code's variant, :func:`batch_mean_latent_loss`, compares two batches' mean latents
-position by position. Beyond the means, :class:`LatentCritic` and :func:`domain_confusion` make
-the whole latent carry no sign of its domain (``loss.latent_confusion``).
+position by position.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from itertools import combinations
 
@@ -132,54 +130,3 @@ def batch_mean_latent_loss(mu_a: torch.Tensor, mu_b: torch.Tensor) -> torch.Tens
     if mu_a.shape[1:] != mu_b.shape[1:]:
         raise ValueError(f"latent shapes differ: {tuple(mu_a.shape)} vs {tuple(mu_b.shape)}")
     return (mu_a.mean(dim=0) - mu_b.mean(dim=0)).abs().mean()
-
-
-class LatentCritic(nn.Module):
-    """Which domain did a latent come from? ``mu (N, C, F', T') -> (N, n_domains)`` logits.
-
-    The adversary of :func:`domain_confusion`: it is trained to name each encoding's domain,
-    while the encoder is trained to leave it unable to. Two 3x3 convolutions, a mean over time,
-    then the frequency axis pooled to :attr:`BANDS` bands and kept in order, so that the critic
-    sees where in frequency the latent carries energy: a source's spectral envelope, its timbre,
-    is what a shared latent should not carry (the domain-confusion term of Mor et al. 2018,
-    "A Universal Music Translation Network").
-    """
-
-    BANDS = 8
-
-    def __init__(self, channels: int, n_domains: int, width: int = 64):
-        super().__init__()
-        if n_domains < 2:
-            raise ValueError(f"a latent critic needs at least 2 domains, got {n_domains}")
-        self.features = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2))
-        self.pool = nn.AdaptiveAvgPool1d(self.BANDS)
-        self.head = nn.Linear(width * self.BANDS, n_domains)
-
-    def forward(self, mu: torch.Tensor) -> torch.Tensor:
-        if mu.dim() != 4:
-            raise ValueError(f"expected a latent (N, C, F', T'), got shape {tuple(mu.shape)}")
-        h = self.features(mu).mean(-1)  # (N, width, F'')
-        return self.head(self.pool(h).flatten(1))
-
-
-def domain_labels(n_domains: int, batch: int, device=None) -> torch.Tensor:
-    """``(n_domains * batch,)`` domain indices of a domain-major batch (``d`` repeated ``batch``
-    times, for ``d`` in order), the layout the trainer encodes its crops in."""
-    return torch.arange(n_domains, device=device).repeat_interleave(batch)
-
-
-def critic_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The critic's own loss: cross-entropy of its domain guesses."""
-    return nn.functional.cross_entropy(logits.float(), labels)
-
-
-def domain_confusion(logits: torch.Tensor) -> torch.Tensor:
-    """The encoder's loss: how far the critic's guesses are from knowing nothing, the mean over
-    encodings of ``-mean_d log p_d - log(n_domains)`` (the cross-entropy against the uniform
-    distribution, less its minimum). 0 when every guess is uniform; it grows as the critic
-    becomes sure of any domain, the right one or not."""
-    n = logits.shape[1]
-    log_p = nn.functional.log_softmax(logits.float(), 1)
-    return -(log_p.mean(1) + math.log(n)).mean()

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from timbre_transfer.losses.terms import LossTerm, StepContext, TermSetup, loss_term
+
 RANGE_DB = 60.0  # as the evaluation: frames more than 60 dB under the loudest count as silence
 DB_PER_UNIT = 10.0  # the loss is in units of 10 dB
 _EPS = 1e-10
@@ -72,3 +74,17 @@ def loudness_consistency(loudness: MelLoudness, source: torch.Tensor,
     db_out = 10.0 * torch.log10(loudness(output) + floor)
     centred = (db_out - db_out.mean(-1, keepdim=True)) - (db_src - db_src.mean(-1, keepdim=True))
     return centred.abs().mean() / DB_PER_UNIT
+
+
+@loss_term
+class LoudnessConsistency(LossTerm):
+    """``loss.loudness``: every translation must follow its source's loudness envelope."""
+
+    name = "loudness"
+
+    def __init__(self, setup: TermSetup):
+        super().__init__(setup)
+        self.loudness = MelLoudness(setup.transform)
+
+    def generator_loss(self, ctx: StepContext) -> torch.Tensor:
+        return loudness_consistency(self.loudness, ctx.sources, ctx.translations)

@@ -1,10 +1,7 @@
-"""A small frame-level pitch network on the model's mel grid, for a pitch-consistency loss.
-
-``train`` fits it first, on the store's own crops and their pYIN labels (the ``controls.npy``
-that ``prepare`` wrote), then freezes it. The generators are then trained to make translations
-the network hears at the same pitch as their source: ``G_t(E(x_s))`` must carry ``x_s``'s
-notes (:func:`pitch_consistency`). A spectrogram judge of pitch can be applied to a generated
-mel directly, with gradients, which pYIN cannot.
+"""A small frame-level pitch network on the model's mel grid, for the pitch-consistency loss
+(:mod:`timbre_transfer.losses.pitch`, which fits it and scores translations with it). A
+spectrogram judge of pitch can be applied to a generated mel directly, with gradients, which
+pYIN cannot.
 
 Pitch is a distribution over :data:`BINS_PER_OCTAVE`-per-octave bins from :data:`F_MIN_HZ` over
 :data:`OCTAVES` octaves, plus one last class, "unvoiced".
@@ -12,10 +9,7 @@ Pitch is a distribution over :data:`BINS_PER_OCTAVE`-per-octave bins from :data:
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 F_MIN_HZ = 32.70319566  # C1
@@ -28,23 +22,6 @@ N_PITCH_BINS = OCTAVES * BINS_PER_OCTAVE
 def pitch_bin(f0_hz: torch.Tensor) -> torch.Tensor:
     """Fractional bin of each frequency on the network's grid (not clamped)."""
     return BINS_PER_OCTAVE * torch.log2(f0_hz.clamp_min(1e-3) / F_MIN_HZ)
-
-
-def pitch_labels(f0_hz: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
-    """Soft targets ``(B, N_PITCH_BINS + 1, T)`` from ``f0 (B, T)`` Hz and ``voiced (B, T)``
-    in [0, 1]: a Gaussian of sigma 25 cents around f0 (clamped into the grid), normalised and
-    weighted by the voicing probability; the rest, ``1 - voiced``, on the unvoiced class.
-    Frames with f0 <= 0 are unvoiced whatever ``voiced`` says."""
-    if f0_hz.shape != voiced.shape or f0_hz.dim() != 2:
-        raise ValueError(f"f0 and voicing must both be (B, T), got {tuple(f0_hz.shape)} and "
-                         f"{tuple(voiced.shape)}")
-    centre = pitch_bin(f0_hz.float()).clamp(0, N_PITCH_BINS - 1)
-    bins = torch.arange(N_PITCH_BINS, device=f0_hz.device, dtype=torch.float32)
-    sigma = LABEL_WIDTH_CENTS / (1200 / BINS_PER_OCTAVE)
-    bumps = torch.exp(-0.5 * ((bins[:, None] - centre[:, None, :]) / sigma) ** 2)
-    bumps = bumps / bumps.sum(1, keepdim=True)
-    v = torch.where(f0_hz > 0, voiced.float().clamp(0, 1), torch.zeros_like(centre))
-    return torch.cat([bumps * v[:, None], (1 - v)[:, None]], 1)
 
 
 class PitchNet(nn.Module):
@@ -64,30 +41,3 @@ class PitchNet(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         h = self.features(mel)
         return self.head(h.flatten(1, 2))
-
-
-def pitch_fit_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the network's ``logits`` against :func:`pitch_labels`, per frame."""
-    return -(labels * F.log_softmax(logits.float(), 1)).sum(1).mean()
-
-
-def pitch_consistency(net: PitchNet, source: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-    """KL(p(source) || p(output)) per frame, averaged: 0 when the network hears ``output``
-    exactly as ``source`` (pitch and voicing), growing as they part. ``source`` is the
-    reference (no gradient through it); gradients reach ``output``."""
-    with torch.no_grad():
-        log_p = F.log_softmax(net(source).float(), 1)
-    log_q = F.log_softmax(net(output).float(), 1)
-    return (log_p.exp() * (log_p - log_q)).sum(1).mean()
-
-
-def within_cents(logits: torch.Tensor, f0_hz: torch.Tensor, voiced: torch.Tensor,
-                 cents: float = 50.0) -> float:
-    """Share of the voiced frames (``voiced > 0.5``, f0 inside the grid) whose most likely
-    pitch bin lies within ``cents`` of the label (a training diagnostic)."""
-    inside = (voiced > 0.5) & (f0_hz >= F_MIN_HZ) & (f0_hz < F_MIN_HZ * 2**OCTAVES)
-    if not inside.any():
-        return math.nan
-    guess = logits[:, :N_PITCH_BINS].argmax(1).float()
-    error = (guess - pitch_bin(f0_hz)).abs() * (1200 / BINS_PER_OCTAVE)
-    return float((error[inside] <= cents).float().mean())

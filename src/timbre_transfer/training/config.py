@@ -10,7 +10,8 @@ from timbre_transfer.models.multidomain import ModelConfig
 @dataclass(frozen=True)
 class LossWeights:
     """Weights of the raw loss terms (the reference's values); applied in one place only,
-    :meth:`timbre_transfer.training.trainer.Trainer.weighted_total`."""
+    :meth:`timbre_transfer.training.trainer.Trainer.weighted_total`. Each optional term (off at
+    0) is a :class:`~timbre_transfer.losses.terms.LossTerm` registered under its field's name."""
 
     gan: float = 10.0
     kl: float = 0.1
@@ -19,19 +20,11 @@ class LossWeights:
     cycle: float = 100.0
     latent: float = 10.0
     # pitch consistency: translations must sound at their source's pitch to a frozen pitch
-    # network (models/pitch_net.py) that train fits first; 0 turns the network off
+    # network that train fits first (losses/pitch.py); 0 turns the network off
     pitch: float = 0.0
     # loudness consistency: translations must follow their source's loudness envelope
     # (losses/loudness.py); 0 turns it off
     loudness: float = 0.0
-    # domain confusion: a latent critic learns to name each encoding's domain and the encoder
-    # is trained to leave it guessing (losses/latent.py), so that the shared latent carries
-    # the performance and not the source's timbre; 0 turns the critic off
-    latent_confusion: float = 0.0
-    # envelope adversaries: per-domain discriminators of each frame's cepstrum (the whole
-    # spectral envelope, which the PatchGAN discriminators only see patch by patch) judge every
-    # translation (losses/envelope.py); 0 turns them off
-    envelope_gan: float = 0.0
     # domain classification (StarGAN): a classifier learns to name each real crop's domain,
     # and every translation is scored by its cross-entropy against its target
     # (losses/domain_class.py); 0 turns the classifier off
@@ -54,18 +47,6 @@ class TrainConfig:
     # pitch-shift augmentation: each crop moved by a random interval in [-pitch_shift,
     # pitch_shift] semitones (0: off), so that register no longer tells the domains apart
     pitch_shift: float = 0.0
-    # what the pitch loss scores a translation against: "kl", the network's view of its source
-    # (KL(p(source) || p(translation))), or "labels", the source's own pYIN f0 and voicing
-    # (cross-entropy), which charges every timbre alike for playing the right note
-    pitch_loss: str = "kl"
-    # what the envelope discriminators (loss.envelope_gan) see: "seen", each frame's cepstrum
-    # as it is, which also tells the register (where the spectrum starts, how far apart its
-    # partials lie); "blind", the envelope through the partials, held below the higher of the
-    # two notes compared, so that a transfer is not asked to leave the source's register
-    envelope_register: str = "seen"
-    # the envelope discriminators judge each frame alone (True) or about 10 frames at once
-    # (False), which also lets them ask for the target's way of moving in time
-    envelope_per_frame: bool = False
     pitch_net_steps: int = 400  # updates of the pitch network fitted first (with loss.pitch > 0)
     grad_clip: float | None = None  # max gradient norm, per optimiser
     max_bad_steps: int = 10  # stop after this many non-finite steps in a row
@@ -86,11 +67,6 @@ class TrainConfig:
             raise ValueError(f"train.gan_loss must be lsgan, bce or hinge, got {self.gan_loss!r}")
         if self.latent_loss not in ("centroid", "batch_mean"):
             raise ValueError(f"train.latent_loss must be centroid or batch_mean, got {self.latent_loss!r}")
-        if self.pitch_loss not in ("kl", "labels"):
-            raise ValueError(f"train.pitch_loss must be kl or labels, got {self.pitch_loss!r}")
-        if self.envelope_register not in ("seen", "blind"):
-            raise ValueError("train.envelope_register must be seen or blind, got "
-                             f"{self.envelope_register!r}")
         if self.bf16 not in (True, False, "auto"):
             raise ValueError(f"train.bf16 must be true, false or auto, got {self.bf16!r}")
         if not 0 <= self.pitch_shift <= 24:
@@ -176,6 +152,37 @@ def _check_multiple(name: str, value: int, n_downsample: int, remedy: str) -> No
                          f"{remedy}")
 
 
+#: options measured, lost and taken out of the code: ``key: (its "off" value, the release that
+#: retired it)``. A config or checkpoint holding one at its off value still loads (the key is
+#: dropped); one that had it on is refused, since this version cannot train what it asked for.
+RETIRED = {
+    "loss.latent_confusion": (0.0, "0.2.0"),
+    "loss.envelope_gan": (0.0, "0.2.0"),
+    "train.envelope_register": ("seen", "0.2.0"),
+    "train.envelope_per_frame": (False, "0.2.0"),
+    "train.pitch_loss": ("kl", "0.2.0"),
+}
+
+
+def without_retired(values: dict, where: str = "the config") -> dict:
+    """``values`` (nested config sections) less the :data:`RETIRED` keys at their off value.
+
+    Raises:
+        ValueError: a retired key set to anything else, naming it and the release that retired it.
+    """
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
+    for key, (off, release) in RETIRED.items():
+        section, name = key.split(".")
+        if not isinstance(out.get(section), dict) or name not in out[section]:
+            continue
+        value = out[section].pop(name)
+        if value != off:
+            raise ValueError(f"{where} sets {key}: {value!r}, an option retired in timbre_transfer "
+                             f"{release} after it was measured and lost (docs/benchmarks.md); "
+                             f"only {key}: {off!r} (off) is still accepted")
+    return out
+
+
 # The store fixes the transform and the cleaning: these sections belong to `prepare`.
 _STORE_SECTIONS = ("audio", "prepare")
 
@@ -199,6 +206,7 @@ def load_run_config(path=None, overrides=()) -> RunConfig:
             raise ValueError(f"override {item!r}: training cannot apply {section}.* settings, the "
                              "feature store fixes the transform and the cleaning; run prepare "
                              "again with it (into a new --out) and train on that store")
-    values = load_config(path, list(overrides))
+    where = "the config" if path is None or isinstance(path, dict) else str(path)
+    values = without_retired(load_config(path, list(overrides)), where)
     values = {k: v for k, v in values.items() if k not in _STORE_SECTIONS}
     return build(RunConfig, values)

@@ -19,6 +19,7 @@ from timbre_transfer.config import to_dict
 from timbre_transfer.models.ddsp_head import Controls, DDSPConfig, DDSPHead
 from timbre_transfer.checkpoint import HEAD_KIND, load_state_strict, read_checkpoint
 from timbre_transfer.training.checkpoint import check_resumable, save_run_checkpoint
+from timbre_transfer.training.run_log import RunLog
 
 # Settings a resumed run may change (bookkeeping, and max_steps to train longer).
 RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.checkpoint_every",
@@ -76,9 +77,7 @@ class DDSPTrainer:
 
     def __init__(self, config: DDSPRunConfig, store, domains: list[str], run_dir: str | Path,
                  resume: bool = False, device: str | None = None, progress: bool = True):
-        import yaml
-
-        from timbre_transfer.data.dataset import FeatureStore
+        from timbre_transfer.data.store import FeatureStore
         from timbre_transfer.losses.spectral import MultiScaleSpectralLoss
 
         self.config = config
@@ -98,15 +97,13 @@ class DDSPTrainer:
                                            sample_rate=p.sample_rate).to(self.device)
         self.optimizer = torch.optim.Adam(self.head.parameters(), lr=config.train.lr)
         self.step = 0
-        self.writer = None
+        self.log = RunLog(self.run_dir)
         self.clips = self._load_clips()
         lengths = np.array([len(c.controls.f0_hz) for c in self.clips], dtype=np.float64)
         self.clip_weights = lengths / lengths.sum()  # clips are drawn in proportion to length
         if resume:
             self.load(self.run_dir / "checkpoints" / "latest.pt")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(
-            {**to_dict(config), "domains": self.domains}, sort_keys=False))
+        self.log.write_config({**to_dict(config), "domains": self.domains})
 
     # ---- data -----------------------------------------------------------------------------------
 
@@ -209,22 +206,14 @@ class DDSPTrainer:
             if self.step % cfg.log_every == 0 or self.step == max_steps:
                 logged = {"step": self.step, "loss/spectral": float(total) / count}
                 history.append(logged)
-                self._tb().add_scalar("loss/spectral", logged["loss/spectral"], self.step)
+                self.log.scalars(logged, self.step)
                 bar.set_postfix(loss=f"{logged['loss/spectral']:.3f}")
                 total, count = 0.0, 0
             if self.step % cfg.checkpoint_every == 0 or self.step == max_steps:
                 self.save()
         bar.close()
-        if self.writer is not None:
-            self.writer.flush()
+        self.log.flush()
         return history
-
-    def _tb(self):
-        if self.writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
-        return self.writer
 
     # ---- checkpoints ----------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Data parallelism across processes (``torchrun``): rank discovery and gradient averaging.
+"""Devices and data parallelism across processes (``torchrun``): rank discovery, gradient
+averaging, and whether a device computes bf16 natively.
 
 Gradients are averaged with one all-reduce per optimiser over a flattened buffer, rather than by
 wrapping the model in DistributedDataParallel: the training step calls the encoder several times
@@ -77,3 +78,15 @@ def mean_over_ranks(tensor: torch.Tensor, world_size: int) -> torch.Tensor:
 def shutdown(info: DistInfo) -> None:
     if info.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (elsewhere bf16 autocast is emulated, slower)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:  # oneDNN's own check: AVX512-BF16 or AMX
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False

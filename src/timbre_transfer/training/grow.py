@@ -2,8 +2,8 @@
 weights (``init.checkpoint``, ``train --init-from``), parts of it held fixed (``init.freeze``),
 and ``add-domain``, which adds timbres to a trained model.
 
-The pieces here act on a :class:`~timbre_transfer.models.multidomain.TimbreModel`; the
-:class:`~timbre_transfer.training.trainer.Trainer` calls them.
+The pieces here act on a :class:`~timbre_transfer.models.multidomain.TimbreModel`, or on the
+:class:`~timbre_transfer.training.trainer.Trainer` that calls them.
 """
 
 from __future__ import annotations
@@ -115,6 +115,76 @@ def nearest_domain(model, crops: torch.Tensor, templates: torch.Tensor | None,
     z = model.encode(crops).mu
     errors = {d: float((model.decode(z, d, templates) - crops).abs().mean()) for d in candidates}
     return min(errors, key=errors.get), errors
+
+
+# ---- a Trainer that starts from a trained model ---------------------------------------------
+
+
+def init_from(trainer, path) -> None:
+    """Start ``trainer``'s model from ``path``'s weights where it has the same tensors (see
+    :class:`~timbre_transfer.training.config.InitConfig`); also its latent centroids and what
+    its loss terms learned before training (the pitch network), where it has them."""
+    from timbre_transfer.checkpoint import read_checkpoint
+
+    blob = read_checkpoint(path, map_location=trainer.device)
+    store = trainer.store
+    if blob.get("transform") != store.transform.to_dict():
+        raise ValueError(f"{path} was trained on mels of another transform or normalisation "
+                         f"than {store.root}'s; grow a model on a store prepared with its settings")
+    report = load_matching(trainer.model, blob["model"], str(path))
+    saved_domains = list(blob["domains"])
+    trainer.init_domains = [d for d in trainer.domains if d in saved_domains]
+    new = [d for d in trainer.domains if d not in saved_domains]
+    if new and trainer.config.init.new_generators == "nearest":
+        if not trainer.init_domains:
+            raise ValueError(f"init.new_generators=nearest: {path} shares no domain with "
+                             f"{store.root} to start the new ones from")
+        for domain, nearest in nearest_domains(trainer, new).items():
+            copy_domain(trainer.model, nearest, domain)
+    if "centroids" in blob.get("training", {}):
+        merge_centroids(trainer.centroids, blob["training"]["centroids"], saved_domains)
+    for term in trainer.terms.values():
+        term.load_state(blob, str(path))
+    if trainer.progress:
+        print(f"init from {path}: {report.summary()}; kept domains {trainer.init_domains}, "
+              f"new {new}, dropped {[d for d in saved_domains if d not in trainer.domains]}")
+
+
+@torch.no_grad()
+def nearest_domains(trainer, new: list[str], n_crops: int = 16) -> dict[str, str]:
+    """For each domain in ``new``, the kept domain whose generator best reconstructs its
+    first ``n_crops`` training crops (mel L1 through the encoder's mean)."""
+    data = trainer.dataset
+    data.set_epoch(0)
+    items = [data[i] for i in range(min(n_crops, len(data)))]
+    specs = torch.stack([s for s, _ in items]).to(trainer.device)  # (B, D, 1, F, T)
+    pitch = torch.stack([p for _, p in items]).to(trainer.device)  # (B, D, 2, T)
+    out = {}
+    for domain in new:
+        d = trainer.domains.index(domain)
+        notes = None
+        if trainer.model.config.pitch_template:
+            notes = trainer.mel_pitch.template(pitch[:, d, 0], pitch[:, d, 1])
+        out[domain], _ = nearest_domain(trainer.model, specs[:, d], notes, trainer.init_domains)
+    return out
+
+
+def thawed(init, step: int) -> bool:
+    """Whether a model grown with frozen parts (``init``, an InitConfig) trains all of them at
+    ``step``."""
+    return bool(init.freeze) and init.unfreeze_after is not None and step >= init.unfreeze_after
+
+
+def apply_freeze(trainer) -> None:
+    """Hold ``init.freeze``'s parts fixed until ``init.unfreeze_after`` (a function of the
+    step alone, so that a resumed run freezes alike); they get no gradient and Adam leaves
+    them as they are."""
+    init = trainer.config.init
+    frozen = [] if thawed(init, trainer.step) else frozen_parameters(
+        trainer.model, init.freeze, trainer.init_domains)
+    trainer.frozen = {id(p) for p in frozen}
+    for p in trainer.model.parameters():
+        p.requires_grad_(id(p) not in trainer.frozen)
 
 
 # ---- configs and commands -------------------------------------------------------------------
