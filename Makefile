@@ -19,5 +19,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/timbre-transfer demo --out data/demo
 
+# the lint and the layer contract first: they take seconds and name the file and line
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest

@@ -40,7 +40,8 @@ SR = 16000
 HOP = 256
 # (source file, target domain): Bach10's held-out pieces and two philharmonia notes
 CLIPS = [
-    *[(f"bach10/{inst}/{piece}", target) for piece in ("07-HerrGott.flac", "08-FuerDeinenThron.flac")
+    *[(f"bach10/{inst}/{piece}", target)
+      for piece in ("07-HerrGott.flac", "08-FuerDeinenThron.flac")
       for inst, target in (("violin", "clarinet"), ("clarinet", "violin"),
                            ("tenor_sax", "bassoon"), ("bassoon", "tenor_sax"))],
     ("philharmonia/flute/flute_A4_15_mezzo-forte_normal.flac", "violin"),
@@ -170,7 +171,8 @@ def train_conditioned_head(work: Path, plain_head: Path) -> Path:
 def verdict(summary: dict) -> list[str]:
     s, t = summary, TARGETS
     checks = [("Spearman", s["spearman"] >= t["spearman"], f"{s['spearman']:.3f} >= 0.9"),
-              ("slope", t["slope"][0] <= s["slope"] <= t["slope"][1], f"{s['slope']:.3f} in 0.7-1.3"),
+              ("slope", t["slope"][0] <= s["slope"] <= t["slope"][1],
+               f"{s['slope']:.3f} in 0.7-1.3"),
               ("f0 change", s["f0_cents"] <= t["f0_cents"], f"{s['f0_cents']:.1f} c <= 20"),
               ("loudness corr", s["loudness_corr"] >= t["loudness_corr"],
                f"{s['loudness_corr']:.3f} >= 0.9"),

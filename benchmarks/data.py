@@ -127,7 +127,8 @@ class InMemoryCrops(Dataset):
             lengths = np.array([s.shape[1] for s in specs], dtype=np.float64)
             spec = specs[rng.choice(len(specs), p=lengths / lengths.sum())]
             start = rng.integers(0, spec.shape[1] - self.crop_frames + 1)
-            out.append(torch.from_numpy(spec[None, :, start:start + self.crop_frames].astype(np.float32)))
+            out.append(torch.from_numpy(
+                spec[None, :, start:start + self.crop_frames].astype(np.float32)))
         return torch.stack(out), torch.arange(len(out))
 
 

@@ -373,7 +373,8 @@ def main(argv=None) -> None:
             "python": platform.python_version()}
     print(f"Spectrogram inversion benchmark | {len(clips)} clips ({', '.join(domains)}), "
           f"{meta['audio_seconds']:.1f} s at {SR} Hz | torch {meta['torch']} "
-          f"({meta['threads']} threads, best of {args.repeats}, ours on {args.device}) | librosa {meta['librosa']} | "
+          f"({meta['threads']} threads, best of {args.repeats}, ours on {args.device}) | "
+          f"librosa {meta['librosa']} | "
           f"tifresi {tifresi_version}")
     print("Peers: librosa.griffinlim (Hann, momentum 0.99, random init), tifresi GaussTF PGHI, "
           "librosa.feature.inverse.mel_to_audio (NNLS + Griffin-Lim, Hann).")
@@ -437,7 +438,8 @@ def main(argv=None) -> None:
 
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "linear": linear, "mel": mel,
-                                         "diagnostics": diag, "batch": batch, "speed": speed}, indent=2))
+                                         "diagnostics": diag, "batch": batch, "speed": speed},
+                                        indent=2))
         print(f"\nwrote {args.json}")
 
 

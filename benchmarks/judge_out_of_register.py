@@ -9,10 +9,10 @@ the domain's median training pitch in the Bach10 store. The in-register group is
 (other recordings than Bach10's, so it is not 1.0 either); the drop away from it is what the
 judge charges for register, a ceiling on the conversion of any pitch-keeping transfer.
 
-The register-invariant judge of ``benchmarks/register_judge.py`` (``ClassifierConfig(pitch_shift=12)``)
-and the MFCC judge (``ClassifierConfig(features="mfcc")``: the spectral envelope only), each
-trained here on the same store when it is not there yet, are scored beside the plain one. Run after transfer_quality.py,
-from the repository root, alone::
+The register-invariant judge of ``benchmarks/register_judge.py``
+(``ClassifierConfig(pitch_shift=12)``) and the MFCC judge (``ClassifierConfig(features="mfcc")``:
+the spectral envelope only), each trained here on the same store when it is not there yet, are
+scored beside the plain one. Run after transfer_quality.py, from the repository root, alone::
 
     .venv/bin/python benchmarks/judge_out_of_register.py
 """

@@ -102,8 +102,8 @@ def main(argv=None) -> None:
             report = centroid_report(trainer)
             results.append((name, report, time.perf_counter() - start))
             print(f"  {name}: {report}", flush=True)
-    print(f"\nLatent centroids after {args.steps} steps of {args.config.name} (3 synthetic domains; "
-          "weight 10, momentum 0.99):")
+    print(f"\nLatent centroids after {args.steps} steps of {args.config.name} "
+          "(3 synthetic domains; weight 10, momentum 0.99):")
     print(f"{'latent loss':<36} | {'centroid L1 distance':>20} | {'/ within-domain spread':>22} | "
           f"{'held-out recon L1':>17}")
     print("-" * 106)

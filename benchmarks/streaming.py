@@ -7,14 +7,15 @@ PGHI: the peers) and streamed block by block (``TimbreTransfer.stream``) at bloc
 and 1024 samples (the stream runs its TorchScript compilation, what `export` writes, at the
 `stream` command's one torch thread), then at block 512 with all of torch's threads, with other
 net contexts, and once with the eager module (the baseline). Each block is timed on its own:
-the real-time factor is audio time over processing time, and the worst block's time is set against the block's duration (a live callback must never
-run late), with the count of blocks over half their duration. A last row times a constant load
-(matrix products calibrated to the block-512 stream's median) in the same loop: the worst blocks
-that this machine gives any work of that size, so that the stream's own spread can be told from
-the machine's. Quality: spectral convergence (STFT magnitudes, dB) of each output against the source
-and of the stream against the offline transfer, and the conversion accuracy (the share of
-windows that transfer_quality.py's domain classifier hears as the target). The two streaming targets of issue 15 at block
-512: SC(stream, source) within 2 dB of SC(offline, source), or SC(stream, offline) <= -20 dB.
+the real-time factor is audio time over processing time, and the worst block's time is set against
+the block's duration (a live callback must never run late), with the count of blocks over half their
+duration. A last row times a constant load (matrix products calibrated to the block-512 stream's
+median) in the same loop: the worst blocks that this machine gives any work of that size, so that
+the stream's own spread can be told from the machine's. Quality: spectral convergence (STFT
+magnitudes, dB) of each output against the source and of the stream against the offline transfer,
+and the conversion accuracy (the share of windows that transfer_quality.py's domain classifier hears
+as the target). The two streaming targets of issue 15 at block 512: SC(stream, source) within 2 dB
+of SC(offline, source), or SC(stream, offline) <= -20 dB.
 
 The model is the ``recipe`` row of ``transfer_quality.py --set bach10`` (cpu-small.yaml);
 run that first, or pass --checkpoint. Run from the repository root, alone (timings)::
@@ -50,7 +51,8 @@ def parse_args(argv=None):
                    help="the domain classifier of transfer_quality.py (a conversion-accuracy "
                    "column when it exists)")
     p.add_argument("--ddsp", default=None, metavar="CKPT_DDSP",
-                   help="a DDSP head of the target (train-ddsp): adds its offline and streamed rows")
+                   help="a DDSP head of the target (train-ddsp): adds its offline and streamed "
+                   "rows")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads of the offline transfers and of the multi-thread stream "
                    "row (default: torch's); the other streams run as the stream command does")

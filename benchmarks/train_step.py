@@ -47,8 +47,13 @@ import torch
 
 from timbre_transfer.data.prepare import PrepareOptions, prepare
 from timbre_transfer.data.synthetic import write_paired_dataset
-from timbre_transfer.losses import (batch_mean_latent_loss, discriminator_loss, generator_loss,
-                                    kl_divergence, l1)
+from timbre_transfer.losses import (
+    batch_mean_latent_loss,
+    discriminator_loss,
+    generator_loss,
+    kl_divergence,
+    l1,
+)
 from timbre_transfer.training.config import load_run_config
 from timbre_transfer.training.trainer import Trainer
 
@@ -195,7 +200,8 @@ def throughput(args, device, store: Path, tmp: Path) -> None:
 
 
 def profile(name: str, trainer: Trainer, batch, top: int = 12) -> None:
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         trainer.train_step(batch)
@@ -255,7 +261,8 @@ def time_to_l1(args, device, store: Path, tmp: Path) -> None:
         # the last evaluation at or before each mark ('-' past the budget)
         at = [[v for t, v in curve if t <= mark][-1] if mark <= curve[-1][0] else None
               for mark in (60, 120, 240)]
-        print(f"{name:<12} | {updates:>7} | {('%.0f' % reached) if reached else 'not reached':>16} | "
+        print(f"{name:<12} | {updates:>7} | "
+              f"{('%.0f' % reached) if reached else 'not reached':>16} | "
               f"{curve[-1][1]:>9.4f} | " + " / ".join("-" if a is None else f"{a:.4f}" for a in at))
 
 

@@ -26,7 +26,8 @@ Run from the repository root (alone: another torch process on 2 cores slows both
 figures are not affected)::
 
     .venv/bin/python benchmarks/transfer_memory.py [--config config/reference.yaml] [--minutes 1 5]
-    .venv/bin/python benchmarks/transfer_memory.py --checkpoint data/demo/run/checkpoints/latest.pt \
+    .venv/bin/python benchmarks/transfer_memory.py \
+        --checkpoint data/demo/run/checkpoints/latest.pt \
         --audio data/demo/audio --features data/demo/features
 """
 
@@ -175,7 +176,8 @@ def main(argv=None) -> int:
     p.add_argument("--minutes", type=float, nargs="+", default=[1.0, 5.0])
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     p.add_argument("--checkpoint", help="instead: compare window choices on this trained model")
-    p.add_argument("--audio", help="with --checkpoint: the paired synthetic audio it was trained on")
+    p.add_argument("--audio",
+                   help="with --checkpoint: the paired synthetic audio it was trained on")
     p.add_argument("--features", help="with --checkpoint: the feature store (its held-out split)")
     p.add_argument("--case", choices=("whole", "windowed"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -202,15 +204,16 @@ def main(argv=None) -> int:
                   f"{r['seconds']:.1f} s", file=sys.stderr)
     print(f"\ntranslation step of transfer (nets only, one target), {Path(args.config).name}, "
           f"{args.threads} threads; peak = VmHWM - VmRSS before the call, fresh process per row\n")
-    print(f"| input | frames | path | window | peak MiB | time s | peak vs whole | time vs whole |")
-    print(f"|---|---|---|---|---|---|---|---|")
+    print("| input | frames | path | window | peak MiB | time s | peak vs whole | time vs whole |")
+    print("|---|---|---|---|---|---|---|---|")
     for minutes in args.minutes:
         whole, windowed = (next(r for r in rows if r["minutes"] == minutes and r["mode"] == m)
                            for m in ("whole", "windowed"))
         for r in (whole, windowed):
             print(f"| {minutes:g} min | {r['frames']} | {r['mode']} | {r['window'] or 'none'} | "
                   f"{r['peak_mib']:.0f} | {r['seconds']:.1f} | "
-                  f"{r['peak_mib'] / whole['peak_mib']:.3f}x | {r['seconds'] / whole['seconds']:.2f}x |")
+                  f"{r['peak_mib'] / whole['peak_mib']:.3f}x | "
+                  f"{r['seconds'] / whole['seconds']:.2f}x |")
     return 0
 
 

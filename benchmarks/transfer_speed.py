@@ -67,7 +67,8 @@ def main(argv=None) -> None:
     sr = tt.sample_rate
     wav = thirty_seconds(sr, args.seconds)
     seconds = len(wav) / sr
-    print(f"timbre_transfer {__version__} from {Path(__import__('timbre_transfer').__file__).parent}; "
+    print(f"timbre_transfer {__version__} from "
+          f"{Path(__import__('timbre_transfer').__file__).parent}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; {seconds:.1f} s input "
           f"-> {to}, inverter {args.inverter}", flush=True)
 
@@ -94,7 +95,8 @@ def main(argv=None) -> None:
         sc = float(spectral_convergence_db(target[None], got[None])[0])
 
     total, inversion = statistics.median(totals), statistics.median(inversions)
-    print(f"\n| {'total s':>7} | {'x real time':>11} | {'inversion s':>11} | {'analysis + nets s':>17} | "
+    print(f"\n| {'total s':>7} | {'x real time':>11} | {'inversion s':>11} | "
+          f"{'analysis + nets s':>17} | "
           f"{'SC of output to generated mel, dB':>33} |")
     print(f"| {total:>7.2f} | {seconds / total:>11.1f} | {inversion:>11.2f} | "
           f"{max(0.0, total - inversion):>17.2f} | {sc:>33.2f} |")

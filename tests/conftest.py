@@ -1,5 +1,6 @@
-"""Shared fixtures. Real recordings come from ../shared/data/realaudio (or $TIMBRE_TRANSFER_REALAUDIO):
-tests that need them skip on a clone without them, and fail under CI=true."""
+"""Shared fixtures. Real recordings come from ../shared/data/realaudio (or
+$TIMBRE_TRANSFER_REALAUDIO): tests that need them skip on a clone without them, and fail under
+CI=true."""
 
 from __future__ import annotations
 

@@ -4,8 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from timbre_transfer.config import (ConfigError, build, load_config, packaged_configs,
-                                    resolve_config, to_dict)
+from timbre_transfer.config import (
+    ConfigError,
+    build,
+    load_config,
+    packaged_configs,
+    resolve_config,
+    to_dict,
+)
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,8 @@ class Outer:
 
 
 def test_build_nested_with_conversions():
-    cfg = build(Outer, {"steps": 3, "channels": [8, 16, 32], "inner": {"lr": 1, "betas": [0.9, 0.99]}})
+    cfg = build(Outer, {"steps": 3, "channels": [8, 16, 32],
+                        "inner": {"lr": 1, "betas": [0.9, 0.99]}})
     assert cfg == Outer(steps=3, channels=(8, 16, 32), inner=Inner(lr=1.0, betas=(0.9, 0.99)))
     assert isinstance(cfg.inner.lr, float)
     assert build(Outer, {"inner": {"clip": 1.5}}).inner.clip == 1.5
@@ -83,7 +90,8 @@ def test_packaged_config_names_resolve_from_any_folder(tmp_path, monkeypatch):
     names = packaged_configs()
     assert sorted(names) == sorted(p.stem for p in (REPO / "config").glob("*.yaml"))
     for name in ("cpu-small", "cpu-small.yaml"):
-        assert resolve_config(name).read_bytes() == (REPO / "config" / "cpu-small.yaml").read_bytes()
+        assert (resolve_config(name).read_bytes()
+                == (REPO / "config" / "cpu-small.yaml").read_bytes())
     assert load_config("debug")["model"]["dim"] == 4
     (tmp_path / "mine.yaml").write_text("train:\n  lr: 0.5\n")
     assert load_config("mine.yaml") == {"train": {"lr": 0.5}}  # a path still works
@@ -117,7 +125,8 @@ def test_run_config_checks_sizes_the_model_round_trips():
     with pytest.raises(ValueError, match=r"train.crop_frames = 20 must be a multiple of "
                        r"2\*\*model.n_downsample = 8"):
         load_run_config(None, ["train.crop_frames=20", "model.n_downsample=3"])
-    assert load_run_config(None, ["train.crop_frames=24", "model.n_downsample=3"]).train.crop_frames == 24
+    assert load_run_config(None, ["train.crop_frames=24",
+                                  "model.n_downsample=3"]).train.crop_frames == 24
     RunConfig().check_n_mels(128)
     with pytest.raises(ValueError, match=r"the store's audio.n_mels = 90 must be a multiple of "
                        r"2\*\*model.n_downsample = 4 .*use 88 or 92, prepare a store"):

@@ -147,7 +147,8 @@ def load_model(path: str | Path) -> SavedModel:
 
 
 def load_ddsp_head(path: str | Path, device: str | torch.device = "cpu"):
-    """A head trained by ``train-ddsp``, from its checkpoint: ``(head, domains, transform dict)``."""
+    """A head trained by ``train-ddsp``, from its checkpoint: ``(head, domains, transform
+    dict)``."""
     return ddsp_head_from_payload(read_checkpoint(path, map_location=device), str(path), device)
 
 

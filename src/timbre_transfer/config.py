@@ -167,7 +167,8 @@ def _convert(value, hint, name: str):
         return tuple(_convert(v, item or args[i], f"{name}[{i}]") for i, v in enumerate(value))
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if hint in (int, str, bool) and isinstance(value, hint) and (hint is bool or not isinstance(value, bool)):
+    if (hint in (int, str, bool) and isinstance(value, hint)
+            and (hint is bool or not isinstance(value, bool))):
         return value
     if hint is typing.Any:
         return value

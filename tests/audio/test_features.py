@@ -33,7 +33,8 @@ def test_pyin_finds_440_hz(make):
     track = f0_pyin(make(440.0), SR)
     assert isinstance(track, F0Track)
     assert track.hop_length == 256 and track.sample_rate == SR
-    assert track.f0.shape == track.voiced.shape == track.voiced_prob.shape == (frame_count(SR, 256),)
+    assert (track.f0.shape == track.voiced.shape == track.voiced_prob.shape
+            == (frame_count(SR, 256),))
     assert track.f0.dtype == np.float64 and track.voiced.dtype == bool
     assert track.voiced.mean() > 0.9
     assert abs(cents(np.median(track.f0[track.voiced]), 440.0)) < 10

@@ -48,7 +48,8 @@ def test_pghi_recovers_the_phase_of_a_pure_tone(transform):
     assert resultant > 0.98  # measured 0.992 (circular std 0.13 rad)
 
 
-@pytest.mark.parametrize("signal,pghi_max,pghi_gla_max", [("tone", -30.0, -40.0), ("chirp", -30.0, -40.0)])
+@pytest.mark.parametrize("signal,pghi_max,pghi_gla_max",
+                         [("tone", -30.0, -40.0), ("chirp", -30.0, -40.0)])
 def test_pghi_spectral_convergence_on_tone_and_chirp(transform, signal, pghi_max, pghi_gla_max):
     x = _tone() if signal == "tone" else _chirp()
     # measured (hop 128, gauss): 1 s tone -33.4 dB PGHI, 2 s chirp -34.8 / -48.5 dB
@@ -198,7 +199,8 @@ def test_backend_errors(transform):
     mag = torch.ones(1, 513, 4, dtype=torch.float64)
     with pytest.raises(ValueError, match="unknown backend 'fast'"):
         inv.mel_to_linear(torch.ones(1, 128, 4), transform.mel_basis, backend="fast")
-    with pytest.raises(ValueError, match="backend 'numba' needs a CPU tensor of dtype torch.float32"):
+    with pytest.raises(ValueError,
+                       match="backend 'numba' needs a CPU tensor of dtype torch.float32"):
         inv.griffin_lim(mag, 1024, 128, transform.window, n_iter=1, backend="numba")
 
 
@@ -277,8 +279,9 @@ def test_pghi_parity_with_tifresi(real_wavs):
     """Same magnitude (gauss window, hop 256, n_fft 1024) into both PGHIs; ours must be within
     0.5 dB of tifresi's or better."""
     try:
-        from timbre_transfer.audio.reference import tifresi_pghi_phase
         import tifresi  # noqa: F401
+
+        from timbre_transfer.audio.reference import tifresi_pghi_phase
     except ImportError:
         require_or_skip(False, "tifresi (pip install -e '.[reference]')")
     t = AudioTransform(hop_length=256)
@@ -286,7 +289,8 @@ def test_pghi_parity_with_tifresi(real_wavs):
     ours, theirs = [], []
     for _, x in real_wavs:
         mag = t.stft(x).abs()
-        ours.append(_score(t, mag, inv.pghi_phase(mag, p.hop_length, p.n_fft, t.gamma), x.shape[-1]))
+        ours.append(_score(t, mag, inv.pghi_phase(mag, p.hop_length, p.n_fft, t.gamma),
+                           x.shape[-1]))
         phase = tifresi_pghi_phase(mag[0], p.hop_length, p.n_fft)[None]
         theirs.append(_score(t, mag, phase, x.shape[-1]))
     assert np.mean(theirs) < -20  # the conversion to torch's convention is right

@@ -33,7 +33,8 @@ def test_downmix_and_resample_match_librosa(tmp_path):
     path = tmp_path / "stereo.wav"
     sf.write(path, np.stack([left, right], 1), 44100, subtype="FLOAT")
     out = load_audio(path, 16000)
-    expected = librosa.resample((left + right) / 2, orig_sr=44100, target_sr=16000, res_type="soxr_hq")
+    expected = librosa.resample((left + right) / 2, orig_sr=44100, target_sr=16000,
+                                res_type="soxr_hq")
     np.testing.assert_allclose(out, expected, atol=1e-6)
     assert len(out) == 8000
 

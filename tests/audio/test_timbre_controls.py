@@ -8,8 +8,13 @@ import pytest
 import torch
 
 from timbre_transfer.audio import descriptors as D
-from timbre_transfer.audio.timbre_controls import (KNOBS, check_controls, edit_mel, edit_synth,
-                                                   noise_boost)
+from timbre_transfer.audio.timbre_controls import (
+    KNOBS,
+    check_controls,
+    edit_mel,
+    edit_synth,
+    noise_boost,
+)
 
 SR = 16000
 HOP = 256

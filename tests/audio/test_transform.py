@@ -26,7 +26,8 @@ def test_mel_matches_librosa(kwargs):
     ours = t.mel(wav).double().numpy()
     theirs = librosa.feature.melspectrogram(
         y=wav.numpy().astype(np.float64), sr=p.sample_rate, n_fft=p.n_fft,
-        hop_length=p.hop_length, win_length=t.win_length, window=t.window.numpy().astype(np.float64),
+        hop_length=p.hop_length, win_length=t.win_length,
+        window=t.window.numpy().astype(np.float64),
         center=True, pad_mode="constant", power=p.power, n_mels=p.n_mels, fmin=p.f_min,
         fmax=p.f_max, htk=p.mel_scale == "htk", norm=p.norm,
     )
@@ -54,7 +55,8 @@ def test_shapes_batched_and_unbatched(transform):
 
 
 def test_wrong_input_is_a_clear_error(transform):
-    with pytest.raises(ValueError, match=r"wav must have shape \(B, T\) or \(T,\), got \(1, 1, 100\)"):
+    with pytest.raises(ValueError,
+                       match=r"wav must have shape \(B, T\) or \(T,\), got \(1, 1, 100\)"):
         transform(torch.zeros(1, 1, 100))
     with pytest.raises(ValueError, match="NaN"):
         transform(torch.tensor([0.0, float("nan"), 0.0]))

@@ -274,7 +274,8 @@ def test_pitch_template_generator_needs_and_uses_its_template():
     with pytest.raises(ValueError, match="takes no pitch template"):
         plain.decode(plain.encode(x).mu, "a", one)
     # translate pads the template as it pads the input
-    assert model.translate(torch.rand(1, 1, 30, 13), "b", pitch=torch.rand(1, 1, 30, 13)).shape == (1, 1, 30, 13)
+    assert model.translate(torch.rand(1, 1, 30, 13), "b",
+                           pitch=torch.rand(1, 1, 30, 13)).shape == (1, 1, 30, 13)
 
 
 def test_pitch_discriminator_reads_the_template_and_needs_the_generator_one():

@@ -7,9 +7,16 @@ import torch
 
 from timbre_transfer.audio.pitch import MelPitch
 from timbre_transfer.audio.transform import TransformParams
-from timbre_transfer.models.pitch_net import (BINS_PER_OCTAVE, N_PITCH_BINS, PitchNet,
-                                              pitch_bin, pitch_consistency, pitch_fit_loss,
-                                              pitch_labels, within_cents)
+from timbre_transfer.models.pitch_net import (
+    BINS_PER_OCTAVE,
+    N_PITCH_BINS,
+    PitchNet,
+    pitch_bin,
+    pitch_consistency,
+    pitch_fit_loss,
+    pitch_labels,
+    within_cents,
+)
 
 
 def test_a_known_f0_labels_its_bin():

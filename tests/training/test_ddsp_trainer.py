@@ -82,7 +82,8 @@ def test_train_ddsp_three_steps_on_real_audio_and_resume_exactly(real_store, tmp
     first = DDSPTrainer(config, store, ["violin"], tmp_path / "split", progress=False)
     history = first.fit(2)
     assert len(history) == 2 and all(np.isfinite(h["loss/spectral"]) for h in history)
-    resumed = DDSPTrainer(config, store, ["violin"], tmp_path / "split", resume=True, progress=False)
+    resumed = DDSPTrainer(config, store, ["violin"], tmp_path / "split", resume=True,
+                          progress=False)
     assert resumed.step == 2
     resumed.fit(3)
     for (name, a), b in zip(head.state_dict().items(), resumed.head.state_dict().values()):

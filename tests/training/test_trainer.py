@@ -1,4 +1,3 @@
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +7,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from timbre_transfer.inference.transfer import TimbreTransfer
 from timbre_transfer.checkpoint import read_checkpoint, save_checkpoint
+from timbre_transfer.inference.transfer import TimbreTransfer
 from timbre_transfer.training.config import load_run_config
 from timbre_transfer.training.trainer import NonFiniteLossError, Trainer
 
@@ -52,7 +51,8 @@ def test_training_reduces_reconstruction_and_logs_every_term(synth_store, tmp_pa
     for name in ("loss/recon", "loss/kl", "loss/cycle", "loss/kl_cycle", "loss/latent",
                  "loss/total", "lr", "beta"):
         assert name in keys
-    assert {f"loss/gan/{d}" for d in t.domains} <= keys and {f"loss/disc/{d}" for d in t.domains} <= keys
+    assert ({f"loss/gan/{d}" for d in t.domains} <= keys
+            and {f"loss/disc/{d}" for d in t.domains} <= keys)
     assert history[-1]["loss/recon"] < 0.7 * history[0]["loss/recon"]
 
 
@@ -231,7 +231,8 @@ def test_nan_guard_skips_then_stops(synth_store, tmp_path, monkeypatch):
         assert t.train_step(next(batches)) == {}
     assert t.step == 2 and t.bad_steps == 2
     assert all(torch.equal(before[k], v) for k, v in t.model.state_dict().items())
-    with pytest.raises(NonFiniteLossError, match="3 non-finite steps in a row"), pytest.warns(RuntimeWarning):
+    with (pytest.raises(NonFiniteLossError, match="3 non-finite steps in a row"),
+          pytest.warns(RuntimeWarning)):
         t.train_step(next(batches))
 
 
@@ -545,7 +546,8 @@ def test_a_new_loss_term_is_one_class_and_one_weight(synth_store, tmp_path, monk
             return ctx.translations.mean()
 
         def adversary_loss(self, ctx):
-            return {"throwaway_adversary": self.adversary(ctx.real.mean().view(1, 1)).square().sum()}
+            return {"throwaway_adversary":
+                    self.adversary(ctx.real.mean().view(1, 1)).square().sum()}
 
     Weights = dataclasses.make_dataclass("Weights", [("throwaway", float, 0.0)],
                                          bases=(LossWeights,), frozen=True)

@@ -366,10 +366,10 @@ def synth_frames(f0_hz, amplitude, distribution, noise_magnitudes, sample_rate: 
     Harmonic ``k`` has amplitude ``A c_k`` (the distribution renormalised over the harmonics
     below Nyquist, as the synthesiser does) and puts ``A c_k n_fft / 4`` in its peak bin and
     half that in each neighbour (a Hann main lobe), scaled so that the three hold the
-    magnitude that the whole window response holds on average (:data:`HANN_LOBE_SUM`). The filtered noise (uniform in [-1, 1],
-    variance 1/3) of band gain ``H(f)`` has the expected bin magnitude
-    ``sqrt(pi)/2 * sqrt(3 n_fft / 8) * |H(f)| / sqrt(3)`` (a Rayleigh mean) and the expected
-    power ``n_fft / 8 * |H(f)|^2``, which noisiness and flatness read.
+    magnitude that the whole window response holds on average (:data:`HANN_LOBE_SUM`). The filtered
+    noise (uniform in [-1, 1], variance 1/3) of band gain ``H(f)`` has the expected bin magnitude
+    ``sqrt(pi)/2 * sqrt(3 n_fft / 8) * |H(f)| / sqrt(3)`` (a Rayleigh mean) and the expected power
+    ``n_fft / 8 * |H(f)|^2``, which noisiness and flatness read.
 
     Args: ``(N,)`` f0 (Hz; 0 or NaN unvoiced), ``(N,)`` amplitude, ``(N, K)`` distribution,
     ``(N, M)`` noise band magnitudes from 0 to Nyquist.

@@ -418,7 +418,8 @@ def _inverse_envelope(window: np.ndarray, hop: int, n_frames: int, n_samples: in
     """``1 / sum_n window(t - n hop)^2`` over the padded signal (0 where the sum vanishes)."""
     env = np.zeros(n_samples + window.size, np.float64)
     sq = window.astype(np.float64) ** 2
-    for start in range(0, window.size, hop):  # add the window in hop-sized pieces, all frames at once
+    # add the window in hop-sized pieces, all frames at once
+    for start in range(0, window.size, hop):
         piece = sq[start:start + hop]
         view = env[start:start + n_frames * hop].reshape(n_frames, hop)
         view[:, :piece.size] += piece

@@ -25,12 +25,15 @@ that the synthesiser (or the inverter) is given alone, so the notes and the dyna
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from timbre_transfer.audio.descriptors import HANN_LOBE_SUM, N_FFT
 from timbre_transfer.names import KNOBS  # defined there, for a --help without numpy
+
+if TYPE_CHECKING:
+    import torch
 
 # torch is imported inside the functions: importing this module stays light
 

@@ -1,4 +1,5 @@
-"""``AudioTransform``: waveform <-> normalised log1p mel-spectrogram, the models' input and output."""
+"""``AudioTransform``: waveform <-> normalised log1p mel-spectrogram, the models' input and
+output."""
 
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ class AudioTransform(nn.Module):
             htk=p.mel_scale == "htk", norm=p.norm,
         )
         self.register_buffer("mel_basis", torch.from_numpy(basis).float())
-        self.register_buffer("window", inversion.make_window(p.window, self.win_length, p.hop_length))
+        self.register_buffer("window",
+                             inversion.make_window(p.window, self.win_length, p.hop_length))
         self.register_buffer("norm_shift", torch.tensor(0.0))
         self.register_buffer("norm_scale", torch.tensor(1.0))
 
@@ -162,7 +164,8 @@ class AudioTransform(nn.Module):
     # ---- synthesis --------------------------------------------------------------------------
 
     def spec_to_mel(self, spec: torch.Tensor) -> torch.Tensor:
-        """Normalised log1p mel -> linear-amplitude mel (the inverse of ``forward``'s last steps)."""
+        """Normalised log1p mel -> linear-amplitude mel (the inverse of ``forward``'s last
+        steps)."""
         return torch.expm1(self.denormalize(spec)).clamp_min(0)
 
     def mel_to_magnitude(self, mel: torch.Tensor, n_iter: int = 100) -> torch.Tensor:
@@ -189,7 +192,8 @@ class AudioTransform(nn.Module):
         """
         spec, unbatched = _as_batch(spec, "spec", "(B, n_mels, N) or (n_mels, N)", rank=3)
         if spec.shape[-2] != self.params.n_mels:
-            raise ValueError(f"spec has {spec.shape[-2]} mel bands, the transform {self.params.n_mels}")
+            raise ValueError(f"spec has {spec.shape[-2]} mel bands, the transform "
+                             f"{self.params.n_mels}")
         if not torch.isfinite(spec).all():
             raise ValueError("spec contains NaN or infinite values")
         spec = spec.to(self.mel_basis.dtype)
@@ -226,8 +230,10 @@ class AudioTransform(nn.Module):
         return ", ".join(f"{k}={v}" for k, v in asdict(self.params).items())
 
 
-def _as_batch(x: torch.Tensor, name: str, expected: str, rank: int = 2) -> tuple[torch.Tensor, bool]:
-    """Add a batch dimension to an unbatched input; any other rank is an error naming ``expected``."""
+def _as_batch(x: torch.Tensor, name: str, expected: str,
+              rank: int = 2) -> tuple[torch.Tensor, bool]:
+    """Add a batch dimension to an unbatched input; any other rank is an error naming
+    ``expected``."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() not in (rank - 1, rank):
@@ -248,7 +254,8 @@ class RoundTrip:
 
 
 def round_trip(
-    transform: AudioTransform, wav: torch.Tensor, method: str = "pghi+gla", n_iter: int | None = None
+    transform: AudioTransform, wav: torch.Tensor, method: str = "pghi+gla",
+    n_iter: int | None = None
 ) -> RoundTrip:
     """wav ``(T,)`` -> normalised log1p mel -> wav, timed, with the spectral convergence of the
     result against the input (on the transform's own STFT magnitude)."""

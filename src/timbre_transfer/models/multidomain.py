@@ -213,7 +213,8 @@ class TimbreModel(nn.Module):
             return mu + eps
         return mu + torch.exp(0.5 * enc.logvar) * eps
 
-    def decode(self, z: torch.Tensor, domain: str, pitch: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, domain: str,
+               pitch: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, C, F', T') -> (B, 1, F' * f, T' * f)`` in ``domain``; ``pitch``: the
         ``(B, 1, F' * f, T' * f)`` harmonic template when ``config.pitch_template``."""
         self._check_domain(domain)
@@ -228,7 +229,8 @@ class TimbreModel(nn.Module):
         if self.config.pitch_discriminator:
             if pitch is None or pitch.shape != x.shape:
                 raise ValueError(f"this discriminator needs a pitch template of shape "
-                                 f"{tuple(x.shape)}, got {None if pitch is None else tuple(pitch.shape)}")
+                                 f"{tuple(x.shape)}, got "
+                                 f"{None if pitch is None else tuple(pitch.shape)}")
             x = torch.cat([x, pitch.to(x.dtype)], 1)
         return self.discriminators[domain](x)
 

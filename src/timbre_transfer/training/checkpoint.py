@@ -1,5 +1,6 @@
-"""What only training needs of a checkpoint: the run folder's rotating files, and the check
-that a resumed run keeps its config (apart from bookkeeping and retired options).
+"""What only training needs of a checkpoint: a trainer's full state (saved and restored), the
+run folder's rotating files, and the check that a resumed run keeps its config (apart from
+bookkeeping and retired options).
 
 Reading, writing and rebuilding models live in :mod:`timbre_transfer.checkpoint`, which
 inference and evaluation use without importing training.
@@ -9,7 +10,92 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timbre_transfer.checkpoint import keep_last, save_checkpoint
+import torch
+
+from timbre_transfer.checkpoint import (
+    keep_last,
+    load_state_strict,
+    read_checkpoint,
+    save_checkpoint,
+)
+
+# Settings a resumed run may change: bookkeeping, and max_steps to train longer (the LR schedule
+# then follows the new length).
+RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.sample_every",
+                     "train.checkpoint_every", "train.keep_last", "train.num_workers"}
+
+
+def trainer_payload(trainer) -> dict:
+    """A :class:`~timbre_transfer.training.trainer.Trainer`'s checkpoint: the sections a model is
+    rebuilt from (:func:`timbre_transfer.checkpoint.load_model`), what its loss terms learned
+    before training, and under ``training`` the state that resuming needs."""
+    from timbre_transfer import __version__
+    from timbre_transfer.config import to_dict
+
+    return {
+        "package_version": __version__,
+        "config": to_dict(trainer.config),
+        "transform": trainer.store.transform.to_dict(),
+        "prepare": trainer.store.manifest["prepare"],  # inputs are normalised the same way
+        "domains": list(trainer.domains),
+        "pitch_medians": trainer.pitch_medians,  # for transfer --octave auto
+        "init_domains": trainer.init_domains,  # what init.freeze holds, on resume
+        "model": trainer.model.state_dict(),
+        **{key: value for term in trainer.terms.values() for key, value in term.state().items()},
+        "training": {
+            "step": trainer.step,
+            "bad_steps": trainer.bad_steps,
+            "opt_g": trainer.opt_g.state_dict(),
+            "opt_d": trainer.opt_d.state_dict(),
+            "centroids": trainer.centroids.state_dict(),
+            **{key: net.state_dict() for key, net in trainer.adversaries().items()},
+            "noise": trainer.noise.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        },
+    }
+
+
+def restore_trainer(trainer, path: str | Path) -> None:
+    """Put back into ``trainer`` everything :func:`trainer_payload` saved at ``path``.
+
+    Raises:
+        ValueError: the run's config differs from the checkpoint's beyond
+            :data:`RESUMABLE_CHANGES` (retired options at their off value are no difference), or
+            its domains differ.
+        KeyError: the checkpoint holds no training state, or no state for one of the run's
+            loss terms' adversaries.
+    """
+    from timbre_transfer.config import build, to_dict
+    from timbre_transfer.training import grow
+    from timbre_transfer.training.config import RunConfig, without_retired
+
+    blob = read_checkpoint(path, map_location=trainer.device)
+    try:  # filled in with today's defaults: a key added since is no difference
+        saved = to_dict(build(RunConfig, without_retired(blob["config"], str(path))))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: its config does not fit this package version ({exc})") from exc
+    check_resumable(path, saved, to_dict(trainer.config), RESUMABLE_CHANGES)
+    if blob["domains"] != list(trainer.domains):
+        raise ValueError(f"{path} has domains {blob['domains']}, the store {trainer.domains}")
+    if "training" not in blob:
+        raise KeyError(f"{path} holds no training state (an export?); cannot resume from it")
+    state = blob["training"]
+    load_state_strict(trainer.model, blob["model"], f"{path} (model)")
+    for term in trainer.terms.values():
+        term.load_state(blob, str(path))
+    for key, net in trainer.adversaries().items():  # training only: never in an export
+        if key not in state:
+            raise KeyError(f"{path} holds no {key} to resume its loss with (its loss "
+                           "weight was 0 when it was saved)")
+        load_state_strict(net, state[key], f"{path} ({key})")
+    trainer.opt_g.load_state_dict(state["opt_g"])
+    trainer.opt_d.load_state_dict(state["opt_d"])
+    trainer.centroids.load_state_dict(state["centroids"])
+    trainer.noise.set_state(state["noise"].cpu())
+    torch.set_rng_state(state["torch_rng"].cpu())
+    trainer.step, trainer.bad_steps = int(state["step"]), int(state["bad_steps"])
+    trainer.init_domains = list(blob.get("init_domains", []))
+    grow.apply_freeze(trainer)
 
 
 def save_run_checkpoint(run_dir: str | Path, step: int, payload: dict, keep: int) -> Path:

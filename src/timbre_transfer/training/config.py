@@ -66,11 +66,13 @@ class TrainConfig:
         if self.gan_loss not in ("lsgan", "bce", "hinge"):
             raise ValueError(f"train.gan_loss must be lsgan, bce or hinge, got {self.gan_loss!r}")
         if self.latent_loss not in ("centroid", "batch_mean"):
-            raise ValueError(f"train.latent_loss must be centroid or batch_mean, got {self.latent_loss!r}")
+            raise ValueError(f"train.latent_loss must be centroid or batch_mean, got "
+                             f"{self.latent_loss!r}")
         if self.bf16 not in (True, False, "auto"):
             raise ValueError(f"train.bf16 must be true, false or auto, got {self.bf16!r}")
         if not 0 <= self.pitch_shift <= 24:
-            raise ValueError(f"train.pitch_shift must be in [0, 24] semitones, got {self.pitch_shift}")
+            raise ValueError(f"train.pitch_shift must be in [0, 24] semitones, got "
+                             f"{self.pitch_shift}")
         if self.short_clips not in ("pad", "exclude"):
             raise ValueError(f"train.short_clips must be pad or exclude, got {self.short_clips!r}")
         for name in ("batch_size", "crop_frames", "max_steps", "log_every", "sample_every",
@@ -113,9 +115,11 @@ class InitConfig:
                              "can be held fixed")
         if self.unfreeze_after is not None and (isinstance(self.unfreeze_after, bool)
                                                 or self.unfreeze_after < 0):
-            raise ValueError(f"init.unfreeze_after must be a step >= 0, got {self.unfreeze_after!r}")
+            raise ValueError(f"init.unfreeze_after must be a step >= 0, got "
+                             f"{self.unfreeze_after!r}")
         if not 0 < self.unfreeze_lr_scale <= 1:
-            raise ValueError(f"init.unfreeze_lr_scale must be in (0, 1], got {self.unfreeze_lr_scale}")
+            raise ValueError(f"init.unfreeze_lr_scale must be in (0, 1], got "
+                             f"{self.unfreeze_lr_scale}")
         if self.new_generators not in NEW_GENERATORS:
             raise ValueError(f"init.new_generators must be one of {list(NEW_GENERATORS)}, got "
                              f"{self.new_generators!r}")

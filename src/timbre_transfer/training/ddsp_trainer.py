@@ -1,10 +1,10 @@
 """Training the DDSP head on the real audio of one or more domains of a feature store.
 
 Input: each clip's normalised mel and its f0, voicing and loudness (both from the store: ``prepare``
-analyses the controls once, for training, this head and evaluation alike); target: the audio itself, through the
-multi-scale spectral loss. Checkpoints (atomic, ``weights_only`` loading), TensorBoard scalars
-and exact resume work as for the VAE-GAN :class:`~timbre_transfer.training.trainer.Trainer` and
-use the same checkpoint functions.
+analyses the controls once, for training, this head and evaluation alike); target: the audio itself,
+through the multi-scale spectral loss. Checkpoints (atomic, ``weights_only`` loading), TensorBoard
+scalars and exact resume work as for the VAE-GAN :class:`~timbre_transfer.training.trainer.Trainer`
+and use the same checkpoint functions.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from timbre_transfer.checkpoint import HEAD_KIND, load_state_strict, read_checkpoint
 from timbre_transfer.config import to_dict
 from timbre_transfer.models.ddsp_head import Controls, DDSPConfig, DDSPHead
-from timbre_transfer.checkpoint import HEAD_KIND, load_state_strict, read_checkpoint
 from timbre_transfer.training.checkpoint import check_resumable, save_run_checkpoint
 from timbre_transfer.training.run_log import RunLog
 
@@ -157,7 +157,7 @@ class DDSPTrainer:
         for i in picks:
             clip = self.clips[i]
             start = int(rng.integers(0, max(len(clip.controls.f0_hz) - n, 0) + 1))
-            take = lambda a: _fit(a[start:start + n], n)
+            take = lambda a, start=start: _fit(a[start:start + n], n)
             mel.append(_fit(clip.mel[start:start + n], n))
             f0.append(take(clip.controls.f0_hz))
             voiced.append(take(clip.controls.voiced_prob))

@@ -54,7 +54,8 @@ def load_matching(model: nn.Module, state: dict, where: str) -> InitReport:
         for key, value in own.items():
             if key in theirs:
                 value.copy_(theirs[key])
-    return InitReport(kept=[k for k in own if k in theirs], fresh=[k for k in own if k not in theirs],
+    return InitReport(kept=[k for k in own if k in theirs],
+                      fresh=[k for k in own if k not in theirs],
                       dropped=[k for k in theirs if k not in own])
 
 

@@ -18,8 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from timbre_transfer.audio.pitch import MelPitch
-from timbre_transfer.checkpoint import load_state_strict, read_checkpoint
-from timbre_transfer.config import build, to_dict
+from timbre_transfer.config import to_dict
 from timbre_transfer.data.dataset import MultiDomainCropDataset
 from timbre_transfer.data.store import FeatureStore
 from timbre_transfer.losses import LossTerm, StepContext, build_terms
@@ -29,15 +28,13 @@ from timbre_transfer.losses.terms import TermSetup
 from timbre_transfer.losses.vae import beta_warmup, kl_divergence, l1
 from timbre_transfer.models.multidomain import TimbreModel
 from timbre_transfer.training import distributed, grow
-from timbre_transfer.training.checkpoint import check_resumable, save_run_checkpoint
-from timbre_transfer.training.config import RunConfig, without_retired
+from timbre_transfer.training.checkpoint import (
+    restore_trainer,
+    save_run_checkpoint,
+    trainer_payload,
+)
+from timbre_transfer.training.config import RunConfig
 from timbre_transfer.training.run_log import RunLog
-
-
-# Settings a resumed run may change: bookkeeping, and max_steps to train longer (the LR schedule
-# then follows the new length).
-RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.sample_every",
-                     "train.checkpoint_every", "train.keep_last", "train.num_workers"}
 
 
 @dataclass
@@ -287,7 +284,8 @@ class Trainer:
         if not self.model.config.pitch_template:
             return x, None, pitch
         b, n_dom, _, n_f, n_t = x.shape
-        templates = self.mel_pitch.template(f0.reshape(b * n_dom, n_t), voiced.reshape(b * n_dom, n_t))
+        templates = self.mel_pitch.template(f0.reshape(b * n_dom, n_t),
+                                            voiced.reshape(b * n_dom, n_t))
         return x, templates.view(b, n_dom, 1, n_f, n_t), pitch
 
     def augment(self, batch: Batch, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -462,64 +460,15 @@ class Trainer:
 
     # ---- checkpoints ----------------------------------------------------------------------------
 
-    def checkpoint_payload(self) -> dict:
-        from timbre_transfer import __version__
-
-        return {
-            "package_version": __version__,
-            "config": to_dict(self.config),
-            "transform": self.store.transform.to_dict(),
-            "prepare": self.store.manifest["prepare"],  # inputs are normalised the same way
-            "domains": list(self.domains),
-            "pitch_medians": self.pitch_medians,  # for transfer --octave auto
-            "init_domains": self.init_domains,  # what init.freeze holds, on resume
-            "model": self.model.state_dict(),
-            **{key: value for term in self.terms.values() for key, value in term.state().items()},
-            "training": {
-                "step": self.step,
-                "bad_steps": self.bad_steps,
-                "opt_g": self.opt_g.state_dict(),
-                "opt_d": self.opt_d.state_dict(),
-                "centroids": self.centroids.state_dict(),
-                **{key: net.state_dict() for key, net in self.adversaries().items()},
-                "noise": self.noise.get_state(),
-                "torch_rng": torch.get_rng_state(),
-            },
-        }
-
     def save(self) -> Path | None:
-        """``latest.pt`` and ``step_XXXXXXXX.pt`` (keeping the newest ``keep_last``); rank 0 only."""
+        """``latest.pt`` and ``step_XXXXXXXX.pt`` (keeping the newest ``keep_last``); rank 0
+        only. What they hold: :func:`~timbre_transfer.training.checkpoint.trainer_payload`."""
         if not self.dist.is_main:
             return None
-        return save_run_checkpoint(self.run_dir, self.step, self.checkpoint_payload(),
+        return save_run_checkpoint(self.run_dir, self.step, trainer_payload(self),
                                    self.config.train.keep_last)
 
     def load(self, path: str | Path) -> None:
-        """Restore everything :meth:`checkpoint_payload` saved; the config must match."""
-        blob = read_checkpoint(path, map_location=self.device)
-        try:  # filled in with today's defaults: a key added since is no difference
-            saved = to_dict(build(RunConfig, without_retired(blob["config"], str(path))))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: its config does not fit this package version ({exc})") from exc
-        check_resumable(path, saved, to_dict(self.config), RESUMABLE_CHANGES)
-        if blob["domains"] != list(self.domains):
-            raise ValueError(f"{path} has domains {blob['domains']}, the store {self.domains}")
-        if "training" not in blob:
-            raise KeyError(f"{path} holds no training state (an export?); cannot resume from it")
-        state = blob["training"]
-        load_state_strict(self.model, blob["model"], f"{path} (model)")
-        for term in self.terms.values():
-            term.load_state(blob, str(path))
-        for key, net in self.adversaries().items():  # training only: never in an export
-            if key not in state:
-                raise KeyError(f"{path} holds no {key} to resume its loss with (its loss "
-                               "weight was 0 when it was saved)")
-            load_state_strict(net, state[key], f"{path} ({key})")
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.centroids.load_state_dict(state["centroids"])
-        self.noise.set_state(state["noise"].cpu())
-        torch.set_rng_state(state["torch_rng"].cpu())
-        self.step, self.bad_steps = int(state["step"]), int(state["bad_steps"])
-        self.init_domains = list(blob.get("init_domains", []))
-        grow.apply_freeze(self)
+        """Restore everything :meth:`save` saved; the config must match (see
+        :func:`~timbre_transfer.training.checkpoint.restore_trainer`)."""
+        restore_trainer(self, path)
