@@ -46,12 +46,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> None:
+    from timbre_transfer.audio.features import extract_controls
     from timbre_transfer.audio.transform import AudioTransform
     from timbre_transfer.data.prepare import PrepareOptions, prepare
     from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.evaluation.content import f0_error_cents, loudness_correlation
     from timbre_transfer.losses.spectral import MultiScaleSpectralLoss
-    from timbre_transfer.models.ddsp_head import extract_controls
     from timbre_transfer.training.ddsp_trainer import DDSPTrainer, load_ddsp_config
 
     args = parse_args(argv)
@@ -90,7 +90,8 @@ def main(argv=None) -> None:
         with torch.no_grad():
             mel = transform(torch.from_numpy(wav))
         t0 = time.perf_counter()
-        controls = extract_controls(wav, sr, head.hop_length, head.config)
+        controls = extract_controls(wav, sr, head.hop_length, head.config.f0_min,
+                                    head.config.f0_max)
         pyin_seconds = time.perf_counter() - t0
         outputs = {}
         for method in rows:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from timbre_transfer.data.dataset import FeatureStore
+from timbre_transfer.data.store import FeatureStore
 from timbre_transfer.evaluation.classifier import (
     Classifier,
     ClassifierConfig,
@@ -57,9 +57,14 @@ def test_classifier_accuracy_on_audio_agrees_with_its_predictions(classifier, sy
 
 def test_save_load_gives_identical_predictions(classifier, synth_store, tmp_path):
     from timbre_transfer.audio.io import load_audio
+    from timbre_transfer.checkpoint import read_checkpoint
+    from timbre_transfer.evaluation.classifier import CnnJudge
 
     path = classifier.save(tmp_path / "clf.pt")
+    # the kind judges were saved under before they were called judges: old files still load
+    assert read_checkpoint(path)["kind"] == "domain_classifier"
     loaded = Classifier.load(path)
+    assert isinstance(loaded.net, CnnJudge)
     wav = load_audio(synth_store / "audio" / "reed" / "clip_0001.wav", 16000)
     spec = classifier.transform(torch.from_numpy(wav))
     with torch.no_grad():
@@ -116,11 +121,11 @@ def test_mfcc_judge_reads_the_cepstrum_librosa_computes(synth_store):
     import numpy as np
 
     from timbre_transfer.audio.io import load_audio
-    from timbre_transfer.evaluation.classifier import MfccClassifier
+    from timbre_transfer.evaluation.classifier import MfccJudge
 
     store = FeatureStore(synth_store / "store")
     transform = store.transform
-    net = MfccClassifier(transform, store.domains, n_mfcc=13)
+    net = MfccJudge(transform, store.domains, n_mfcc=13)
     wav = load_audio(synth_store / "audio" / "brass" / "clip_0000.wav", 16000)
     spec = transform(torch.from_numpy(wav))
     mel = np.maximum(np.expm1(transform.denormalize(spec).double().numpy()), 1e-5)
@@ -129,7 +134,7 @@ def test_mfcc_judge_reads_the_cepstrum_librosa_computes(synth_store):
     got = net.mfcc(spec[None, None])[0].double().numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="n_ceps must be in"):
-        MfccClassifier(transform, store.domains, n_mfcc=0)
+        MfccJudge(transform, store.domains, n_mfcc=0)
     with pytest.raises(ValueError, match="mel or mfcc"):
         ClassifierConfig(features="chroma")
 

@@ -114,7 +114,7 @@ def test_evaluate_trains_the_mfcc_judge_asked_for_and_refuses_another(setup, tmp
 
 
 def test_clips_too_short_for_fad_are_a_clear_error(synth_store, debug_checkpoint):
-    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.inference.transfer import TimbreTransfer
 
     tt = TimbreTransfer.from_checkpoint(debug_checkpoint, device="cpu")
@@ -162,7 +162,7 @@ def test_reference_clips_are_spread_over_the_split():
 
 def test_evaluate_scores_pitch_against_truth_where_a_domain_has_it(setup, tmp_path):
     from timbre_transfer.audio.features import f0_pyin
-    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.evaluation.classifier import Classifier
     from timbre_transfer.inference.transfer import TimbreTransfer
 
@@ -198,7 +198,7 @@ def test_evaluate_scores_pitch_against_truth_where_a_domain_has_it(setup, tmp_pa
 def test_evaluate_with_the_ddsp_inverter_resynthesizes_through_each_domains_head(setup, tmp_path):
     """inverter='ddsp' renders transfers and each domain's own clips (the resynthesis baseline)
     with the DDSP head, at the clip's own f0: the resynthesis keeps the pitch."""
-    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.evaluation.classifier import Classifier
     from timbre_transfer.inference.transfer import TimbreTransfer
     from timbre_transfer.training.ddsp_trainer import DDSPTrainer, load_ddsp_config
@@ -210,7 +210,7 @@ def test_evaluate_with_the_ddsp_inverter_resynthesizes_through_each_domains_head
                 progress=False).fit()
     checkpoint = setup / "run" / "checkpoints" / "latest.pt"
     tt = TimbreTransfer.from_checkpoint(checkpoint, device="cpu")
-    with pytest.raises(ValueError, match=r"needs a DDSP head for every domain; none for \['brass'"):
+    with pytest.raises(ValueError, match=r"no DDSP head for \['brass'.*needs one for every"):
         evaluate(tt, store, setup / "classifier.pt", inverter="ddsp", progress=False)
     from timbre_transfer.cli import main
 
@@ -227,16 +227,18 @@ def test_evaluate_with_the_ddsp_inverter_resynthesizes_through_each_domains_head
         assert scores["median_f0_cents"] < 50, domain
     assert all(math.isfinite(v) for row in report["matrix"]["fad"].values() for v in row.values())
     # the head, not phase reconstruction, rendered it; at the clip's length
-    from timbre_transfer.evaluation.evaluate import _resynthesize
+    from timbre_transfer.evaluation.scoring import resynthesize
+    from timbre_transfer.inference.render import renderer_for
 
     clip = store.clip_audio("brass", store.clips("brass", "val").files[0])
-    by_head, by_phase = (_resynthesize(tt, clip, "brass", inv) for inv in ("ddsp", "pghi"))
+    by_head, by_phase = (resynthesize(tt, renderer_for(tt, inv, ["brass"]), clip, "brass")
+                         for inv in ("ddsp", "pghi"))
     assert by_head.shape == by_phase.shape == clip.shape
     assert float(np.abs(by_head - by_phase).max()) > 1e-3
 
 
 def test_evaluate_restricted_to_some_pairs_scores_them_as_the_full_run_does(setup):
-    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.evaluation.classifier import Classifier
     from timbre_transfer.inference.transfer import TimbreTransfer
 
@@ -259,7 +261,7 @@ def test_evaluate_restricted_to_some_pairs_scores_them_as_the_full_run_does(setu
 def test_clips_shorter_than_a_fad_patch_are_left_out_of_fad_only(setup, monkeypatch):
     """A short note among the training clips (philharmonia has them) does not stop the
     evaluation: FAD leaves it out; MIN_SECONDS is exactly one VGGish patch."""
-    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.evaluation.classifier import Classifier
     from timbre_transfer.evaluation.vggish import MIN_SECONDS, examples
     from timbre_transfer.inference.transfer import TimbreTransfer

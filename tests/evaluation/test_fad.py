@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from timbre_transfer.evaluation.fad import (embedding_statistics, fad, fad_infinity,
-                                            frechet_distance)
+from timbre_transfer.evaluation.fad import embedding_statistics, fad, fad_infinity, frechet_distance
 
 
 def _spd(rng, d, rank=None):
@@ -44,14 +43,16 @@ def test_closed_forms():
     # diagonal covariances: sum of (sqrt(a) - sqrt(b))^2 plus the mean term
     a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])
     expected = 3 * 0.5**2 + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
-    assert frechet_distance(np.zeros(3), np.diag(a), np.full(3, 0.5), np.diag(b)) == pytest.approx(expected)
+    assert frechet_distance(np.zeros(3), np.diag(a), np.full(3, 0.5),
+                            np.diag(b)) == pytest.approx(expected)
 
 
 def test_matches_the_sqrtm_formula_and_stays_real_on_singular_covariances():
     rng = np.random.default_rng(2)
     s1, s2 = _spd(rng, 16), _spd(rng, 16)
     mu1, mu2 = rng.standard_normal(16), rng.standard_normal(16)
-    ref = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2) - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2)).real
+    ref = (((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2)
+           - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2)).real)
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-8)
     # rank-deficient (fewer frames than dimensions), where sqrtm goes complex or negative
     low1, low2 = _spd(rng, 64, rank=5), _spd(rng, 64, rank=5)

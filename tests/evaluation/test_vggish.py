@@ -25,7 +25,8 @@ def _random_state_dict(seed=0):
 def test_state_dict_has_torchvggish_keys_and_loads_strictly(tmp_path):
     model = vggish.VGGish()
     assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == {
-        f"{n}.{p}": (s if p == "weight" else (s[0],)) for n, s in KEYS.items() for p in ("weight", "bias")}
+        f"{n}.{p}": (s if p == "weight" else (s[0],))
+        for n, s in KEYS.items() for p in ("weight", "bias")}
     path = tmp_path / vggish.WEIGHTS_FILE
     torch.save(_random_state_dict(), path)
     loaded = vggish.load_vggish(path)
@@ -67,9 +68,11 @@ def test_log_mel_frames_and_a_tone():
     assert mel.shape == (1 + (16000 - 400) // 160, 64)
     # a frame by hand: periodic Hann, 512-point FFT magnitude, mel matrix, log(+0.01)
     frame = tone[160 * 5: 160 * 5 + 400] * (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400))
-    np.testing.assert_allclose(mel[5], np.log(np.abs(np.fft.rfft(frame, 512)) @ vggish.mel_matrix() + 0.01))
+    np.testing.assert_allclose(
+        mel[5], np.log(np.abs(np.fft.rfft(frame, 512)) @ vggish.mel_matrix() + 0.01))
     peak_band = int(np.argmax(mel[50]))
-    centres = 700 * (np.exp(np.linspace(1127 * np.log(1 + 125 / 700), 1127 * np.log(1 + 7500 / 700), 66)[1:-1] / 1127) - 1)
+    edges = np.linspace(1127 * np.log(1 + 125 / 700), 1127 * np.log(1 + 7500 / 700), 66)
+    centres = 700 * (np.exp(edges[1:-1] / 1127) - 1)
     assert abs(centres[peak_band] - 1000) < 60
     assert np.allclose(vggish.log_mel(np.zeros(800)), np.log(0.01))
 
@@ -90,7 +93,8 @@ def test_pca_postprocessing_by_hand():
     model.load_pca({"pca_eigen_vectors": matrix, "pca_means": means})
     emb = torch.from_numpy(rng.standard_normal((2, 128))).float()
     expected = np.round((np.clip((emb.numpy() - means) @ matrix.T, -2, 2) + 2) * 255 / 4)
-    np.testing.assert_allclose(model.postprocess(emb).numpy(), expected, atol=1.0)  # float32 rounding
+    # atol: float32 rounding
+    np.testing.assert_allclose(model.postprocess(emb).numpy(), expected, atol=1.0)
     assert model.pca
 
 

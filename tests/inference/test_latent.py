@@ -60,8 +60,8 @@ def test_sample_from_the_prior(tt):
 
 
 def test_interpolate_and_sample_commands(tt, synth_store, tmp_path, capsys):
-    from timbre_transfer.cli import main
     from timbre_transfer.checkpoint import save_checkpoint
+    from timbre_transfer.cli import main
 
     ckpt = tmp_path / "model.pt"
     # a minimal export: what TimbreTransfer needs, without training state
@@ -107,7 +107,7 @@ def test_sample_around_a_domain_centroid(tt):
 
 def test_latent_map_is_a_pca_of_every_clip(tt, synth_store, debug_checkpoint, tmp_path, capsys):
     from timbre_transfer.cli import main
-    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.inference.latent import latent_map
 
     store = FeatureStore(synth_store / "store")

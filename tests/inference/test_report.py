@@ -131,7 +131,8 @@ def test_evaluation_heatmaps_and_a_single_input(synth_store, debug_checkpoint, t
 
     report = tmp_path / "eval" / "report.json"
     report.parent.mkdir()
-    report.write_text(json.dumps({"summary": {"mean_conversion_accuracy": 0.75, "fad_ratio": None}}))
+    report.write_text(json.dumps({"summary": {"mean_conversion_accuracy": 0.75,
+                                              "fad_ratio": None}}))
     Figure(figsize=(1, 1)).savefig(report.with_name("report_fad.png"))
     tt = TimbreTransfer.from_checkpoint(debug_checkpoint, device="cpu")
     index = write_listening_page(tt, [synth_store / "audio" / "flute" / "clip_0002.wav"],

@@ -15,8 +15,14 @@ from timbre_transfer.audio.inversion import spectral_convergence_db
 from timbre_transfer.audio.pitch import MelPitch
 from timbre_transfer.audio.transform import AudioTransform
 from timbre_transfer.inference.stream_inverters import PGHIStreamInverter
-from timbre_transfer.inference.streaming import (Stream, StreamingTransfer, export_onnx,
-                                                 export_torchscript, read_metadata, stream_delay)
+from timbre_transfer.inference.streaming import (
+    Stream,
+    StreamingTransfer,
+    export_onnx,
+    export_torchscript,
+    read_metadata,
+    stream_delay,
+)
 from timbre_transfer.inference.transfer import TimbreTransfer
 
 SR = 16000
@@ -128,7 +134,8 @@ def test_torchscript_export_runs_without_the_package_and_matches(debug_checkpoin
     path = export_torchscript(stream, tmp_path / "m.pt")
     wav = _tone(1.0, 262.0)
     np.save(tmp_path / "in.npy", wav)
-    expected = np.concatenate([stream.process(wav[i:i + 512]) for i in range(0, len(wav) - 511, 512)])
+    expected = np.concatenate([stream.process(wav[i:i + 512])
+                               for i in range(0, len(wav) - 511, 512)])
     code = f"""
 import sys
 sys.modules["timbre_transfer"] = None  # any import of the package would fail

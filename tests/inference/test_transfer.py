@@ -8,8 +8,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from timbre_transfer.inference.transfer import (TimbreTransfer, limit_peak, output_paths,
-                                                 translate_windowed, window_weights)
+from timbre_transfer.inference.transfer import (
+    TimbreTransfer,
+    limit_peak,
+    output_paths,
+    translate_windowed,
+    window_weights,
+)
 
 SR = 16000
 

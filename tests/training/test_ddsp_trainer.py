@@ -128,7 +128,7 @@ def test_transfer_with_the_ddsp_head_keeps_the_length(real_store, tmp_path, caps
     # no head for flute, and shifts without the head, are clear errors
     assert main(["transfer", ckpt, str(source), "--to", "flute", "--inverter", "ddsp", "--ddsp",
                  head, "--out", str(tmp_path / "out")]) == 2
-    assert "needs a head for 'flute'" in capsys.readouterr().err
+    assert "no DDSP head for ['flute']" in capsys.readouterr().err
     assert main(["transfer", ckpt, str(source), "--to", "violin", "--pitch-shift", "2",
                  "--out", str(tmp_path / "out")]) == 2
     assert "need the DDSP head" in capsys.readouterr().err

@@ -231,7 +231,8 @@ class Controls:
     def as_array(self) -> np.ndarray:
         """``(N, 4)`` float32 in the order of :data:`CONTROL_COLUMNS`."""
         voiced = self.voiced if self.voiced is not None else self.voiced_prob > 0.5
-        return np.stack([self.f0_hz, self.voiced_prob, voiced, self.loudness_db], 1).astype(np.float32)
+        return np.stack([self.f0_hz, self.voiced_prob, voiced, self.loudness_db],
+                        1).astype(np.float32)
 
     @classmethod
     def from_array(cls, rows: np.ndarray) -> "Controls":

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 
 from timbre_transfer.audio.descriptors import HANN_LOBE_SUM, N_FFT
-from timbre_transfer.names import KNOBS  # defined there, for a --help without numpy
+from timbre_transfer.names import DDSP, KNOBS  # defined there, for a --help without numpy
 
 if TYPE_CHECKING:
     import torch
@@ -57,7 +57,7 @@ def check_controls(controls: Mapping[str, float] | None, inverter: str) -> dict[
         if not math.isfinite(value) or not knob.low <= value <= knob.high:
             raise ValueError(f"{name} must lie in [{knob.low:g}, {knob.high:g}] {knob.unit}, "
                              f"got {value:g}")
-        if knob.inverters == "ddsp" and inverter != "ddsp":
+        if knob.inverters == DDSP and inverter != DDSP:
             raise ValueError(f"the {name} control needs the DDSP head (--inverter ddsp): a mel "
                              f"does not separate what it moves; {inverter!r} supports "
                              f"{[k for k, v in KNOBS.items() if v.inverters == 'any']}")

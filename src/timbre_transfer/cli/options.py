@@ -55,15 +55,13 @@ def add_ddsp_inverter(p: argparse.ArgumentParser) -> None:
 
 
 def attach_heads(tt, args: argparse.Namespace, domains) -> None:
-    """Attach --ddsp and, for --inverter ddsp, check that every domain has a head (before any
-    work)."""
+    """Attach --ddsp and check, before any work, that --inverter can render every domain (the
+    library's one check, :func:`~timbre_transfer.inference.render.renderer_for`)."""
+    from timbre_transfer.inference.render import renderer_for
+
     if args.ddsp:
         tt.attach_ddsp(args.ddsp)
-    for domain in domains:
-        tt.check_domain(domain)
-        if args.inverter == DDSP and domain not in tt.ddsp:
-            raise ValueError(f"--inverter ddsp needs a head for {domain!r}: pass --ddsp PATH "
-                             f"(heads loaded: {sorted(tt.ddsp) or 'none'})")
+    renderer_for(tt, args.inverter, domains)
 
 
 def add_embedder(p: argparse.ArgumentParser) -> None:

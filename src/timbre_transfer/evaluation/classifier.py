@@ -4,8 +4,10 @@ It is trained on the real audio of the domains (a store's train split) and its a
 measured on the held-out split, so a user knows how far to trust it before reading the
 conversion accuracy of a model: the share of transfers to domain ``j`` that it calls ``j``.
 It sees the same normalised log1p mel as the timbre model, in windows of ``crop_frames``:
-through a CNN (:class:`DomainClassifier`, the default) or as the window's MFCC statistics
-(:class:`MfccClassifier`, ``ClassifierConfig(features="mfcc")``).
+through a CNN (:class:`CnnJudge`, the default) or as the window's MFCC statistics
+(:class:`MfccJudge`, ``ClassifierConfig(features="mfcc")``). Neither is the training loss's
+:class:`timbre_transfer.losses.domain_class.DomainClassifier`, which scores translations while
+the model trains.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+#: the ``kind`` every saved judge records, as files written before the nets were called judges
+#: record it: it names no class (the net is rebuilt from ``config.features``), so it stays
+SAVED_KIND = "domain_classifier"
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class ClassifierConfig:
             raise ValueError(f"classifier features must be mel or mfcc, got {self.features!r}")
 
 
-class DomainClassifier(nn.Module):
+class CnnJudge(nn.Module):
     """``(B, 1, n_mels, T)`` normalised mel crops -> ``(B, n_domains)`` logits.
 
     Conv blocks (conv 3x3, batch norm, ReLU, max-pool 2) then a mean over time only: the
@@ -68,7 +74,7 @@ class DomainClassifier(nn.Module):
         return self.head(self.features(x).mean(dim=-1))
 
 
-class MfccClassifier(nn.Module):
+class MfccJudge(nn.Module):
     """``(B, 1, n_mels, T)`` normalised mel crops -> ``(B, n_domains)`` logits from MFCCs.
 
     The mel is taken back to linear amplitude (the store's ``AudioTransform.spec_to_mel``), to a
@@ -101,8 +107,8 @@ class MfccClassifier(nn.Module):
 def judge_net(config: ClassifierConfig, transform, domains: list[str]) -> nn.Module:
     """The untrained network ``config`` describes, for ``transform``'s mels."""
     if config.features == "mfcc":
-        return MfccClassifier(transform, domains, config.n_mfcc)
-    return DomainClassifier(transform.params.n_mels, domains, config.channels)
+        return MfccJudge(transform, domains, config.n_mfcc)
+    return CnnJudge(transform.params.n_mels, domains, config.channels)
 
 
 def windows(spec: torch.Tensor, frames: int) -> torch.Tensor:
@@ -121,7 +127,7 @@ def windows(spec: torch.Tensor, frames: int) -> torch.Tensor:
 
 @dataclass
 class Classifier:
-    """A trained :class:`DomainClassifier` or :class:`MfccClassifier` with the transform it
+    """A trained :class:`CnnJudge` or :class:`MfccJudge` with the transform it
     expects and its held-out scores."""
 
     net: nn.Module
@@ -150,15 +156,16 @@ class Classifier:
     def accuracy(self, wav: np.ndarray, domain: str) -> float:
         """Share of the windows of ``wav`` classified as ``domain``."""
         if domain not in self.domains:
-            raise KeyError(f"the classifier does not know domain {domain!r}; it knows {self.domains}")
+            raise KeyError(f"the classifier does not know domain {domain!r}; it knows "
+                           f"{self.domains}")
         return float((self.predict_audio(wav) == self.domains.index(domain)).float().mean())
 
     def save(self, path: str | Path) -> Path:
-        from timbre_transfer.config import to_dict
         from timbre_transfer.checkpoint import save_checkpoint
+        from timbre_transfer.config import to_dict
 
         return save_checkpoint(path, {
-            "kind": "domain_classifier",
+            "kind": SAVED_KIND,
             "config": to_dict(self.config),
             "transform": self.transform.to_dict(),
             "domains": self.domains,
@@ -170,11 +177,11 @@ class Classifier:
     @classmethod
     def load(cls, path: str | Path) -> "Classifier":
         from timbre_transfer.audio.transform import AudioTransform
-        from timbre_transfer.config import build
         from timbre_transfer.checkpoint import load_state_strict, read_checkpoint
+        from timbre_transfer.config import build
 
         blob = read_checkpoint(path)
-        if blob.get("kind") != "domain_classifier":
+        if blob.get("kind") != SAVED_KIND:
             raise ValueError(f"{path}: not a domain classifier (a timbre model checkpoint?)")
         config = build(ClassifierConfig, blob["config"], "classifier")
         transform = AudioTransform.from_dict(blob["transform"])
@@ -193,7 +200,8 @@ def train_classifier(store, config: ClassifierConfig = ClassifierConfig(), devic
     The global RNG is left untouched: initialisation and crops come from ``config.seed``.
     """
     from timbre_transfer.audio.pitch import MelPitch, semitones_to_ratio
-    from timbre_transfer.data.dataset import CropDataset, FeatureStore
+    from timbre_transfer.data.dataset import CropDataset
+    from timbre_transfer.data.store import FeatureStore
 
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     with torch.random.fork_rng(devices=[]):
@@ -252,7 +260,7 @@ def classifier_for(store, path: str | Path, config: ClassifierConfig = Classifie
     Raises:
         ValueError: ``path`` holds a classifier of other domains or another transform.
     """
-    from timbre_transfer.data.dataset import FeatureStore
+    from timbre_transfer.data.store import FeatureStore
 
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     path = Path(path)

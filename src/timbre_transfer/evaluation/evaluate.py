@@ -33,9 +33,21 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from timbre_transfer.audio.io import atomic_write_text
+from timbre_transfer.evaluation.scoring import (
+    PITCH_HOP,
+    Judges,
+    fad_statistics,
+    held_out_clips,
+    identity_pitch,
+    nanmean,
+    nanmedian,
+    reconstruction_error,
+    score_identity,
+    score_resynthesis,
+    score_transfer,
+)
 
 MATRICES = ("fad", "conversion_accuracy", "loudness_correlation", "f0_cents", "f0_within_50c",
             "voiced_coverage", "chroma_similarity")
@@ -61,9 +73,10 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
 
     Args:
         classifier: a :class:`~timbre_transfer.evaluation.classifier.Classifier` trained on the
-            same domains, or a path for :func:`~timbre_transfer.evaluation.classifier.classifier_for`
-            (loaded if it exists, else trained on ``store`` and saved there, once the inputs
-            have been checked).
+            same domains, or a path for
+            :func:`~timbre_transfer.evaluation.classifier.classifier_for` (loaded if it
+            exists, else trained on ``store`` and saved there, once the inputs have been
+            checked).
         max_clips: at most this many clips per source domain (default: all of the split).
         reference_clips: at most this many training clips per domain make the FAD reference,
             spread evenly over the split (None: all), so a large store is not re-read in full.
@@ -90,100 +103,57 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     """
     from timbre_transfer.audio.features import f0_pyin
     from timbre_transfer.evaluation.classifier import ClassifierConfig, classifier_for
-    from timbre_transfer.evaluation.content import content_scores, load_f0_truth
-    from timbre_transfer.evaluation.fad import embedding_statistics, fad, make_embedder
-    from timbre_transfer.evaluation.vggish import MIN_SECONDS
+    from timbre_transfer.evaluation.fad import make_embedder
+    from timbre_transfer.inference.render import renderer_for
 
     tt.check_store(store)
     domains, sr = tt.domains, tt.sample_rate
-    if inverter == "ddsp" and set(domains) - set(tt.ddsp):
-        raise ValueError(f"inverter 'ddsp' needs a DDSP head for every domain; none for "
-                         f"{sorted(set(domains) - set(tt.ddsp))} (attach_ddsp)")
+    renderer = renderer_for(tt, inverter, domains)  # a head for every domain, before any work
     embed = make_embedder(embedder, fad_weights)
-
-    def stats(wavs, what: str = "audio"):
-        """FAD statistics of ``wavs``; clips shorter than one 0.96 s patch are left out (short
-        notes keep their place in every other score)."""
-        long_enough = (w for w in wavs if len(w) >= MIN_SECONDS * sr)
-        try:
-            return embedding_statistics(embed(w, sr) for w in long_enough)
-        except ValueError as exc:
-            raise ValueError(f"{what}: {exc} (FAD embeds 0.96 s patches; give the domain more "
-                             "or longer clips)") from exc
-
-    def predict(wavs) -> torch.Tensor:
-        """The classifier's label of every window of the clips."""
-        return torch.cat([classifier.predict_audio(w) for w in wavs])
-
-    def accuracy(labels: torch.Tensor, domain: str) -> float:
-        return float((labels == classifier.domains.index(domain)).float().mean())
-
     sources, targets = list(sources or domains), list(targets or domains)
     for d in sources + targets:
         tt.check_domain(d)
-    held_out, truth = {}, {}
-    for d in dict.fromkeys(sources + targets):
-        files = store.clips(d, split).files[:max_clips]
-        if not files:
-            raise ValueError(f"{store.root}: domain {d!r} has no {split} clips to evaluate")
-        paths = {f: Path(f0_truth) / f"{Path(f).stem}.csv" for f in files} if f0_truth else {}
-        with_truth = any(p.is_file() for p in paths.values())
-        held_out[d] = [store.clip_audio(d, f, trim=not with_truth) for f in files]
-        if with_truth:  # checked up front: a bad file fails before hours of transfers
-            truth[d] = [load_f0_truth(paths[f], sr, PITCH_HOP, len(w))
-                        for f, w in zip(files, held_out[d])]
-    source_stats = {d: stats(held_out[d], f"the {split} clips of {d!r}") for d in sources}
-    reference = {d: stats((store.clip_audio(d, f)
-                           for f in _spread(store.clips(d, "train").files, reference_clips)),
-                          f"the train clips of {d!r}") for d in targets}
+    held_out = {d: held_out_clips(store, d, split, max_clips, f0_truth, sr)
+                for d in dict.fromkeys(sources + targets)}
+    source_stats = {d: fad_statistics(embed, held_out[d].audio, sr, f"the {split} clips of {d!r}")
+                    for d in sources}
+    reference = {d: fad_statistics(embed, (store.clip_audio(d, f) for f in _spread(
+        store.clips(d, "train").files, reference_clips)), sr, f"the train clips of {d!r}")
+        for d in targets}
     if not hasattr(classifier, "predict_audio"):
         classifier = classifier_for(store, classifier, ClassifierConfig(
             pitch_shift=judge_pitch_shift, features=judge), device=str(tt.device),
             progress=progress)
     if sorted(classifier.domains) != sorted(domains):
         raise ValueError(f"the classifier knows {classifier.domains}, the model {domains}")
+    judges = Judges(embed, classifier, sr)
 
     matrix = {m: {s: {} for s in sources} for m in MATRICES}
     identity = {m: {s: {} for s in sources} for m in BASELINE_MATRICES}
     pitch_baselines = {"identity_pitch": {}, "resynthesis_pitch": {}}
     bar = _bar(len(sources) * len(targets), progress)
     for s in sources:
-        tracks = [f0_pyin(w, sr, PITCH_HOP) for w in held_out[s]]  # once per clip, not per target
-        refs = truth.get(s, [None] * len(tracks))
-        # what doing nothing keeps: the source itself scored against its reference (perfect
-        # against its own pYIN; against truth, pYIN's own error)
-        pitch_baselines["identity_pitch"][s] = _pitch_means(
-            [content_scores(w, w, sr, source_track=k, reference_f0=r)
-             for w, k, r in zip(held_out[s], tracks, refs)])
-        source_labels = predict(held_out[s])
+        clips = held_out[s]
+        tracks = [f0_pyin(w, sr, PITCH_HOP) for w in clips.audio]  # once per clip, not per target
+        pitch_baselines["identity_pitch"][s] = identity_pitch(clips, tracks, sr)
+        source_labels = judges.labels(clips.audio)
         for t in targets:
             bar.set_description(f"evaluate {s} -> {t}")
-            outs = [tt.transfer(w, sr, to=t, inverter=inverter) for w in held_out[s]]
-            matrix["fad"][s][t] = fad(reference[t], stats(outs))
-            matrix["conversion_accuracy"][s][t] = accuracy(predict(outs), t)
-            content = [content_scores(w, o, sr, source_track=k, reference_f0=r)
-                       for w, o, k, r in zip(held_out[s], outs, tracks, refs)]
-            matrix["loudness_correlation"][s][t] = _nanmean(c.loudness_correlation for c in content)
-            matrix["f0_cents"][s][t] = _nanmean(c.f0_median_cents for c in content)
-            matrix["f0_within_50c"][s][t] = _nanmean(c.f0_within_50c for c in content)
-            matrix["voiced_coverage"][s][t] = _nanmean(c.voiced_coverage for c in content)
-            matrix["chroma_similarity"][s][t] = _nanmean(c.chroma_similarity for c in content)
-            identity["fad"][s][t] = fad(reference[t], source_stats[s])
-            identity["conversion_accuracy"][s][t] = accuracy(source_labels, t)
+            _put(matrix, (s, t), score_transfer(tt, judges, clips, tracks, t, reference[t],
+                                                inverter))
+            _put(identity, (s, t), score_identity(judges, source_stats[s], source_labels, t,
+                                                  reference[t]))
             bar.update()
     bar.close()
 
     resynthesis = {"fad": {}, "conversion_accuracy": {}}
     reconstruction = {"mel_l1": {}, "spectral_convergence_db": {}}
     for d in targets:
-        resynth = [_resynthesize(tt, w, d, inverter) for w in held_out[d]]
-        pitch_baselines["resynthesis_pitch"][d] = _pitch_means(
-            [content_scores(w, o, sr, reference_f0=r)
-             for w, o, r in zip(held_out[d], resynth, truth.get(d, [None] * len(resynth)))])
-        resynthesis["fad"][d] = fad(reference[d], stats(resynth))
-        resynthesis["conversion_accuracy"][d] = accuracy(predict(resynth), d)
-        l1, sc = _reconstruction(tt, held_out[d], d)
-        reconstruction["mel_l1"][d], reconstruction["spectral_convergence_db"][d] = l1, sc
+        scores, pitch_baselines["resynthesis_pitch"][d] = score_resynthesis(
+            tt, judges, renderer, held_out[d], d, reference[d])
+        _put(resynthesis, (d,), scores)
+        _put(reconstruction, (d,), dict(zip(reconstruction, reconstruction_error(
+            tt, held_out[d].audio, d))))
 
     paired = None
     if twins is not None:
@@ -201,8 +171,9 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         "inverter": inverter,
         "embedder": embedder,
         "domains": list(domains),
-        "clips": {d: len(clips) for d, clips in held_out.items()},
-        "f0_reference": {d: f"truth: {f0_truth}" if d in truth else "source pYIN" for d in held_out},
+        "clips": {d: len(clips.audio) for d, clips in held_out.items()},
+        "f0_reference": {d: "source pYIN" if clips.truth is None else f"truth: {f0_truth}"
+                         for d, clips in held_out.items()},
         "classifier": {"heldout_accuracy": classifier.heldout_accuracy,
                        "heldout_per_domain": classifier.heldout_per_domain,
                        "heldout_windows": classifier.heldout_windows,
@@ -224,75 +195,38 @@ def summarize(matrix: dict, identity: dict) -> dict:
     def off(m):
         return [v for s, row in m.items() for t, v in row.items() if s != t]
 
-    fad_transfer = _nanmean(off(matrix["fad"]))
-    fad_identity = _nanmean(off(identity["fad"]))
+    fad_transfer = nanmean(off(matrix["fad"]))
+    fad_identity = nanmean(off(identity["fad"]))
     f0 = [v for v in off(matrix["f0_cents"]) if v is not None and not math.isnan(v)]
     return {
-        "mean_conversion_accuracy": _nanmean(off(matrix["conversion_accuracy"])),
+        "mean_conversion_accuracy": nanmean(off(matrix["conversion_accuracy"])),
         "mean_fad_transfer": fad_transfer,
         "mean_fad_identity": fad_identity,
         "fad_ratio": fad_transfer / fad_identity if fad_identity else float("nan"),
-        "mean_loudness_correlation": _nanmean(off(matrix["loudness_correlation"])),
+        "mean_loudness_correlation": nanmean(off(matrix["loudness_correlation"])),
         "median_f0_cents": float(np.median(f0)) if f0 else float("nan"),
-        "mean_f0_within_50c": _nanmean(off(matrix["f0_within_50c"])),
-        "mean_voiced_coverage": _nanmean(off(matrix["voiced_coverage"])),
-        "mean_chroma_similarity": _nanmean(off(matrix["chroma_similarity"])),
+        "mean_f0_within_50c": nanmean(off(matrix["f0_within_50c"])),
+        "mean_voiced_coverage": nanmean(off(matrix["voiced_coverage"])),
+        "mean_chroma_similarity": nanmean(off(matrix["chroma_similarity"])),
     }
 
 
-PITCH_HOP = 256  # the content metrics' hop (16 ms at 16 kHz)
-
-
-def _pitch_means(scores) -> dict:
-    """Clip means of one domain's pitch and loudness scores (the median f0 error as in the
-    summary: a median over clips)."""
-    return {"median_f0_cents": _nanmedian(c.f0_median_cents for c in scores),
-            "f0_within_50c": _nanmean(c.f0_within_50c for c in scores),
-            "voiced_coverage": _nanmean(c.voiced_coverage for c in scores),
-            "loudness_correlation": _nanmean(c.loudness_correlation for c in scores)}
+def _put(tables: dict, where: tuple, scores: dict) -> None:
+    """``tables[metric][*where] = value`` for every ``metric: value`` of ``scores``."""
+    for metric, value in scores.items():
+        cell = tables[metric]
+        for key in where[:-1]:
+            cell = cell[key]
+        cell[where[-1]] = value
 
 
 def _mean_over_domains(per_domain: dict) -> dict:
     """``{domain: {key: value}}`` -> ``{key: mean over domains, "per_domain": per_domain}``."""
     keys = PITCH_KEYS
-    out = {k: (_nanmedian if k == "median_f0_cents" else _nanmean)(
+    out = {k: (nanmedian if k == "median_f0_cents" else nanmean)(
         v[k] for v in per_domain.values()) for k in keys}
     out["per_domain"] = per_domain
     return out
-
-
-def _nanmedian(values) -> float:
-    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    return float(np.median(kept)) if kept else float("nan")
-
-
-def _resynthesize(tt, wav: np.ndarray, domain: str, inverter: str) -> np.ndarray:
-    """``domain``'s own clip through the front end and the inverter (its DDSP head for ddsp)."""
-    with torch.no_grad():
-        return tt.render(tt.transform(torch.from_numpy(wav).to(tt.device)), wav, domain, inverter)
-
-
-@torch.no_grad()
-def _reconstruction(tt, wavs: list[np.ndarray], domain: str) -> tuple[float, float]:
-    """Mean over clips of the mel L1 (normalised scale) and the spectral convergence (dB, on the
-    linear-amplitude mel) of E -> G_own."""
-    from timbre_transfer.audio.inversion import spectral_convergence_db
-
-    factor = tt.model.downsample_factor
-    l1, sc = [], []
-    for wav in wavs:
-        spec = tt.transform(torch.from_numpy(wav).to(tt.device))
-        notes = tt.notes(wav, spec.shape[-1])  # the clip's own pitch, for a pitch-template model
-        n = spec.shape[-1] // factor * factor
-        spec = spec[:, :n]
-        if n == 0:
-            continue
-        notes = None if notes is None else notes[None, None, :, :n]
-        recon = tt.model.decode(tt.model.encode(spec[None, None]).mu, domain, notes)[0, 0].clamp(0, 1)
-        l1.append(float((recon - spec).abs().mean()))
-        sc.append(float(spectral_convergence_db(tt.transform.spec_to_mel(spec)[None],
-                                                tt.transform.spec_to_mel(recon)[None])[0]))
-    return _nanmean(l1), _nanmean(sc)
 
 
 def _spread(items: list, n: int | None) -> list:
@@ -300,11 +234,6 @@ def _spread(items: list, n: int | None) -> list:
     if n is None or len(items) <= n:
         return list(items)
     return [items[int(i)] for i in np.linspace(0, len(items) - 1, n)]
-
-
-def _nanmean(values) -> float:
-    kept = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    return float(np.mean(kept)) if kept else float("nan")
 
 
 def _json_ready(value):
@@ -351,13 +280,15 @@ def markdown_summary(report: dict) -> str:
         f"Step {report['step']}; {report['split']} clips of {report['data']} "
         f"({', '.join(f'{d}: {n}' for d, n in report['clips'].items())}); inverter "
         f"{report['inverter']}; FAD embedder {report['embedder']}"
-        + (" (built-in: not comparable with published FAD)" if report["embedder"] == "logmel" else "")
+        + (" (built-in: not comparable with published FAD)"
+           if report["embedder"] == "logmel" else "")
         + ".",
         "",
         "Pitch reference: " + "; ".join(f"{d}: {r}" for d, r in report["f0_reference"].items())
         + ".",
         "",
-        f"Domain classifier: held-out accuracy {format_value(report['classifier']['heldout_accuracy'])} "
+        "Domain classifier: held-out accuracy "
+        f"{format_value(report['classifier']['heldout_accuracy'])} "
         f"over {report['classifier']['heldout_windows']} windows of "
         f"{report['classifier']['window_frames']} frames.",
         "",
@@ -377,7 +308,8 @@ def markdown_summary(report: dict) -> str:
     for title, m in sections:
         lines += ["", f"## {title}", "", _table(m, report["domains"])]
     lines += ["", "## Per domain", "", "| domain | resynthesis FAD | resynthesis accuracy | "
-              "recon mel L1 | recon SC dB | classifier held-out accuracy |", "|---|---|---|---|---|---|"]
+              "recon mel L1 | recon SC dB | classifier held-out accuracy |",
+              "|---|---|---|---|---|---|"]
     for d in report["domains"]:
         lines.append(
             f"| {d} | {format_value(report['baselines']['resynthesis']['fad'][d])} | "
@@ -445,7 +377,8 @@ def log_to_tensorboard(report: dict, run_dir: str | Path) -> Path:
 def _table(m: dict, domains: list[str]) -> str:
     rows = ["| source \\ target | " + " | ".join(domains) + " |",
             "|---" * (len(domains) + 1) + "|"]
-    rows += [f"| {s} | " + " | ".join(format_value(m[s][t]) for t in domains) + " |" for s in domains]
+    rows += [f"| {s} | " + " | ".join(format_value(m[s][t]) for t in domains) + " |"
+             for s in domains]
     return "\n".join(rows)
 
 

@@ -73,7 +73,8 @@ def embedding_statistics(embeddings) -> EmbeddingStatistics:
         stats = EmbeddingStatistics(len(x), mean, dev.T @ dev)
         total = stats if total is None else total.merge(stats)
     if total is None or total.n < 2:
-        raise ValueError(f"FAD needs at least 2 embedding frames, got {0 if total is None else total.n}")
+        raise ValueError("FAD needs at least 2 embedding frames, got "
+                         f"{0 if total is None else total.n}")
     return total
 
 
@@ -158,7 +159,8 @@ def make_embedder(embedder: str = "logmel", weights=None):
     """A function ``(wav (T,), sample_rate) -> (N, D)`` embeddings, one per 0.96 s patch.
 
     ``"logmel"``: :func:`logmel_embeddings` (offline, not comparable with published FAD);
-    ``"vggish"``: VGGish from ``weights`` (see :func:`~timbre_transfer.evaluation.vggish.load_vggish`).
+    ``"vggish"``: VGGish from ``weights`` (see
+    :func:`~timbre_transfer.evaluation.vggish.load_vggish`).
     Audio at another rate than 16 kHz is resampled first.
     """
     import torch

@@ -46,7 +46,8 @@ def paired_scores(tt, data_dir: str | Path, store=None, split: str = "val",
                 twin = torch.from_numpy(load_audio(twins[name][target], sr)).to(tt.device)
                 out = torch.from_numpy(tt.transfer(src, sr, to=target, inverter=inverter))
                 transfer.append(twin_distance(out.to(tt.device), twin, tt.transform))
-                identity.append(twin_distance(torch.from_numpy(src).to(tt.device), twin, tt.transform))
+                identity.append(twin_distance(torch.from_numpy(src).to(tt.device), twin,
+                                              tt.transform))
     if not transfer:
         raise ValueError(f"no {split} clips to evaluate in {data_dir}")
     return PairedScores(float(np.mean(transfer)), float(np.mean(identity)), len(transfer))

@@ -34,7 +34,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float, eps: float = 1e-6) -> torc
 
 @torch.no_grad()
 def interpolate(tt, wav_a: np.ndarray, wav_b: np.ndarray, to: str, steps: int = 8,
-                mode: str = "slerp", inverter: str = "pghi+gla") -> tuple[list[np.ndarray], list[torch.Tensor]]:
+                mode: str = "slerp", inverter: str = "pghi+gla"
+                ) -> tuple[list[np.ndarray], list[torch.Tensor]]:
     """Decode ``steps`` latents between the encodings of two clips (at ``tt.sample_rate``)
     with domain ``to``'s generator; the longer clip is cut to the shorter one's length.
 

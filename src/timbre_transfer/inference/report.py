@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from timbre_transfer.names import DDSP, INVERTERS, KNOBS
+
 AUDIO_FORMATS = {"wav": ("PCM_16", "audio/wav"), "ogg": ("VORBIS", "audio/ogg")}
 
 
@@ -45,7 +47,8 @@ def write_listening_page(tt, inputs: list[str | Path], out_dir: str | Path,
     if not inputs:
         raise ValueError("give at least one input audio file")
     if audio_format not in AUDIO_FORMATS:
-        raise ValueError(f"audio_format must be one of {sorted(AUDIO_FORMATS)}, got {audio_format!r}")
+        raise ValueError(f"audio_format must be one of {sorted(AUDIO_FORMATS)}, "
+                         f"got {audio_format!r}")
     if evaluation is not None and not Path(evaluation).is_file():
         raise FileNotFoundError(f"{evaluation}: no such evaluation report")
     out = Path(out_dir)
@@ -61,19 +64,22 @@ def write_listening_page(tt, inputs: list[str | Path], out_dir: str | Path,
         for domain in tt.domains:
             out_wav = tt.transfer(wav, sr, to=domain, inverter=inverter)
             cells.append(page.clip(f"{stem}_to_{_slug(domain)}", out_wav, f"to {domain}"))
-        sections.append(f"<h3>{html.escape(path.name)}</h3>\n<div class=\"row\">{''.join(cells)}</div>")
+        sections.append(f"<h3>{html.escape(path.name)}</h3>\n"
+                        f"<div class=\"row\">{''.join(cells)}</div>")
 
     # the inverters on one transfer: the first input into the first other domain
     path, wav = sources[0]
     target = tt.domains[-1] if len(tt.domains) > 1 else tt.domains[0]
-    methods = ["griffinlim", "pghi", "pghi+gla"] + (["ddsp"] if target in tt.ddsp else [])
+    # the phase reconstructions in alphabetical order, then the head where there is one
+    methods = sorted(INVERTERS) + ([DDSP] if target in tt.ddsp else [])
     cells = [page.clip(f"inverter_{m.replace('+', '_')}",
                        tt.transfer(wav, sr, to=target, inverter=m), m) for m in methods]
     inverters = (f"<p>{html.escape(path.name)} to {html.escape(target)}, the same generated mel "
-                 f"turned into audio {len(methods)} ways.</p>\n<div class=\"row\">{''.join(cells)}</div>")
+                 f"turned into audio {len(methods)} ways.</p>\n"
+                 f"<div class=\"row\">{''.join(cells)}</div>")
 
     controls = _controls_section(page, tt, wav, path.name, target,
-                                 "ddsp" if target in tt.ddsp else inverter)
+                                 DDSP if target in tt.ddsp else inverter)
 
     if len(sources) >= 2:
         (a_path, a), (b_path, b) = sources[0], sources[1]
@@ -100,8 +106,9 @@ def write_listening_page(tt, inputs: list[str | Path], out_dir: str | Path,
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>"
                        for k, v in summary.items())
         evaluation_html = (f"<table>{rows}</table>\n<div class=\"row\">"
-                           + "".join(f"<img src=\"media/{html.escape(i.name)}\" alt=\"{html.escape(i.stem)}\">"
-                                     for i in images) + "</div>")
+                           + "".join(f"<img src=\"media/{html.escape(i.name)}\" "
+                                     f"alt=\"{html.escape(i.stem)}\">" for i in images)
+                           + "</div>")
 
     step = "unknown" if tt.step is None else str(tt.step)
     body = f"""<h1>timbre_transfer listening page</h1>
@@ -130,14 +137,15 @@ def _controls_section(page, tt, wav: np.ndarray, name: str, target: str, inverte
     descriptor measured on it (harmonic descriptors at the neutral output's pYIN f0)."""
     from timbre_transfer.audio.descriptors import DESCRIPTORS, describe
     from timbre_transfer.audio.features import f0_pyin
-    from timbre_transfer.audio.timbre_controls import KNOBS
+    from timbre_transfer.inference.render import renderer_for
 
+    knobs = renderer_for(tt, inverter, [target]).knobs
     sr = tt.sample_rate
     neutral = tt.transfer(wav, sr, to=target, inverter=inverter)
     f0 = f0_pyin(neutral, sr).f0
     strips = []
     for knob_name, knob in KNOBS.items():
-        if knob.inverters == "ddsp" and inverter != "ddsp":
+        if knob_name not in knobs:
             continue
         cells = []
         for value in np.linspace(knob.low, knob.high, CONTROL_SETTINGS):
@@ -176,7 +184,8 @@ class _Page:
     def clip(self, name: str, wav: np.ndarray, caption: str) -> str:
         """A player and the clip's mel image."""
         with torch.no_grad():
-            mel = self.tt.transform(torch.from_numpy(np.asarray(wav, np.float32)).to(self.tt.device))
+            samples = torch.from_numpy(np.asarray(wav, np.float32))
+            mel = self.tt.transform(samples.to(self.tt.device))
         image = _mel_png(mel.cpu().numpy(), self.out / "media" / f"{name}.png", self.tt)
         player = self.player(name, wav, caption)
         return player.replace("</figure>", f"<img src=\"media/{image.name}\" alt=\"mel of "

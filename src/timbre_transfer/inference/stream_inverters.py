@@ -7,7 +7,8 @@ returns ``(samples, state)``, where ``mel`` is the ``(n_mels, chunk)`` output of
 [0, 1], ``frames`` the chunk's ``(chunk, n_fft)`` input frames at the training level, ``f0`` and
 ``voiced`` their YIN analysis, and ``samples`` the ``chunk * hop`` output samples made final.
 :attr:`lag` says where the first sample they ever make lies (``-lag``, before the input's first
-sample), which with the chunking sets the stream's delay.
+sample), which with the chunking sets the stream's delay; :attr:`needs_f0` whether ``f0`` and
+``voiced`` must be analysed for it (the stream skips YIN otherwise).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class PGHIStreamInverter(nn.Module):
         self.norm_scale = float(transform.norm_scale)
         self.gamma = float(transform.gamma)
         self.lag = self.n_fft // 2
+        self.needs_f0 = False
         self.peak_tol = PEAK_TOL
         self.nnls_iters = NNLS_ITERS
         window = transform.window.detach().cpu().float()
@@ -195,6 +197,7 @@ class DDSPStreamInverter(nn.Module):
         self.stride = int(cfg.mel_stride)
         self.hop = int(head.hop_length)
         self.lag = self.hop
+        self.needs_f0 = True  # the head is steered by the YIN f0
         self.sample_rate = float(p.sample_rate)
         self.n_harmonics, self.n_bands = int(cfg.n_harmonics), int(cfg.n_noise_bands)
         self.hidden = int(cfg.hidden)

@@ -16,14 +16,14 @@ each stage with one that needs no more:
 * **inverter** (:mod:`timbre_transfer.inference.stream_inverters`): ``"pghi"``, real-time
   phase-gradient integration (RTPGHI, Prusa & Holighaus 2017) with no look-ahead, then
   overlap-add with the window's canonical dual (a sample is final once the next frame no
-  longer overlaps it); or ``"ddsp"``, the domain's DDSP head frame by frame (its GRU state,
+  longer overlaps it); or ``ddsp``, the domain's DDSP head frame by frame (its GRU state,
   the oscillator's running phase and the noise's overlap-add carried over), steered by the YIN
   f0 and the A-weighted loudness of the same frames.
 
 Everything is one ``nn.Module``, :class:`StreamingTransfer`, whose ``forward(block, state)``
 returns ``(block, state)``; it compiles with TorchScript, so that :func:`export_torchscript`
 writes a model that runs without this package. :class:`Stream` wraps it with its state for
-Python use (``TimbreTransfer.stream``).
+Python use; :func:`open_stream` (``TimbreTransfer.stream``) builds both.
 
 Latency (input sample to the output sample that renders it, once the block is complete):
 ``delay + block`` samples, where ``delay`` is the smallest constant that a block of this size
@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from timbre_transfer.audio.pitch import MAX_HARMONICS, TEMPLATE_WIDTH_BINS, hz_to_mel
-from timbre_transfer.inference.streaming_cli import STREAM_INVERTERS  # noqa: F401 (re-export)
+from timbre_transfer.names import STREAM_INVERTERS  # noqa: F401 (re-export)
 
 #: YIN: the cumulative-mean-normalised difference must fall under this for a frame to be voiced
 YIN_THRESHOLD = 0.2
@@ -98,7 +98,7 @@ def stream_delay(block: int, hop: int, n_fft: int, chunk: int, lag: int | None =
 class StreamingTransfer(nn.Module):
     """A stateful block processor: ``forward(block (block,), state) -> (block, state)``.
 
-    Build it with :meth:`TimbreTransfer.stream`; :meth:`initial_state` gives the state of a
+    Build it with :func:`open_stream`; :meth:`initial_state` gives the state of a
     fresh stream. The output block lags the input by :attr:`delay` samples (one block more in
     a live audio callback: see the module docstring). Metadata: :attr:`sample_rate`,
     :attr:`block`, :attr:`delay`, :attr:`latency` (samples, ``delay + block``), the domain
@@ -128,8 +128,8 @@ class StreamingTransfer(nn.Module):
         self.chunk = int(chunk)
         self.gain = float(gain)
         self.pitch_template = bool(pitch_template)
-        # f0 for the template and for a DDSP inverter
-        self.needs_f0 = self.pitch_template or inverter_name == "ddsp"
+        # f0 for the template and for an inverter steered by it
+        self.needs_f0 = self.pitch_template or bool(inverter.needs_f0)
         self.lag = int(inverter.lag)
         self.delay = stream_delay(self.block, self.hop, self.n_fft, self.chunk, self.lag)
         self.latency = self.delay + self.block
@@ -265,7 +265,7 @@ class StreamingTransfer(nn.Module):
 
 class Stream:
     """A :class:`StreamingTransfer` with its state: ``process(block) -> block``, then
-    ``flush()`` for the tail. Made by :meth:`TimbreTransfer.stream`.
+    ``flush()`` for the tail. Made by :func:`open_stream`.
 
     Attributes:
         module: the :class:`StreamingTransfer` (what :func:`export_torchscript` compiles).
@@ -334,6 +334,64 @@ class Stream:
         return np.concatenate(out)[self.delay:self.delay + len(wav)]
 
 
+def open_stream(tt, to: str, inverter: str = "pghi", block: int = 512,
+                context: int | None = None, input_dbfs: float | None = None,
+                sample_rate: int | None = None, compiled: bool = True) -> Stream:
+    """A live transfer of ``tt`` (a
+    :class:`~timbre_transfer.inference.transfer.TimbreTransfer`) into ``to``: a
+    :class:`Stream` whose ``process(block) -> block`` takes and returns ``block`` samples at
+    ``tt.sample_rate``, at a constant latency (``stream.latency``; see the module docstring for
+    what each stage needs). ``TimbreTransfer.stream`` calls it.
+
+    Args:
+        inverter: one of :data:`~timbre_transfer.names.STREAM_INVERTERS`: ``"pghi"``
+            (real-time phase-gradient integration) or the domain's DDSP head (see
+            ``TimbreTransfer.attach_ddsp``), frame by frame.
+        block: samples per block, a multiple of :data:`BLOCK_QUANTUM`.
+        context: frames the nets see per run (default :data:`DEFAULT_CONTEXT`; a multiple of
+            twice the nets' stride, at most the training crop).
+        input_dbfs: the input's expected RMS level; it is scaled by one fixed gain to the
+            training level (``target_dbfs``), as an offline transfer scales a whole file.
+            None: the input is taken to be at the training level already.
+        sample_rate: the rate the caller will feed, checked against the model's (a live
+            stream cannot resample without adding latency).
+        compiled: run the TorchScript compilation (faster per block; False: the eager
+            module, e.g. to step through it).
+
+    Raises:
+        ValueError: an unknown inverter or one that cannot stream, a DDSP head missing, a
+            block or context the nets cannot take, or another sample rate.
+    """
+    import copy
+
+    from timbre_transfer.inference.render import renderer_for
+
+    renderer = renderer_for(tt, inverter, [to], streaming=True)
+    if sample_rate is not None and sample_rate != tt.sample_rate:
+        raise ValueError(f"this model streams at {tt.sample_rate} Hz, got {sample_rate} Hz; "
+                         "open the audio device (or resample the file) at the model's rate")
+    if isinstance(block, bool) or not isinstance(block, int) or block < BLOCK_QUANTUM \
+            or block % BLOCK_QUANTUM:
+        raise ValueError(f"block must be a positive multiple of {BLOCK_QUANTUM} samples, "
+                         f"got {block!r}")
+    model = tt.model
+    stride = 2 * model.downsample_factor
+    context = DEFAULT_CONTEXT if context is None else context
+    largest = max(tt.window or 0, stride)
+    if isinstance(context, bool) or not isinstance(context, int) or context < stride \
+            or context % stride or context > largest:
+        raise ValueError(f"context must be a multiple of {stride} frames from {stride} to "
+                         f"{largest} (the training crop), got {context!r}")
+    gain = 1.0 if input_dbfs is None else 10 ** ((tt.target_dbfs - input_dbfs) / 20)
+    # streams run on the CPU; a model on another device is copied, not moved
+    cpu = model if tt.device.type == "cpu" else copy.deepcopy(model).cpu()
+    chunk = model.downsample_factor
+    module = StreamingTransfer(
+        WindowNets(cpu, to), renderer.stream_inverter(to, chunk), inverter, tt.transform,
+        tt.mel_pitch, to, block, context, chunk, gain, bool(model.config.pitch_template))
+    return Stream(module, compiled)
+
+
 # ---- export ----------------------------------------------------------------------------------
 
 EXPORT_FORMATS = ("torchscript", "onnx")
@@ -385,16 +443,16 @@ def export_onnx(stream: Stream, path: str | Path) -> Path:
     """Write the stream's nets (encoder and the target's generator on one window) as ONNX:
     inputs ``spec`` and (for a model with a pitch template) ``template``, ``(1, 1, n_mels,
     context)``; output ``mel``, the same shape. The stateful parts (STFT and mel analysis,
-    YIN and the harmonic template, the inverter) are the host's to run around it, as :class:`StreamingTransfer` does
-    (docs/streaming.md lists them); the stream's metadata is in the model's
-    ``metadata_props`` under :data:`METADATA_NAME`. Needs the ``onnx`` package."""
+    YIN and the harmonic template, the inverter) are the host's to run around it, as
+    :class:`StreamingTransfer` does (docs/streaming.md lists them); the stream's metadata is in
+    the model's ``metadata_props`` under :data:`METADATA_NAME`. Needs the ``onnx`` package."""
     import warnings
 
     try:
         import onnx
     except ImportError as exc:
-        raise ImportError("ONNX export needs the onnx package: pip install 'timbre-transfer[export]'"
-                          ) from exc
+        raise ImportError("ONNX export needs the onnx package: "
+                          "pip install 'timbre-transfer[export]'") from exc
     module = stream.module
     nets, names = module.nets.eval(), ["spec", "template"]
     if not module.pitch_template:  # the graph would drop the unused input anyway

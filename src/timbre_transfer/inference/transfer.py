@@ -9,7 +9,6 @@ memory would grow with the file.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 import warnings
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from timbre_transfer.names import DDSP
 
 #: windows of this many training crops, at half-window hop. Measured (docs/transfer.md) on a
 #: trained cpu-small model: 1 and 2 crops tie for consistency, 4 crops are worse, and all are as
@@ -277,10 +278,11 @@ class TimbreTransfer:
             hop = self.transform.params.hop_length * CONTROL_STRIDE
             return extract_controls(wav, self.sample_rate, hop).resample(CONTROL_STRIDE, n_frames)
 
-        return self._cached(("source", n_frames), wav, analyse)
+        return self.cached(("source", n_frames), wav, analyse)
 
-    def _cached(self, kind: tuple, wav: np.ndarray, analyse):
-        """``analyse()`` of ``wav``, kept for the last :data:`CONTROLS_KEPT` (kind, input)s."""
+    def cached(self, kind: tuple, wav: np.ndarray, analyse):
+        """``analyse()`` of ``wav``, kept for the last :data:`CONTROLS_KEPT` (kind, input)s
+        (the renderers keep their analyses here too)."""
         key = (*kind, hashlib.blake2b(wav.tobytes(), digest_size=16).hexdigest())
         if key in self._controls:
             self._controls.move_to_end(key)
@@ -306,7 +308,8 @@ class TimbreTransfer:
         voiced frames ``source_f0``) closest to the target's training median."""
         if octave != "auto":
             if isinstance(octave, bool) or not isinstance(octave, (int, np.integer)):
-                raise ValueError(f"octave must be a whole number of octaves or 'auto', got {octave!r}")
+                raise ValueError("octave must be a whole number of octaves or 'auto', got "
+                                 f"{octave!r}")
             return int(octave)
         target = self.pitch_medians.get(to)
         if target is None:
@@ -332,8 +335,9 @@ class TimbreTransfer:
         exceed full scale when the transfer has a higher crest factor than the input
         (:meth:`transfer_file` limits what it writes).
 
-        ``inverter="ddsp"`` renders the generated mel with the domain's DDSP head (see
-        :meth:`attach_ddsp`), steered by the source's f0 and loudness, optionally shifted by
+        ``inverter`` picks the renderer (:func:`~timbre_transfer.inference.render.renderer_for`):
+        a phase reconstruction, or :data:`~timbre_transfer.names.DDSP`, the domain's DDSP head
+        (see :meth:`attach_ddsp`) steered by the source's f0 and loudness, optionally shifted by
         ``pitch_shift`` semitones and ``loudness_shift`` dB (DDSP only).
 
         ``octave`` moves the performance into another register, for every inverter: the input's
@@ -343,22 +347,19 @@ class TimbreTransfer:
         to the target's training register (:meth:`resolve_octave`). 0 keeps the source's pitch.
 
         ``controls`` turns timbre knobs, e.g. ``{"brightness": 0.5, "noisiness": -6}``
-        (octaves, dB; :data:`~timbre_transfer.audio.timbre_controls.KNOBS` lists each knob's
-        unit, range and the inverters that support it).
+        (octaves, dB; :data:`~timbre_transfer.names.KNOBS` lists each knob's unit, range and the
+        inverters that support it).
         """
         from timbre_transfer.audio.timbre_controls import check_controls
+        from timbre_transfer.inference.render import renderer_for
 
         timbre = check_controls(controls, inverter)
         targets = list(dict.fromkeys(targets))
         if not targets:
             raise ValueError(f"give at least one target domain; domains: {self.domains}")
-        for to in targets:
-            self.check_domain(to)
-            if inverter == "ddsp" and to not in self.ddsp:
-                raise ValueError(f"no DDSP head for {to!r} (heads: {sorted(self.ddsp) or 'none'}); "
-                                 "train one with `timbre-transfer train-ddsp` and pass --ddsp PATH")
-        if inverter != "ddsp" and (pitch_shift or loudness_shift):
-            raise ValueError("pitch and loudness shifts need the DDSP head (inverter 'ddsp')")
+        renderer = renderer_for(self, inverter, targets)
+        if (pitch_shift or loudness_shift) and not renderer.shifts:
+            raise ValueError(f"pitch and loudness shifts need the DDSP head (inverter {DDSP!r})")
         wav = np.asarray(wav, dtype=np.float32)
         if wav.ndim != 1 or wav.size == 0:
             raise ValueError(f"expected mono audio of shape (T,), got {wav.shape}")
@@ -389,9 +390,9 @@ class TimbreTransfer:
             notes = self.notes(level, spec.shape[-1], n)
             out_specs.update(zip(group, translate_windowed(self.model, moved, group, self.window,
                                                            pitch=notes)))
-        return {to: (self.render(out_specs[to], level, to, inverter,
-                                 pitch_shift + 12 * shifts[to], loudness_shift, timbre) / gain
-                     ).astype(np.float32) for to in targets}
+        return {to: (renderer.render(out_specs[to], level, to, pitch_shift + 12 * shifts[to],
+                                     loudness_shift, timbre) / gain).astype(np.float32)
+                for to in targets}
 
     @torch.no_grad()
     def render(self, spec: torch.Tensor, level: np.ndarray, domain: str,
@@ -399,99 +400,28 @@ class TimbreTransfer:
                loudness_shift: float = 0.0, controls: dict[str, float] | None = None
                ) -> np.ndarray:
         """A ``(n_mels, T)`` normalised mel of ``domain`` -> audio as long as ``level``, the
-        performance it renders (at :attr:`sample_rate` and training level).
-
-        Phase reconstruction by ``inverter``; for ``"ddsp"``, the domain's DDSP head steered by
-        ``level``'s f0 and loudness (moved by ``pitch_shift`` semitones and ``loudness_shift``
-        dB). Recent inputs' controls are kept per head: several targets of one input are
-        analysed once. ``controls``: timbre knobs, as :meth:`transfer_many` takes them.
-        """
-        from timbre_transfer.audio.timbre_controls import check_controls, edit_mel
+        performance it renders (at :attr:`sample_rate` and training level), by the renderer of
+        ``inverter`` (:mod:`timbre_transfer.inference.render`); for the DDSP one, the domain's
+        DDSP head steered by ``level``'s f0 and loudness (moved by ``pitch_shift`` semitones
+        and ``loudness_shift`` dB). ``controls``: timbre knobs, as :meth:`transfer_many` takes
+        them."""
+        from timbre_transfer.audio.timbre_controls import check_controls
+        from timbre_transfer.inference.render import renderer_for
 
         timbre = check_controls(controls, inverter)
-        if inverter != "ddsp":
-            spec = edit_mel(spec, self.transform, timbre)
-            return self.transform.invert(spec, method=inverter, length=len(level)).cpu().numpy()
-        if domain not in self.ddsp:
-            raise ValueError(f"no DDSP head for {domain!r} (heads: {sorted(self.ddsp) or 'none'}); "
-                             "train one with `timbre-transfer train-ddsp` and pass --ddsp PATH")
-        from timbre_transfer.models.ddsp_head import extract_controls
-
-        head = self.ddsp[domain]
-        performance = self._cached(("ddsp", id(head)), level, lambda: extract_controls(
-            level, self.sample_rate, head.hop_length, head.config))
-        out = head.render(spec, performance, len(level), pitch_shift, loudness_shift,
-                          timbre=timbre)
-        return np.asarray(out)
+        return renderer_for(self, inverter, [domain]).render(spec, level, domain, pitch_shift,
+                                                             loudness_shift, timbre)
 
     def stream(self, to: str, inverter: str = "pghi", block: int = 512,
                context: int | None = None, input_dbfs: float | None = None,
                sample_rate: int | None = None, compiled: bool = True):
-        """A live transfer into ``to``: a :class:`~timbre_transfer.inference.streaming.Stream`
-        whose ``process(block) -> block`` takes and returns ``block`` samples at
-        :attr:`sample_rate`, at a constant latency (``stream.latency``; see
-        :mod:`timbre_transfer.inference.streaming` for what each stage needs).
+        """A live transfer into ``to``, a
+        :class:`~timbre_transfer.inference.streaming.Stream`: see
+        :func:`~timbre_transfer.inference.streaming.open_stream`, which takes the same
+        arguments."""
+        from timbre_transfer.inference.streaming import open_stream
 
-        Args:
-            inverter: ``"pghi"`` (real-time phase-gradient integration) or ``"ddsp"`` (the
-                domain's DDSP head, see :meth:`attach_ddsp`, frame by frame).
-            block: samples per block, a multiple of 32.
-            context: frames the nets see per run (default
-                :data:`~timbre_transfer.inference.streaming.DEFAULT_CONTEXT`; a multiple of
-                twice the nets' stride, at most the training crop).
-            input_dbfs: the input's expected RMS level; it is scaled by one fixed gain to the
-                training level (``target_dbfs``), as an offline transfer scales a whole file.
-                None: the input is taken to be at the training level already.
-            sample_rate: the rate the caller will feed, checked against the model's (a live
-                stream cannot resample without adding latency).
-            compiled: run the TorchScript compilation (faster per block; False: the eager
-                module, e.g. to step through it).
-
-        Raises:
-            ValueError: an unknown inverter, a block or context the nets cannot take, or another
-                sample rate.
-        """
-        from timbre_transfer.inference.stream_inverters import (DDSPStreamInverter,
-                                                                PGHIStreamInverter)
-        from timbre_transfer.inference.streaming import (BLOCK_QUANTUM, DEFAULT_CONTEXT,
-                                                         STREAM_INVERTERS, Stream,
-                                                         StreamingTransfer, WindowNets)
-
-        self.check_domain(to)
-        if inverter not in STREAM_INVERTERS:
-            raise ValueError(f"inverter {inverter!r} cannot stream; streaming inverters: "
-                             f"{STREAM_INVERTERS}")
-        if inverter == "ddsp" and to not in self.ddsp:
-            raise ValueError(f"no DDSP head for {to!r} (heads: {sorted(self.ddsp) or 'none'}); "
-                             "train one with `timbre-transfer train-ddsp` and pass --ddsp PATH")
-        if sample_rate is not None and sample_rate != self.sample_rate:
-            raise ValueError(f"this model streams at {self.sample_rate} Hz, got {sample_rate} Hz; "
-                             "open the audio device (or resample the file) at the model's rate")
-        if isinstance(block, bool) or not isinstance(block, int) or block < BLOCK_QUANTUM \
-                or block % BLOCK_QUANTUM:
-            raise ValueError(f"block must be a positive multiple of {BLOCK_QUANTUM} samples, "
-                             f"got {block!r}")
-        stride = 2 * self.model.downsample_factor
-        context = DEFAULT_CONTEXT if context is None else context
-        largest = max(self.window or 0, stride)
-        if isinstance(context, bool) or not isinstance(context, int) or context < stride \
-                or context % stride or context > largest:
-            raise ValueError(f"context must be a multiple of {stride} frames from {stride} to "
-                             f"{largest} (the training crop), got {context!r}")
-        gain = 1.0 if input_dbfs is None else 10 ** ((self.target_dbfs - input_dbfs) / 20)
-        # streams run on the CPU; a model on another device is copied, not moved
-        on_cpu = self.device.type == "cpu"
-        cpu = self.model if on_cpu else copy.deepcopy(self.model).cpu()
-        chunk = self.model.downsample_factor
-        if inverter == "ddsp":
-            head = self.ddsp[to] if on_cpu else copy.deepcopy(self.ddsp[to]).cpu()
-            renderer = DDSPStreamInverter(head, self.transform, chunk)
-        else:
-            renderer = PGHIStreamInverter(self.transform)
-        module = StreamingTransfer(
-            WindowNets(cpu, to), renderer, inverter, self.transform, self.mel_pitch, to, block,
-            context, chunk, gain, bool(self.model.config.pitch_template))
-        return Stream(module, compiled)
+        return open_stream(self, to, inverter, block, context, input_dbfs, sample_rate, compiled)
 
     def transfer_file(self, path: str | Path, to: str | Sequence[str], out_dir: str | Path,
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,

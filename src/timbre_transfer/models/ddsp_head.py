@@ -17,9 +17,14 @@ import torch
 from torch import nn
 
 from timbre_transfer.audio.features import Controls, fill_unvoiced  # noqa: F401 - re-exported
-from timbre_transfer.audio.features import extract_controls as _extract
 from timbre_transfer.audio.timbre_controls import edit_synth, noise_boost
-from timbre_transfer.models.ddsp import Reverb, exp_sigmoid, filtered_noise, harmonic_synth, upsample
+from timbre_transfer.models.ddsp import (
+    Reverb,
+    exp_sigmoid,
+    filtered_noise,
+    harmonic_synth,
+    upsample,
+)
 
 
 @dataclass(frozen=True)
@@ -45,12 +50,6 @@ class DDSPConfig:
 
 # descriptor units -> the decoder's roughly unit-range inputs (octaves stay, dB / 20)
 DESCRIPTOR_SCALE = {"brightness": 1.0, "noisiness": 1 / 20, "odd_even": 1 / 20}
-
-
-def extract_controls(wav: np.ndarray, sample_rate: int, hop_length: int,
-                     config: DDSPConfig = DDSPConfig()) -> Controls:
-    """The head's :class:`Controls` of ``(T,)`` audio at ``hop_length``, in its pYIN range."""
-    return _extract(wav, sample_rate, hop_length, config.f0_min, config.f0_max)
 
 
 def _mlp(n_in: int, n_out: int) -> nn.Sequential:
@@ -194,7 +193,8 @@ class DDSPHead(nn.Module):
         if frames.shape[1] < n:  # a generator may return a few frames less: hold the last
             frames = torch.cat([frames, frames[:, -1:].expand(-1, n - frames.shape[1], -1)], 1)
         tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)[None]
-        f0 = (tensor(controls.f0_hz) * 2.0 ** (pitch_shift / 12.0)).clamp(max=self.sample_rate / 2 - 1)
+        f0 = (tensor(controls.f0_hz) * 2.0 ** (pitch_shift / 12.0)).clamp(
+            max=self.sample_rate / 2 - 1)
         loudness = tensor(controls.loudness_db)
         self.eval()
         audio = self(frames, f0, tensor(controls.voiced_prob), loudness + loudness_shift,
