@@ -318,7 +318,7 @@ class FeatureStore:
             ValueError: the file changed since ``prepare`` (its length no longer matches).
         """
         from timbre_transfer.audio.io import load_audio
-        from timbre_transfer.data.prepare import PrepareOptions, clean_audio  # imports this module
+        from timbre_transfer.data.cleaning import PrepareOptions, clean_audio
 
         if domain not in self._by_file:  # built once per domain: stores may hold many files
             self._by_file[domain] = {e["file"]: e for e in self._index.get(domain, [])}
