@@ -1,4 +1,5 @@
-"""The pitch network of the pitch-consistency loss: labels, the loss, its diagnostic, by hand."""
+"""The pitch network and the pitch-consistency loss (losses/pitch.py): labels, the loss, its
+diagnostic, by hand."""
 
 import math
 
@@ -7,16 +8,13 @@ import torch
 
 from timbre_transfer.audio.pitch import MelPitch
 from timbre_transfer.audio.transform import TransformParams
-from timbre_transfer.models.pitch_net import (
-    BINS_PER_OCTAVE,
-    N_PITCH_BINS,
-    PitchNet,
-    pitch_bin,
+from timbre_transfer.losses.pitch import (
     pitch_consistency,
     pitch_fit_loss,
     pitch_labels,
     within_cents,
 )
+from timbre_transfer.models.pitch_net import BINS_PER_OCTAVE, N_PITCH_BINS, PitchNet, pitch_bin
 
 
 def test_a_known_f0_labels_its_bin():
