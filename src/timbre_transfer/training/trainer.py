@@ -232,7 +232,9 @@ class Trainer:
         # built once: every term that reads them shares one node of the graph
         context = StepContext(real=real, fakes=fakes, source_of=source_of,
                               sources=torch.cat([real[s] for s in source_of]),
-                              translations=torch.cat(fakes), pitch=pitch, domains=list(domains))
+                              translations=torch.cat(fakes),
+                              notes=None if templates is None else templates.transpose(0, 1),
+                              pitch=pitch, domains=list(domains))
         for name, term in self.terms.items():
             terms[name] = term.generator_loss(context)
         for t, target in enumerate(domains):
