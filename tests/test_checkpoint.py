@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from timbre_transfer.checkpoint import load_model, read_checkpoint
 from timbre_transfer.inference.transfer import TimbreTransfer
@@ -35,8 +34,7 @@ def test_a_checkpoint_of_0_1_0_transfers_as_it_did():
     audio, rate = sf.read(FIXTURES / "debug-input.wav", dtype="float32")
     expected = np.load(FIXTURES / "debug-0.1.0-transfers.npz")
     tt = TimbreTransfer.from_checkpoint(OLD, device="cpu")
-    for target in tt.domains:
-        torch.manual_seed(0)
+    for target in tt.domains:  # Griffin-Lim's random start is seeded by the transform
         out = tt.transfer(audio, rate, to=target, inverter="griffinlim", octave=0)
         want = expected[f"audio_{target}"]
         assert out.shape == want.shape

@@ -33,10 +33,11 @@ class RunLog:
             if key != "step":
                 self.writer.add_scalar(key, value, step)
 
-    def samples(self, *args, **kwargs) -> None:
+    def samples(self, model, x: torch.Tensor, templates: torch.Tensor | None,
+                domains: list[str], transform, step: int) -> None:
         """:func:`log_samples` into this log, when enabled."""
         if self.writer is not None:
-            log_samples(self.writer, *args, **kwargs)
+            log_samples(self.writer, model, x, templates, domains, transform, step)
 
     def write_config(self, resolved: dict) -> None:
         """``run_dir/config.yaml``: the run's resolved config (written atomically)."""
