@@ -34,6 +34,14 @@ def realaudio_dir() -> Path:
     return REALAUDIO
 
 
+@pytest.fixture(scope="session")
+def bach10_dir() -> Path:
+    """../shared/data/bach10 (beside realaudio): four instruments with f0 truth."""
+    path = REALAUDIO.parent / "bach10"
+    require_or_skip((path / "f0").is_dir(), f"Bach10 folder {path}")
+    return path
+
+
 @pytest.fixture
 def real_clips(realaudio_dir, tmp_path):
     """Copy the first ``n`` clips (sorted) of a domain into tmp_path and return their paths."""

@@ -28,6 +28,22 @@ def test_load_model_reads_only_the_model_s_own_sections():
     assert saved.crop_frames == 32 and saved.step == 2
     assert saved.model.config.pitch_template and not saved.model.training
     assert set(saved.pitch_medians) == set(saved.domains)
+    assert saved.f0_tracker == "pyin"  # written before stores named their tracker
+
+
+def test_a_model_reads_pitch_with_its_own_tracker_and_warns_for_another():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert TimbreTransfer.from_checkpoint(OLD, device="cpu").f0_tracker == "pyin"
+        assert TimbreTransfer.from_checkpoint(OLD, "cpu", f0_tracker="pyin").f0_tracker == "pyin"
+    with pytest.warns(UserWarning, match=r"trained on pitch controls by pyin, and these are by "
+                      r"swift.*--f0-tracker pyin"):
+        tt = TimbreTransfer.from_checkpoint(OLD, device="cpu", f0_tracker="swift")
+    assert tt.f0_tracker == "swift"
+    with pytest.raises(ValueError, match="unknown f0 tracker"):
+        TimbreTransfer.from_checkpoint(OLD, device="cpu", f0_tracker="yin")
 
 
 def test_a_checkpoint_of_0_1_0_transfers_as_it_did():

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from timbre_transfer.names import LEGACY_F0_TRACKER, recorded_f0_tracker
+
 CHECKPOINT_FORMAT = 1
 
 
@@ -98,6 +100,8 @@ class SavedModel:
         centroids: each domain's running mean latent ``(C,)``, where training kept one.
         pitch_medians: each domain's median training f0 (Hz), for ``octave="auto"``.
         ddsp_heads: DDSP head payloads bundled into the checkpoint by ``bundle``.
+        f0_tracker: the tracker of the store the model was trained on (its pitch controls);
+            "pyin" for checkpoints from before 0.3.0, which do not name it.
     """
 
     model: torch.nn.Module
@@ -109,6 +113,7 @@ class SavedModel:
     centroids: dict[str, torch.Tensor] = field(default_factory=dict)
     pitch_medians: dict[str, float | None] = field(default_factory=dict)
     ddsp_heads: list[dict] = field(default_factory=list)
+    f0_tracker: str = LEGACY_F0_TRACKER
 
 
 def load_model(path: str | Path) -> SavedModel:
@@ -143,7 +148,8 @@ def load_model(path: str | Path) -> SavedModel:
         target_dbfs=blob.get("prepare", {}).get("target_dbfs", -20.0),
         step=int(training["step"]) if "step" in training else None, centroids=centroids,
         pitch_medians=dict(blob.get("pitch_medians") or {}),
-        ddsp_heads=list(blob.get("ddsp_heads", [])))
+        ddsp_heads=list(blob.get("ddsp_heads", [])),
+        f0_tracker=recorded_f0_tracker(blob.get("prepare")))
 
 
 def load_ddsp_head(path: str | Path, device: str | torch.device = "cpu"):
@@ -166,6 +172,7 @@ def ddsp_head_from_payload(blob: dict, where: str, device: str | torch.device = 
         raise ValueError(f"{where}: its head config does not fit this package version "
                          f"({exc})") from exc
     params = blob["transform"]["params"]
-    head = DDSPHead(params["n_mels"], params["sample_rate"], params["hop_length"], config)
+    head = DDSPHead(params["n_mels"], params["sample_rate"], params["hop_length"], config,
+                    recorded_f0_tracker(blob.get("prepare")))
     load_state_strict(head, blob["model"], f"{where} (DDSP head)")
     return head.to(device).eval(), list(blob["domains"]), blob["transform"]

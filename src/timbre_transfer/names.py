@@ -1,4 +1,5 @@
-"""Names shared by the library and the command line: the inverters and the timbre knobs.
+"""Names shared by the library and the command line: the inverters, the f0 trackers and the
+timbre knobs.
 
 Kept here, with no torch or numpy import, so that ``timbre-transfer --help`` can list the
 choices without loading the modules that implement them.
@@ -14,6 +15,26 @@ INVERTERS = ("pghi", "griffinlim", "pghi+gla")
 DDSP = "ddsp"
 #: inverters a stream can use (:mod:`timbre_transfer.inference.streaming`)
 STREAM_INVERTERS = ("pghi", DDSP)
+#: the f0 trackers of :mod:`timbre_transfer.audio.f0`: SwiftF0 (a small network, the default)
+#: and pYIN (the reference, about 25x slower)
+F0_TRACKERS = ("swift", "pyin")
+DEFAULT_F0_TRACKER = "swift"
+#: the tracker of stores and checkpoints written before 0.3.0, which do not name theirs
+LEGACY_F0_TRACKER = "pyin"
+
+
+def recorded_f0_tracker(prepare: dict | None) -> str:
+    """The tracker that analysed a store or trained a checkpoint, from the ``prepare`` options it
+    records (:data:`LEGACY_F0_TRACKER` where they name none)."""
+    return (prepare or {}).get("f0_tracker", LEGACY_F0_TRACKER)
+
+
+def f0_tracker_mismatch(trained: str, used: str, what: str, remedy: str) -> str:
+    """The message for pitch controls of tracker ``used`` given to ``what`` (a model or head)
+    trained on tracker ``trained``'s; ``remedy`` says what to do."""
+    return (f"{what} was trained on pitch controls by {trained}, and these are by {used}: the "
+            f"two trackers differ in their voicing decisions (docs/benchmarks.md, 'Pitch at "
+            f"network speed'), so its pitch input would not be what it learnt on; {remedy}")
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,30 @@ def test_a_written_store_reads_back(tmp_path):
     np.testing.assert_array_equal(clips.controls, np.concatenate([a[1] for a in arrays]))
 
 
+def test_a_store_records_its_f0_tracker_and_one_without_the_record_is_pyin_s(tmp_path):
+    transform = AudioTransform()
+    swift, pyin = PrepareOptions(), PrepareOptions(f0_tracker="pyin")
+    assert swift.f0_tracker == "swift"
+    # the tracker is part of the store's identity: another tracker is another store
+    assert store.params_hash(transform, swift) != store.params_hash(transform, pyin)
+    (tmp_path / "d").mkdir()
+    np.save(tmp_path / "d" / store.FEATURES, np.zeros((1, transform.params.n_mels), np.float16))
+    np.save(tmp_path / "d" / store.CONTROLS, np.zeros((1, store.N_CONTROLS), np.float32))
+    (tmp_path / "d" / store.INDEX).write_text("[]")
+    store.write_manifest(tmp_path, "abc", transform, pyin, ["d"])
+    assert FeatureStore(tmp_path).f0_tracker == "pyin"
+    manifest = store.read_manifest(tmp_path)
+    assert manifest["prepare"]["f0_tracker"] == "pyin"
+    del manifest["prepare"]["f0_tracker"]  # a store prepared before 0.3.0
+    store.manifest_path(tmp_path).write_text(json.dumps(manifest))
+    assert FeatureStore(tmp_path).f0_tracker == "pyin"
+    manifest["prepare"]["f0_tracker"] = "swift"
+    store.manifest_path(tmp_path).write_text(json.dumps(manifest))
+    assert FeatureStore(tmp_path).f0_tracker == "swift"
+    with pytest.raises(ValueError, match="prepare.f0_tracker: 'crepe' is not a tracker"):
+        PrepareOptions(f0_tracker="crepe")
+
+
 def test_other_formats_are_refused(tmp_path):
     (tmp_path / "store.json").write_text(json.dumps({"format": store.STORE_FORMAT - 1}))
     with pytest.raises(ValueError, match="store format 1, this package reads format 2; prepare"):

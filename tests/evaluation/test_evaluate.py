@@ -161,7 +161,7 @@ def test_reference_clips_are_spread_over_the_split():
 
 
 def test_evaluate_scores_pitch_against_truth_where_a_domain_has_it(setup, tmp_path):
-    from timbre_transfer.audio.features import f0_pyin
+    from timbre_transfer.audio.f0 import f0_pyin
     from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.evaluation.classifier import Classifier
     from timbre_transfer.inference.transfer import TimbreTransfer
@@ -179,7 +179,7 @@ def test_evaluate_scores_pitch_against_truth_where_a_domain_has_it(setup, tmp_pa
     classifier = Classifier.load(setup / "classifier.pt")
     report = evaluate(tt, store, classifier, inverter="pghi", f0_truth=truth, progress=False)
     assert report["f0_reference"]["brass"] == f"truth: {truth}"
-    assert report["f0_reference"]["flute"] == "source pYIN"
+    assert report["f0_reference"]["flute"] == "source swift"
     # the untouched source against a truth that is its own pitch: no error, full coverage
     own = report["baselines"]["identity_pitch"]["per_domain"]["brass"]
     # (pYIN at 10 ms and at 16 ms hops disagree around the note changes of these short clips)

@@ -286,7 +286,7 @@ class _Mirror(torch.nn.Module):
 
 @pytest.mark.parametrize("inverter", ["griffinlim", "pghi+gla"])
 def test_octave_one_doubles_the_measured_f0(inverter):
-    from timbre_transfer.audio.features import f0_pyin
+    from timbre_transfer.audio.f0 import f0_pyin
     from timbre_transfer.audio.transform import AudioTransform
 
     transform = AudioTransform()

@@ -8,6 +8,7 @@ import soundfile as sf
 import torch
 
 from timbre_transfer.checkpoint import read_checkpoint, save_checkpoint
+from timbre_transfer.data.store import FeatureStore
 from timbre_transfer.inference.transfer import TimbreTransfer
 from timbre_transfer.training.config import load_run_config
 from timbre_transfer.training.trainer import NonFiniteLossError, Trainer
@@ -618,4 +619,19 @@ def test_a_run_saved_with_retired_options_off_resumes(synth_store, tmp_path):
     blob["config"]["loss"]["envelope_gan"] = 10.0
     save_checkpoint(tmp_path / "checkpoints" / "latest.pt", blob)
     with pytest.raises(ValueError, match=r"loss.envelope_gan: 10.0, an option retired"):
+        _trainer(synth_store / "store", tmp_path, ["train.max_steps=2"], resume=True)
+
+
+def test_a_run_resumed_on_another_trackers_store_is_refused(synth_store, tmp_path):
+    """The pitch controls of a resumed run must come from the tracker the run started on; a
+    checkpoint from before 0.3.0 names none and was made on pYIN's."""
+    assert FeatureStore(synth_store / "store").f0_tracker == "swift"
+    first = _trainer(synth_store / "store", tmp_path, ["train.max_steps=2"])
+    first.fit(1)
+    blob = read_checkpoint(first.save())
+    assert blob["prepare"]["f0_tracker"] == "swift"
+    del blob["prepare"]["f0_tracker"]  # as written before 0.3.0: pYIN's controls
+    save_checkpoint(tmp_path / "checkpoints" / "latest.pt", blob)
+    with pytest.raises(ValueError, match=r"trained on pitch controls by pyin, and these are by "
+                       r"swift.*prepare.f0_tracker=pyin"):
         _trainer(synth_store / "store", tmp_path, ["train.max_steps=2"], resume=True)

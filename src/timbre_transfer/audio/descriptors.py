@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from timbre_transfer.audio.features import _check_rate_and_hop, as_waveform
+from timbre_transfer.audio.features import as_waveform, check_rate_and_hop
+from timbre_transfer.names import DEFAULT_F0_TRACKER
 
 # name: (unit, one line) -- what `describe` prints and the plots label
 DESCRIPTORS = {
@@ -329,20 +330,21 @@ def audio_frames(wav, sample_rate: int, hop_length: int, f0_hz: np.ndarray,
 
 
 def describe(wav, sample_rate: int, hop_length: int = 256, f0_hz: np.ndarray | None = None,
-             n_fft: int = N_FFT, attacks: bool = True) -> Descriptors:
+             n_fft: int = N_FFT, attacks: bool = True,
+             f0_tracker: str = DEFAULT_F0_TRACKER) -> Descriptors:
     """Every descriptor of ``(T,)`` audio, ``1 + T // hop_length`` frames, and its attacks.
 
     Args:
-        f0_hz: ``(frames,)`` Hz with NaN (or 0) where unvoiced; default pYIN
-            (:func:`~timbre_transfer.audio.features.f0_pyin`) at ``hop_length``.
+        f0_hz: ``(frames,)`` Hz with NaN (or 0) where unvoiced; default the track of
+            ``f0_tracker`` (:func:`~timbre_transfer.audio.f0.track_f0`) at ``hop_length``.
         attacks: False skips the onsets and attack times (they stay empty).
     """
-    from timbre_transfer.audio.features import f0_pyin
+    from timbre_transfer.audio.f0 import track_f0
 
     y = as_waveform(wav)
-    _check_rate_and_hop(sample_rate, hop_length)
+    check_rate_and_hop(sample_rate, hop_length)
     if f0_hz is None:
-        f0_hz = f0_pyin(y, sample_rate, hop_length).f0
+        f0_hz = track_f0(y, sample_rate, hop_length, f0_tracker).f0
     import librosa
 
     f0 = np.where(np.asarray(f0_hz, dtype=np.float64) > 0, f0_hz, np.nan)

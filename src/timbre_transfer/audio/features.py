@@ -46,101 +46,11 @@ def as_waveform(wav, name: str = "audio") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _check_rate_and_hop(sample_rate: float, hop_length: int) -> None:
+def check_rate_and_hop(sample_rate: float, hop_length: int) -> None:
     if not sample_rate > 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     if not (isinstance(hop_length, (int, np.integer)) and hop_length > 0):
         raise ValueError(f"hop_length must be a positive integer, got {hop_length!r}")
-
-
-@dataclass(frozen=True)
-class F0Track:
-    """Frame-wise fundamental frequency of a clip, ``1 + T // hop_length`` frames.
-
-    Attributes:
-        f0: ``(frames,)`` float64, Hz; NaN where the frame is unvoiced. Values lie on pYIN's
-            grid of 10-cent steps from ``fmin`` (its default resolution of 0.1 semitone).
-        voiced: ``(frames,)`` bool, pYIN's voicing decision (after its HMM smoothing).
-        voiced_prob: ``(frames,)`` float64 in [0, 1], pYIN's per-frame voicing probability.
-            Note that pYIN's HMM can still mark some frames of noise voiced at a low
-            ``voiced_prob``; callers wanting a stricter decision can threshold this.
-        hop_length: samples between frames.
-        sample_rate: Hz.
-    """
-
-    f0: np.ndarray
-    voiced: np.ndarray
-    voiced_prob: np.ndarray
-    hop_length: int
-    sample_rate: int
-
-    def __len__(self) -> int:
-        return int(self.f0.shape[0])
-
-
-def pyin_frame_length(sample_rate: float, hop_length: int, fmin: float) -> int:
-    """Analysis frame of :func:`f0_pyin`: the smallest power of two that is at least 1024,
-    at least ``4 * hop_length`` (75 % overlap, librosa's ratio) and holds two periods of ``fmin``
-    (below that YIN's difference function cannot see the lowest pitch; librosa warns)."""
-    two_periods = 2 * math.ceil(sample_rate / fmin) + 2
-    need = max(1024, 4 * hop_length, two_periods)
-    return 1 << (need - 1).bit_length()
-
-
-def f0_pyin(
-    wav,
-    sample_rate: int,
-    hop_length: int = 256,
-    fmin: float = 65.0,
-    fmax: float = 2093.0,
-) -> F0Track:
-    """Fundamental frequency with pYIN (Mauch & Dixon 2014, via ``librosa.pyin``).
-
-    Defaults: ``fmin``/``fmax`` span C2-C7 (65-2093 Hz), which covers the pitched instruments
-    the project transfers between. ``hop_length=256`` is 16 ms at 16 kHz, fine enough for
-    vibrato and note onsets; on this machine it runs about 4x faster than real time (one core).
-    pYIN's cost is per frame, so the mel hop of 128 costs twice as much, and librosa's default
-    (``frame_length // 4`` = 512 at 2048) is about 2x cheaper but too coarse for a DDSP control.
-    The frame length is :func:`pyin_frame_length` (1024 at 16 kHz, 64 ms).
-
-    Args:
-        wav: ``(T,)`` mono waveform.
-        sample_rate: Hz; ``fmax`` must not exceed ``sample_rate / 2``.
-
-    Returns:
-        :class:`F0Track` with ``1 + T // hop_length`` frames. Silence is all unvoiced (f0 NaN),
-        not an error.
-
-    Raises:
-        ValueError: empty, non-1-D or non-finite audio, or invalid rate/hop/fmin/fmax.
-    """
-    import librosa
-
-    y = as_waveform(wav)
-    _check_rate_and_hop(sample_rate, hop_length)
-    if not 0 < fmin < fmax <= sample_rate / 2:
-        raise ValueError(
-            f"need 0 < fmin < fmax <= sample_rate / 2, got fmin={fmin}, fmax={fmax}, "
-            f"sample_rate={sample_rate}"
-        )
-    frame_length = pyin_frame_length(sample_rate, hop_length, fmin)
-    f0, voiced, voiced_prob = librosa.pyin(
-        y,
-        fmin=fmin,
-        fmax=fmax,
-        sr=sample_rate,
-        frame_length=frame_length,
-        hop_length=hop_length,
-        center=True,
-        pad_mode="constant",
-    )
-    return F0Track(
-        f0=np.asarray(f0, dtype=np.float64),
-        voiced=np.asarray(voiced, dtype=bool),
-        voiced_prob=np.asarray(voiced_prob, dtype=np.float64),
-        hop_length=int(hop_length),
-        sample_rate=int(sample_rate),
-    )
 
 
 def a_weighted_loudness(
@@ -165,8 +75,8 @@ def a_weighted_loudness(
         floor_db: lower bound of the result; silence reads exactly ``floor_db``, never -inf.
 
     Returns:
-        ``(1 + T // hop_length,)`` float64 array in dB, the same frames as :func:`f0_pyin` at
-        the same hop.
+        ``(1 + T // hop_length,)`` float64 array in dB, the same frames as
+        :func:`~timbre_transfer.audio.f0.track_f0` at the same hop.
 
     Raises:
         ValueError: empty, non-1-D or non-finite audio, or invalid rate/n_fft/hop/floor.
@@ -174,7 +84,7 @@ def a_weighted_loudness(
     import librosa
 
     y = as_waveform(wav)
-    _check_rate_and_hop(sample_rate, hop_length)
+    check_rate_and_hop(sample_rate, hop_length)
     if not (isinstance(n_fft, (int, np.integer)) and n_fft >= 2):
         raise ValueError(f"n_fft must be an integer >= 2, got {n_fft!r}")
     if not math.isfinite(floor_db):
@@ -218,9 +128,10 @@ class Controls:
     Attributes:
         f0_hz: ``(N,)`` f0, unvoiced frames filled from their voiced neighbours (0 Hz in a clip
             with no voiced frame), so an oscillator glides instead of jumping.
-        voiced_prob: ``(N,)`` pYIN's voicing probability.
+        voiced_prob: ``(N,)`` the tracker's voicing probability (SwiftF0's confidence).
         loudness_db: ``(N,)`` A-weighted loudness (:func:`a_weighted_loudness`).
-        voiced: ``(N,)`` pYIN's voicing decision (None where only the probability is known).
+        voiced: ``(N,)`` the tracker's voicing decision (None where only the probability is
+            known).
     """
 
     f0_hz: np.ndarray
@@ -252,9 +163,12 @@ class Controls:
 
 
 def extract_controls(wav, sample_rate: int, hop_length: int, f0_min: float = 65.0,
-                     f0_max: float = 2093.0) -> Controls:
-    """f0 (:func:`f0_pyin`, unvoiced frames filled) and A-weighted loudness at ``hop_length``."""
-    track = f0_pyin(wav, sample_rate, hop_length, f0_min, f0_max)
+                     f0_max: float = 2093.0, tracker: str = "swift") -> Controls:
+    """f0 (by ``tracker``, :func:`~timbre_transfer.audio.f0.track_f0`; unvoiced frames filled)
+    and A-weighted loudness at ``hop_length``."""
+    from timbre_transfer.audio.f0 import track_f0
+
+    track = track_f0(wav, sample_rate, hop_length, tracker, f0_min, f0_max)
     loudness = a_weighted_loudness(wav, sample_rate, hop_length=hop_length)
     return Controls(fill_unvoiced(track.f0), np.nan_to_num(track.voiced_prob), loudness,
                     track.voiced.copy())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from timbre_transfer.cli.options import add_config_options, add_inverter
+from timbre_transfer.cli.options import add_config_options, add_f0_tracker, add_inverter
 
 
 def _build_transform(config_path: str | None, overrides: list[str]):
@@ -53,7 +53,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
     import numpy as np
 
     from timbre_transfer.audio.descriptors import DESCRIPTORS, describe, plot_descriptors
-    from timbre_transfer.audio.features import a_weighted_loudness, f0_pyin
+    from timbre_transfer.audio.f0 import track_f0
+    from timbre_transfer.audio.features import a_weighted_loudness
     from timbre_transfer.audio.io import load_audio
 
     for path in args.files:
@@ -68,7 +69,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
         if not np.any(wav):
             print(f"{str(path)[:27]:28}  skipped: silent")
             continue
-        f0 = f0_pyin(wav, args.sample_rate, args.hop).f0
+        f0 = track_f0(wav, args.sample_rate, args.hop, args.f0_tracker).f0
         d = describe(wav, args.sample_rate, args.hop, f0_hz=f0)
         summary = d.summary()
         print(f"{Path(path).name[:27]:28}" + "".join(f"{summary[c]:20.3f}" for c in columns)
@@ -94,4 +95,5 @@ def register_describe(sub) -> None:
                    help="analysis rate; files are resampled to it (default: 16000)")
     p.add_argument("--hop", type=int, default=256,
                    help="samples between frames (default: 256, 16 ms at 16 kHz)")
+    add_f0_tracker(p, "what reads the f0 the harmonic descriptors are measured at")
     p.set_defaults(func=cmd_describe)

@@ -12,6 +12,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from timbre_transfer.audio.transform import AudioTransform, TransformParams
     from timbre_transfer.config import load_config
     from timbre_transfer.data.prepare import PrepareOptions, format_summary, prepare
+    from timbre_transfer.names import recorded_f0_tracker
 
     config = load_config(args.config, args.overrides)
     normalisation = None
@@ -26,8 +27,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             raise KeyError(f"{args.like} records no audio transform (not a model checkpoint?)")
         transform = AudioTransform.from_dict(model["transform"])
         normalisation = (float(transform.norm_shift), float(transform.norm_scale))
-        options = PrepareOptions.from_dict({**model.get("prepare", {}),
-                                            **(config.get("prepare") or {})})
+        # a model from before 0.3.0 records no tracker: its controls came from pYIN
+        options = PrepareOptions.from_dict({"f0_tracker": recorded_f0_tracker(model.get(
+            "prepare")), **model.get("prepare", {}), **(config.get("prepare") or {})})
     else:
         transform = AudioTransform(**vars(TransformParams.from_dict(config.get("audio") or {})))
         options = PrepareOptions.from_dict(config.get("prepare") or {})
@@ -49,8 +51,9 @@ def register_prepare(sub) -> None:
         "DATA into log1p mel features stored per domain in OUT, with a file-level train/val "
         "split. DATA is a folder of <domain>/ subfolders, a CSV with path,domain columns (and an "
         "optional split column, train or val, that fixes a file's split), or an NSynth folder "
-        "(examples.json + audio/). Every file's performance controls (pYIN f0 and voicing, "
-        "A-weighted loudness) are analysed once here, for training, DDSP heads and evaluation. "
+        "(examples.json + audio/). Every file's performance controls (f0 and voicing by "
+        "prepare.f0_tracker, SwiftF0 by default or pyin; A-weighted loudness) are analysed "
+        "once here, for training, DDSP heads and evaluation. "
         "Bad files are skipped and listed in OUT/prepare_report.json; an interrupted run resumes.",
     )
     p.add_argument("data", metavar="DATA", help="data folder, CSV manifest or NSynth folder")
@@ -69,7 +72,7 @@ def register_prepare(sub) -> None:
                    "and normalisation (a store to grow that model with: add-domain, train "
                    "--init-from); prepare.* settings still apply on top")
     add_config_options(p, "Its 'audio' section sets the transform and 'prepare' the cleaning",
-                       "audio.hop_length=256 or prepare.target_dbfs=-23")
+                       "audio.hop_length=256, prepare.target_dbfs=-23 or prepare.f0_tracker=pyin")
     p.set_defaults(func=cmd_prepare)
 
 

@@ -11,6 +11,7 @@ from timbre_transfer.cli.options import (
     add_data,
     add_ddsp_inverter,
     add_embedder,
+    add_f0_tracker,
     attach_heads,
 )
 
@@ -58,7 +59,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = evaluate(tt, store, classifier, split=args.split, inverter=args.inverter,
                       embedder=args.embedder, fad_weights=args.fad_weights,
                       max_clips=args.max_clips, twins=args.twins, f0_truth=args.f0_truth,
-                      judge_pitch_shift=args.judge_pitch_shift, judge=args.judge)
+                      judge_pitch_shift=args.judge_pitch_shift, judge=args.judge,
+                      f0_tracker=args.f0_tracker)
     report["checkpoint"] = str(args.checkpoint)
     written = write_report(report, out)
     if args.tensorboard:
@@ -83,10 +85,9 @@ def register_evaluate(sub) -> None:
         "of FAD (against the target's training audio), conversion accuracy (by a domain "
         "classifier trained on the store) and content kept (loudness-envelope correlation; f0 "
         "error in cents on frames pitched in both, the share of them within 50 cents and the "
-        "voiced coverage, against the source's pYIN or --f0-truth; chroma similarity); the "
-        "identity and "
-        "resynthesis baselines; reconstruction quality. A Markdown summary (.md) and PNG "
-        "heatmaps are written beside REPORT.",
+        "voiced coverage, read by --f0-tracker, against the source's f0 or --f0-truth; chroma "
+        "similarity); the identity and resynthesis baselines; reconstruction quality. A "
+        "Markdown summary (.md) and PNG heatmaps are written beside REPORT.",
     )
     add_checkpoint(p)
     add_data(p, "the feature store the model was trained on (its split is reused)")
@@ -114,8 +115,10 @@ def register_evaluate(sub) -> None:
     p.add_argument("--f0-truth", metavar="DIR",
                    help="ground-truth f0 files <clip stem>.csv (columns time_s,f0_hz; 0 = no "
                    "note): the pitch of a domain's transfers is scored against them (on the "
-                   "clips' untrimmed timeline) instead of the source's pYIN; domains without "
-                   "files there keep pYIN")
+                   "clips' untrimmed timeline) instead of the source's f0; domains without "
+                   "files there keep the source's f0")
+    add_f0_tracker(p, "what reads the pitch of sources and outputs; the model is conditioned "
+                   "on its own tracker's f0, so the other one is an independent check")
     p.add_argument("--tensorboard", metavar="RUN_DIR",
                    help="also log the scores to RUN_DIR/tensorboard at the checkpoint's step")
     p.set_defaults(func=cmd_evaluate)

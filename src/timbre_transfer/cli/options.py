@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from timbre_transfer.names import DDSP, INVERTERS, KNOBS
+from timbre_transfer.names import DDSP, DEFAULT_F0_TRACKER, F0_TRACKERS, INVERTERS, KNOBS
 
 
 def config_names() -> str:
@@ -43,6 +43,15 @@ def add_inverter(p: argparse.ArgumentParser, help: str = "phase reconstruction",
     """``--inverter``: one of :data:`~timbre_transfer.names.INVERTERS`, or of ``extra``."""
     p.add_argument("--inverter", choices=INVERTERS + extra, default="pghi+gla",
                    help=f"{help} (default: pghi+gla)")
+
+
+def add_f0_tracker(p: argparse.ArgumentParser, help: str,
+                   default: str | None = DEFAULT_F0_TRACKER) -> None:
+    """``--f0-tracker``: one of :data:`~timbre_transfer.names.F0_TRACKERS`."""
+    shown = f"default: {default}" if default else "default: the model's own"
+    p.add_argument("--f0-tracker", choices=F0_TRACKERS, default=default,
+                   help=f"{help}: swift (SwiftF0, a small network, fast) or pyin (the reference, "
+                   f"about 25x slower) ({shown})")
 
 
 def add_ddsp_inverter(p: argparse.ArgumentParser) -> None:

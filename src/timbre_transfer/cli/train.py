@@ -89,8 +89,9 @@ def register_train_ddsp(sub) -> None:
     p = sub.add_parser(
         "train-ddsp", help="train a DDSP harmonic-plus-noise head on real audio of a domain",
         description="Train the DDSP re-synthesis head on the train split of one domain (or all) "
-        "of FEATURES_DIR: input each clip's mel, f0 (pYIN) and A-weighted loudness (the store's "
-        "controls, analysed by prepare), target the audio itself (multi-scale spectral loss). "
+        "of FEATURES_DIR: input each clip's mel, f0 (the store's tracker) and A-weighted loudness "
+        "(the store's controls, analysed by prepare), target the audio itself (multi-scale "
+        "spectral loss). "
         "Writes OUT/config.yaml, OUT/checkpoints/ and OUT/tensorboard/. Use the head with "
         "`transfer --inverter ddsp --ddsp OUT/checkpoints/latest.pt`.",
     )

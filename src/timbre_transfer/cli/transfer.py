@@ -10,6 +10,7 @@ from timbre_transfer.cli.options import (
     add_checkpoint,
     add_data,
     add_ddsp_inverter,
+    add_f0_tracker,
     add_inverter,
     add_knob_arguments,
     attach_heads,
@@ -23,7 +24,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     for path in args.inputs:  # before the checkpoint loads: a typo fails fast
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such audio file")
-    tt = TimbreTransfer.from_checkpoint(args.checkpoint)
+    tt = TimbreTransfer.from_checkpoint(args.checkpoint, f0_tracker=args.f0_tracker)
     targets = tt.domains if args.all else list(dict.fromkeys(args.to or []))
     if not targets:
         raise ValueError(f"give --to DOMAIN (one or more) or --all; domains: {tt.domains}")
@@ -75,6 +76,9 @@ def register_transfer(sub) -> None:
                    help="move the performance by N octaves (any inverter), or 'auto': per target, "
                    "by the whole number of octaves that brings the input's median pitch closest "
                    "to the target's training register (default: 0, the input's own pitch)")
+    add_f0_tracker(p, "what reads the input's pitch (for a model with the pitch template, "
+                   "--octave auto; a DDSP head reads with its own); another one than the model "
+                   "was trained on warns", default=None)
     add_knob_arguments(p)
     p.set_defaults(func=cmd_transfer)
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from timbre_transfer.names import DEFAULT_F0_TRACKER, F0_TRACKERS
+
 
 @dataclass(frozen=True)
 class PrepareOptions:
@@ -23,6 +25,14 @@ class PrepareOptions:
     allow_upsampling: bool = False  # files recorded below the transform's rate are skipped
     val_fraction: float = 0.1  # share of each domain's FILES held out for validation
     seed: int = 0  # seeds the split
+    # what reads each file's pitch for its controls: "swift" (SwiftF0) or "pyin"
+    # (timbre_transfer.audio.f0); a model is conditioned on its store's tracker
+    f0_tracker: str = DEFAULT_F0_TRACKER
+
+    def __post_init__(self):
+        if self.f0_tracker not in F0_TRACKERS:
+            raise ValueError(f"prepare.f0_tracker: {self.f0_tracker!r} is not a tracker; "
+                             f"choose one of {list(F0_TRACKERS)}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "PrepareOptions":

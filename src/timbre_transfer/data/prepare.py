@@ -25,8 +25,9 @@ from timbre_transfer.audio.io import AUDIO_EXTENSIONS, AudioFileError, load_audi
 from timbre_transfer.data import store
 from timbre_transfer.data.cleaning import PrepareOptions, SkipFile, clean_audio
 
-# pYIN runs every CONTROL_STRIDE mel frames (hop 256 = 16 ms at the default 16 kHz / 128): half
-# the cost of the mel hop, and exactly the frames of a DDSP head with mel_stride 2.
+# The f0 tracker runs every CONTROL_STRIDE mel frames (hop 256 = 16 ms at the default 16 kHz /
+# 128): SwiftF0's own grid, half the cost of the mel hop for pYIN, and exactly the frames of a
+# DDSP head with mel_stride 2.
 CONTROL_STRIDE = 2
 NSYNTH_KEYS = {"family": "instrument_family_str", "source": "instrument_source_str",
                "instrument": "instrument_str"}
@@ -154,7 +155,8 @@ def file_features(source: SourceFile, transform, options: PrepareOptions
     with torch.no_grad():
         log_mel = torch.log1p(transform.mel(torch.from_numpy(wav)))
     features = log_mel.T.numpy().astype(np.float16)
-    controls = extract_controls(wav, p.sample_rate, p.hop_length * CONTROL_STRIDE)
+    controls = extract_controls(wav, p.sample_rate, p.hop_length * CONTROL_STRIDE,
+                                tracker=options.f0_tracker)
     return features, controls.resample(CONTROL_STRIDE, len(features)).as_array()
 
 

@@ -7,7 +7,8 @@ Layout (``FEATURES_DIR``)::
     <domain>/features.npy   float16 log1p mel frames of all files, (total_frames, n_mels), memmapped
     <domain>/controls.npy   float32 performance controls of every frame, (total_frames, 4):
                             f0 (Hz, unvoiced frames filled), voicing probability, voiced (0/1),
-                            A-weighted loudness (dB); same rows as features.npy. pYIN runs at
+                            A-weighted loudness (dB); same rows as features.npy. The f0
+                            tracker (``prepare.f0_tracker`` in store.json) runs at
                             CONTROL_STRIDE x the mel hop and is interpolated onto the mel frames
                             (:data:`timbre_transfer.data.prepare.CONTROL_STRIDE`).
     <domain>/index.json     one entry per file: name, source path, offset, frames, seconds, split
@@ -39,6 +40,7 @@ import numpy as np
 
 from timbre_transfer.audio.features import CONTROL_COLUMNS
 from timbre_transfer.audio.io import atomic_write_text
+from timbre_transfer.names import recorded_f0_tracker
 
 STORE_FORMAT = 2  # 2: controls.npy beside features.npy
 MANIFEST = "store.json"
@@ -280,6 +282,12 @@ class FeatureStore:
         for domain in self.domains:
             self._features[domain], self._controls[domain] = open_domain(self.root, domain)
             self._index[domain] = read_index(self.root, domain)
+
+    @property
+    def f0_tracker(self) -> str:
+        """The tracker that made the store's pitch controls ("pyin" for stores from before
+        0.3.0, which do not name it)."""
+        return recorded_f0_tracker(self.manifest["prepare"])
 
     def clips(self, domain: str, split: str | None = "train") -> DomainClips:
         """The clips of ``domain`` in ``split`` ("train", "val", or None for all)."""

@@ -12,10 +12,10 @@ through unchanged. Each metric here compares one of them between a source clip a
   = one semitone), over the frames where *both* are pitched. Frames where either is unvoiced say
   nothing about pitch, so they are left out; how many frames were compared is reported beside
   the error, since a low error over a handful of frames means little, and so is the *voiced
-  coverage*: the share of the source's noted frames where the output is pitched at all. The
-  source's pitch is its pYIN track, or ground truth where a dataset ships it
-  (:func:`load_f0_truth`, as Bach10 does). pYIN reports f0 on a 10-cent grid, so differences are
-  resolved to about 10 cents.
+  coverage*: the share of the source's noted frames where the output is pitched at all. Pitch
+  is read by one f0 tracker (:func:`~timbre_transfer.audio.f0.track_f0`, SwiftF0 by default,
+  pYIN for an independent check); the source's pitch is its track, or ground truth where a
+  dataset ships it (:func:`load_f0_truth`, as Bach10 does).
 - :func:`chroma_similarity`: cosine similarity of chroma (pitch-class energy) frame by frame,
   which checks that the same notes sound at the same times, also for polyphony and for sounds
   pYIN cannot track. It is not timbre-blind: harmonics fold into pitch classes (the 3rd
@@ -33,13 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from timbre_transfer.audio.features import (
-    F0Track,
-    a_weighted_loudness,
-    as_waveform,
-    f0_pyin,
-    frame_count,
-)
+from timbre_transfer.audio.f0 import F0Track, track_f0
+from timbre_transfer.audio.features import a_weighted_loudness, as_waveform, frame_count
+from timbre_transfer.names import DEFAULT_F0_TRACKER
 
 ACTIVE_RANGE_DB = 60.0  # a frame is active when within this many dB of the clip's loudest frame
 _FLOOR_DB = -100.0  # loudness floor: digital silence, never active
@@ -123,20 +119,22 @@ def f0_error_cents(
     hop_length: int = 256,
     source_track: F0Track | None = None,
     reference_f0: np.ndarray | None = None,
+    tracker: str = DEFAULT_F0_TRACKER,
 ) -> F0Error:
-    """Absolute f0 difference between source and output in cents, with pYIN (see
-    :func:`~timbre_transfer.audio.features.f0_pyin` for its defaults).
+    """Absolute f0 difference between source and output in cents, both tracked by ``tracker``
+    (:func:`~timbre_transfer.audio.f0.track_f0`).
 
     Args:
         source: ``(T,)`` waveform at ``sample_rate``.
         output: ``(T,)`` waveform at ``sample_rate``.
         sample_rate: sample rate of both waveforms, in Hz.
         hop_length: analysis hop in samples.
-        source_track: the source's :class:`F0Track` from ``f0_pyin(source, sample_rate,
-            hop_length)``, to skip recomputing it when one source is transferred to many
+        source_track: the source's :class:`F0Track` from ``track_f0(source, sample_rate,
+            hop_length, tracker)``, to skip recomputing it when one source is transferred to many
             targets. It must match ``source``'s frame count, ``hop_length`` and ``sample_rate``.
         reference_f0: the source's true f0 on the same frames, ``(1 + T // hop_length,)`` Hz
-            with 0 where no note sounds (:func:`load_f0_truth`); replaces the source's pYIN.
+            with 0 where no note sounds (:func:`load_f0_truth`); replaces the source's track.
+        tracker: "swift" or "pyin" (:data:`timbre_transfer.names.F0_TRACKERS`).
 
     Raises:
         ValueError: bad audio, or a ``source_track`` or ``reference_f0`` that does not fit
@@ -151,9 +149,9 @@ def f0_error_cents(
                              f"{expected} frames at hop {hop_length}")
         noted = reference_f0 > 0
         source_track = F0Track(np.where(noted, reference_f0, np.nan), noted,
-                               noted.astype(np.float64), hop_length, sample_rate)
+                               noted.astype(np.float64), hop_length, sample_rate, "truth")
     elif source_track is None:
-        source_track = f0_pyin(src, sample_rate, hop_length=hop_length)
+        source_track = track_f0(src, sample_rate, hop_length, tracker)
     else:
         expected = frame_count(src.shape[0], hop_length)
         if (
@@ -166,7 +164,7 @@ def f0_error_cents(
                 f"{source_track.sample_rate}, {len(source_track)} frames) does not fit the "
                 f"source (hop_length={hop_length}, sample_rate={sample_rate}, {expected} frames)"
             )
-    output_track = f0_pyin(out, sample_rate, hop_length=hop_length)
+    output_track = track_f0(out, sample_rate, hop_length, tracker)
 
     frames = frame_count(n, hop_length)
     f_src, f_out = source_track.f0[:frames], output_track.f0[:frames]
@@ -277,15 +275,15 @@ class ContentScores:
 
 def content_scores(
     source, output, sample_rate: int, source_track: F0Track | None = None,
-    reference_f0: np.ndarray | None = None,
+    reference_f0: np.ndarray | None = None, tracker: str = DEFAULT_F0_TRACKER,
 ) -> ContentScores:
     """Loudness correlation, the f0 scores and chroma similarity at the default hop (256).
 
-    ``source_track`` and ``reference_f0`` are passed to :func:`f0_error_cents` (the costly part
-    is pYIN).
+    ``source_track``, ``reference_f0`` and ``tracker`` are passed to :func:`f0_error_cents`
+    (with pYIN, the costly part; SwiftF0 is about 25x cheaper).
     """
     f0 = f0_error_cents(source, output, sample_rate, source_track=source_track,
-                        reference_f0=reference_f0)
+                        reference_f0=reference_f0, tracker=tracker)
     return ContentScores(
         loudness_correlation=loudness_correlation(source, output, sample_rate),
         f0_median_cents=f0.median_cents,

@@ -8,10 +8,11 @@ to ``t`` and scored:
 - content kept from the source: ``loudness_correlation``, ``f0_cents`` (median absolute error on
   frames pitched in both), ``f0_within_50c`` (the share of those frames within 50 cents),
   ``voiced_coverage`` (the share of the source's noted frames the output keeps pitched) and
-  ``chroma_similarity``. The source's pitch is its pYIN track, or ground truth with
-  ``f0_truth`` (a folder of ``<clip stem>.csv`` files, ``time_s,f0_hz``): a domain with truth
-  files is scored against them, on its clips' own timeline (silences not trimmed), and a domain
-  with none against pYIN (``report["f0_reference"]`` says which).
+  ``chroma_similarity``. Pitch is read by ``f0_tracker`` (SwiftF0 by default, pYIN as an
+  independent check). The source's pitch is its f0 track, or ground truth with ``f0_truth`` (a
+  folder of ``<clip stem>.csv`` files, ``time_s,f0_hz``): a domain with truth files is scored
+  against them, on its clips' own timeline (silences not trimmed), and a domain with none
+  against its track (``report["f0_reference"]`` says which).
 
 Two baselines frame those numbers:
 
@@ -48,6 +49,7 @@ from timbre_transfer.evaluation.scoring import (
     score_resynthesis,
     score_transfer,
 )
+from timbre_transfer.names import DEFAULT_F0_TRACKER
 
 MATRICES = ("fad", "conversion_accuracy", "loudness_correlation", "f0_cents", "f0_within_50c",
             "voiced_coverage", "chroma_similarity")
@@ -56,8 +58,8 @@ SUMMARY_KEYS = ("mean_conversion_accuracy", "mean_fad_transfer", "mean_fad_ident
                 "fad_ratio", "mean_loudness_correlation", "median_f0_cents",
                 "mean_f0_within_50c", "mean_voiced_coverage", "mean_chroma_similarity")
 REPORT_KEYS = ("checkpoint", "step", "data", "split", "inverter", "embedder", "domains", "clips",
-               "f0_reference", "classifier", "matrix", "baselines", "reconstruction", "summary",
-               "paired")
+               "f0_tracker", "f0_reference", "classifier", "matrix", "baselines",
+               "reconstruction", "summary", "paired")
 PITCH_KEYS = ("median_f0_cents", "f0_within_50c", "voiced_coverage", "loudness_correlation")
 LOWER_IS_BETTER = {"fad", "f0_cents"}
 
@@ -67,7 +69,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
              reference_clips: int | None = 200, twins: str | Path | None = None,
              f0_truth: str | Path | None = None, progress: bool = True,
              sources: list[str] | None = None, targets: list[str] | None = None,
-             judge_pitch_shift: float = 0.0, judge: str = "mel") -> dict:
+             judge_pitch_shift: float = 0.0, judge: str = "mel",
+             f0_tracker: str = DEFAULT_F0_TRACKER) -> dict:
     """Score ``tt`` (a :class:`~timbre_transfer.inference.transfer.TimbreTransfer`) on the
     ``split`` clips of ``store`` (its own :class:`~timbre_transfer.data.dataset.FeatureStore`).
 
@@ -83,7 +86,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         twins: folder of paired audio (``<domain>/<name>.wav``); adds the ``paired`` scores.
         f0_truth: folder of ground-truth f0 files ``<clip stem>.csv`` (``time_s,f0_hz``, 0 = no
             note). Every held-out clip of a domain with any file there needs its own (a missing,
-            malformed or mismatched file is an error naming it); other domains use pYIN.
+            malformed or mismatched file is an error naming it); other domains use the source's
+            f0 track.
         sources: score only the transfers from these domains (default: all), e.g. into a
             model's newly added domains; the matrices then hold these rows.
         targets: ... and into these (default: all); the matrices hold these columns, the
@@ -95,18 +99,22 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         judge: for a classifier trained here, what it reads (``ClassifierConfig.features``):
             "mel" (a CNN on the mel windows) or "mfcc" (their cepstral statistics: the
             spectral envelope, with little of the register). A saved classifier must match.
+        f0_tracker: what reads the pitch of sources and outputs ("swift" or "pyin",
+            :func:`~timbre_transfer.audio.f0.track_f0`). A model is conditioned on its own
+            tracker's f0, so scoring with the other one is an independent check.
 
     Returns:
         the report: a JSON-ready dict with the keys :data:`REPORT_KEYS`. Matrices are
         ``{source: {target: value}}``; a value that cannot be measured (no frame pitched in both
         clips, say) is ``None``.
     """
-    from timbre_transfer.audio.features import f0_pyin
+    from timbre_transfer.audio.f0 import check_tracker, track_f0
     from timbre_transfer.evaluation.classifier import ClassifierConfig, classifier_for
     from timbre_transfer.evaluation.fad import make_embedder
     from timbre_transfer.inference.render import renderer_for
 
     tt.check_store(store)
+    check_tracker(f0_tracker)
     domains, sr = tt.domains, tt.sample_rate
     renderer = renderer_for(tt, inverter, domains)  # a head for every domain, before any work
     embed = make_embedder(embedder, fad_weights)
@@ -126,7 +134,7 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
             progress=progress)
     if sorted(classifier.domains) != sorted(domains):
         raise ValueError(f"the classifier knows {classifier.domains}, the model {domains}")
-    judges = Judges(embed, classifier, sr)
+    judges = Judges(embed, classifier, sr, f0_tracker)
 
     matrix = {m: {s: {} for s in sources} for m in MATRICES}
     identity = {m: {s: {} for s in sources} for m in BASELINE_MATRICES}
@@ -134,8 +142,9 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     bar = _bar(len(sources) * len(targets), progress)
     for s in sources:
         clips = held_out[s]
-        tracks = [f0_pyin(w, sr, PITCH_HOP) for w in clips.audio]  # once per clip, not per target
-        pitch_baselines["identity_pitch"][s] = identity_pitch(clips, tracks, sr)
+        # once per clip, not per target
+        tracks = [track_f0(w, sr, PITCH_HOP, f0_tracker) for w in clips.audio]
+        pitch_baselines["identity_pitch"][s] = identity_pitch(clips, tracks, sr, f0_tracker)
         source_labels = judges.labels(clips.audio)
         for t in targets:
             bar.set_description(f"evaluate {s} -> {t}")
@@ -172,8 +181,9 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         "embedder": embedder,
         "domains": list(domains),
         "clips": {d: len(clips.audio) for d, clips in held_out.items()},
-        "f0_reference": {d: "source pYIN" if clips.truth is None else f"truth: {f0_truth}"
-                         for d, clips in held_out.items()},
+        "f0_tracker": f0_tracker,
+        "f0_reference": {d: f"source {f0_tracker}" if clips.truth is None
+                         else f"truth: {f0_truth}" for d, clips in held_out.items()},
         "classifier": {"heldout_accuracy": classifier.heldout_accuracy,
                        "heldout_per_domain": classifier.heldout_per_domain,
                        "heldout_windows": classifier.heldout_windows,
@@ -284,8 +294,8 @@ def markdown_summary(report: dict) -> str:
            if report["embedder"] == "logmel" else "")
         + ".",
         "",
-        "Pitch reference: " + "; ".join(f"{d}: {r}" for d, r in report["f0_reference"].items())
-        + ".",
+        f"Pitch read by {report.get('f0_tracker', 'pyin')}; reference: "
+        + "; ".join(f"{d}: {r}" for d, r in report["f0_reference"].items()) + ".",
         "",
         "Domain classifier: held-out accuracy "
         f"{format_value(report['classifier']['heldout_accuracy'])} "

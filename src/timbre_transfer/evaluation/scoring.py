@@ -19,20 +19,24 @@ from typing import Callable
 import numpy as np
 import torch
 
+from timbre_transfer.names import DEFAULT_F0_TRACKER
+
 PITCH_HOP = 256  # the content metrics' hop (16 ms at 16 kHz)
 
 
 @dataclass
 class HeldOut:
     """One domain's held-out clips: ``audio``, ``(T,)`` each at the model's rate, and
-    ``truth``, their ground-truth f0 tracks at :data:`PITCH_HOP` (None: scored against pYIN)."""
+    ``truth``, their ground-truth f0 tracks at :data:`PITCH_HOP` (None: scored against the
+    source's own f0 track)."""
 
     audio: list[np.ndarray]
     truth: list[np.ndarray] | None = None
 
     @property
     def references(self) -> list:
-        """Each clip's ground-truth f0, or None where pYIN of the source is the reference."""
+        """Each clip's ground-truth f0, or None where the source's own f0 track is the
+        reference."""
         return self.truth if self.truth is not None else [None] * len(self.audio)
 
 
@@ -77,11 +81,13 @@ def fad_statistics(embed: Callable, wavs, sample_rate: int, what: str = "audio")
 @dataclass(frozen=True)
 class Judges:
     """What scores a set of clips as a domain: the FAD embedder and the conversion judge (a
-    :class:`~timbre_transfer.evaluation.classifier.Classifier`), at ``sample_rate``."""
+    :class:`~timbre_transfer.evaluation.classifier.Classifier`), at ``sample_rate``, and the
+    f0 tracker that reads the pitch of sources and outputs (``"swift"`` or ``"pyin"``)."""
 
     embed: Callable
     classifier: object
     sample_rate: int
+    f0_tracker: str = DEFAULT_F0_TRACKER
 
     def fad(self, reference, wavs) -> float:
         """FAD of ``wavs`` against ``reference`` statistics."""
@@ -100,16 +106,17 @@ class Judges:
 
 def score_transfer(tt, judges: Judges, clips: HeldOut, tracks: list, target: str, reference,
                    inverter: str) -> dict[str, float]:
-    """One cell of every matrix: ``clips`` (a source's held-out clips, with their pYIN
-    ``tracks``) transferred by ``tt`` to ``target`` through ``inverter``, scored against
-    ``reference`` (the target's training FAD statistics) and the source's notes."""
+    """One cell of every matrix: ``clips`` (a source's held-out clips, with their f0
+    ``tracks`` by ``judges.f0_tracker``) transferred by ``tt`` to ``target`` through
+    ``inverter``, scored against ``reference`` (the target's training FAD statistics) and the
+    source's notes."""
     from timbre_transfer.evaluation.content import content_scores
 
     sr = tt.sample_rate
     outs = [tt.transfer(w, sr, to=target, inverter=inverter) for w in clips.audio]
     scores = {"fad": judges.fad(reference, outs),
               "conversion_accuracy": judges.accuracy(judges.labels(outs), target)}
-    content = [content_scores(w, o, sr, source_track=k, reference_f0=r)
+    content = [content_scores(w, o, sr, source_track=k, reference_f0=r, tracker=judges.f0_tracker)
                for w, o, k, r in zip(clips.audio, outs, tracks, clips.references)]
     scores["loudness_correlation"] = nanmean(c.loudness_correlation for c in content)
     scores["f0_cents"] = nanmean(c.f0_median_cents for c in content)
@@ -129,12 +136,14 @@ def score_identity(judges: Judges, source_statistics, source_labels: torch.Tenso
             "conversion_accuracy": judges.accuracy(source_labels, target)}
 
 
-def identity_pitch(clips: HeldOut, tracks: list, sample_rate: int) -> dict[str, float]:
+def identity_pitch(clips: HeldOut, tracks: list, sample_rate: int,
+                   tracker: str = DEFAULT_F0_TRACKER) -> dict[str, float]:
     """What doing nothing keeps: the source scored against its reference (perfect against its
-    own pYIN ``tracks``; against truth, pYIN's own error)."""
+    own ``tracks``; against truth, the tracker's own error)."""
     from timbre_transfer.evaluation.content import content_scores
 
-    return pitch_means([content_scores(w, w, sample_rate, source_track=k, reference_f0=r)
+    return pitch_means([content_scores(w, w, sample_rate, source_track=k, reference_f0=r,
+                                       tracker=tracker)
                         for w, k, r in zip(clips.audio, tracks, clips.references)])
 
 
@@ -146,7 +155,8 @@ def score_resynthesis(tt, judges: Judges, renderer, clips: HeldOut, domain: str,
     from timbre_transfer.evaluation.content import content_scores
 
     resynth = [resynthesize(tt, renderer, w, domain) for w in clips.audio]
-    pitch = pitch_means([content_scores(w, o, tt.sample_rate, reference_f0=r)
+    pitch = pitch_means([content_scores(w, o, tt.sample_rate, reference_f0=r,
+                                        tracker=judges.f0_tracker)
                          for w, o, r in zip(clips.audio, resynth, clips.references)])
     return {"fad": judges.fad(reference, resynth),
             "conversion_accuracy": judges.accuracy(judges.labels(resynth), domain)}, pitch

@@ -105,7 +105,8 @@ class DDSPRenderer:
         head = self.tt.ddsp[domain]
         cfg = head.config
         performance = self.tt.cached(("head", id(head)), level, lambda: extract_controls(
-            level, self.tt.sample_rate, head.hop_length, cfg.f0_min, cfg.f0_max))
+            level, self.tt.sample_rate, head.hop_length, cfg.f0_min, cfg.f0_max,
+            head.f0_tracker))
         return np.asarray(head.render(spec, performance, len(level), pitch_shift,
                                       loudness_shift, timbre=timbre or {}))
 

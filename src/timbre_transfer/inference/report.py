@@ -134,15 +134,16 @@ CONTROL_SETTINGS = 5
 def _controls_section(page, tt, wav: np.ndarray, name: str, target: str, inverter: str) -> str:
     """A strip per timbre knob that ``inverter`` supports: the same transfer at
     :data:`CONTROL_SETTINGS` settings over the knob's range, each with its player and the
-    descriptor measured on it (harmonic descriptors at the neutral output's pYIN f0)."""
+    descriptor measured on it (harmonic descriptors at the neutral output's f0, tracked by the
+    model's tracker)."""
     from timbre_transfer.audio.descriptors import DESCRIPTORS, describe
-    from timbre_transfer.audio.features import f0_pyin
+    from timbre_transfer.audio.f0 import track_f0
     from timbre_transfer.inference.render import renderer_for
 
     knobs = renderer_for(tt, inverter, [target]).knobs
     sr = tt.sample_rate
     neutral = tt.transfer(wav, sr, to=target, inverter=inverter)
-    f0 = f0_pyin(neutral, sr).f0
+    f0 = track_f0(neutral, sr, tracker=tt.f0_tracker).f0
     strips = []
     for knob_name, knob in KNOBS.items():
         if knob_name not in knobs:

@@ -1,14 +1,16 @@
 """Block-streaming transfer: audio in, audio out, one block at a time, at a constant latency.
 
-The offline transfer (:mod:`timbre_transfer.inference.transfer`) sees the whole file: pYIN
-for the notes, 128-frame windows through the nets, PGHI and Griffin-Lim over every frame. A live
+The offline transfer (:mod:`timbre_transfer.inference.transfer`) sees the whole file: an f0
+tracker for the notes (SwiftF0 by default, 10 frames of look-ahead), 128-frame windows through
+the nets, PGHI and Griffin-Lim over every frame. A live
 input has only the past and a few milliseconds of the future, so the streaming path replaces
 each stage with one that needs no more:
 
 * **analysis**: the same STFT and mel as offline, frame by frame (a frame centred at sample
   ``t * hop`` needs the input up to ``t * hop + n_fft / 2``);
 * **notes**: YIN (de Cheveigne & Kawahara 2002) on the same 1024-sample frame, in place of
-  pYIN, for models with a pitch template;
+  the offline tracker, for models with a pitch template (docs/benchmarks.md, "Pitch at network
+  speed", measures both on the stream's blocks);
 * **nets**: every ``chunk`` frames (the latent's time stride), the encoder and the target's
   generator run on the last ``context`` frames (InstanceNorm sees ``context`` frames, as the
   offline windows see theirs), and the newest ``chunk`` output frames are kept. The newest frame
@@ -50,7 +52,7 @@ from timbre_transfer.names import STREAM_INVERTERS  # noqa: F401 (re-export)
 
 #: YIN: the cumulative-mean-normalised difference must fall under this for a frame to be voiced
 YIN_THRESHOLD = 0.2
-#: the f0 range the YIN tracker searches (prepare's pYIN range, C2-C7)
+#: the f0 range the YIN tracker searches (the offline trackers' range, C2-C7)
 F0_MIN, F0_MAX = 65.0, 2093.0
 #: frames the nets see per run by default (see docs/streaming.md for the measured choice)
 DEFAULT_CONTEXT = 32

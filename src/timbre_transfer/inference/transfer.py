@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from timbre_transfer.names import DDSP
+from timbre_transfer.names import DDSP, DEFAULT_F0_TRACKER, f0_tracker_mismatch
 
 #: windows of this many training crops, at half-window hop. Measured (docs/transfer.md) on a
 #: trained cpu-small model: 1 and 2 crops tie for consistency, 4 crops are worse, and all are as
@@ -179,10 +179,13 @@ class TimbreTransfer:
     def __init__(self, model, transform, domains: list[str], target_dbfs: float = -20.0,
                  device: str | torch.device = "cpu", step: int | None = None,
                  centroids: dict[str, torch.Tensor] | None = None, window: int | None = 128,
-                 pitch_medians: dict[str, float | None] | None = None):
+                 pitch_medians: dict[str, float | None] | None = None,
+                 f0_tracker: str = DEFAULT_F0_TRACKER):
         """``window``: frames per window of :func:`translate_windowed` (:meth:`from_checkpoint`
         sets the training crop size); None puts each input through the nets whole.
-        ``pitch_medians``: each domain's median training f0 in Hz, for ``octave="auto"``."""
+        ``pitch_medians``: each domain's median training f0 in Hz, for ``octave="auto"``.
+        ``f0_tracker``: what reads the input's pitch for the pitch template
+        (:func:`~timbre_transfer.audio.f0.track_f0`): the tracker the model was trained on."""
         from timbre_transfer.audio.pitch import MelPitch
 
         self.device = torch.device(device)
@@ -197,22 +200,36 @@ class TimbreTransfer:
         # frames per window of translate_windowed (None: the whole input at once)
         self.window = window
         self.pitch_medians = dict(pitch_medians or {})
+        self.f0_tracker = f0_tracker
         self.mel_pitch = MelPitch.of(transform.params).to(self.device)
-        # recent inputs' analyses (pYIN is slow): evaluation transfers each clip to every target
+        # recent inputs' analyses: evaluation transfers each clip to every target
         self._controls: OrderedDict = OrderedDict()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None):
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
+                        f0_tracker: str | None = None):
         """Rebuild model and transform from a checkpoint alone (``weights_only=True``, strict);
-        see :func:`timbre_transfer.checkpoint.load_model`."""
+        see :func:`timbre_transfer.checkpoint.load_model`.
+
+        ``f0_tracker``: read the input's pitch with this tracker instead of the one the model
+        was trained on (None); another one than the model's warns, since a model with the pitch
+        template is conditioned on its tracker's voicing."""
+        from timbre_transfer.audio.f0 import check_tracker
         from timbre_transfer.checkpoint import load_model
 
         saved = load_model(path)
+        if f0_tracker is None:
+            f0_tracker = saved.f0_tracker
+        elif check_tracker(f0_tracker) != saved.f0_tracker and saved.model.config.pitch_template:
+            warnings.warn(f0_tracker_mismatch(
+                saved.f0_tracker, f0_tracker, str(path),
+                f"transfers with --f0-tracker {saved.f0_tracker} read the pitch as it learnt"),
+                stacklevel=2)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         stride = 2 * saved.model.downsample_factor  # the crop, rounded up to what windows allow
         window = -(-saved.crop_frames * WINDOW_CROPS // stride) * stride
         tt = cls(saved.model, saved.transform, saved.domains, saved.target_dbfs, device,
-                 saved.step, saved.centroids, window, saved.pitch_medians)
+                 saved.step, saved.centroids, window, saved.pitch_medians, f0_tracker)
         for i, head in enumerate(saved.ddsp_heads):  # bundled by `bundle`
             tt.attach_ddsp_payload(head, f"{path} (DDSP head {i})")
         return tt
@@ -276,7 +293,8 @@ class TimbreTransfer:
 
         def analyse():
             hop = self.transform.params.hop_length * CONTROL_STRIDE
-            return extract_controls(wav, self.sample_rate, hop).resample(CONTROL_STRIDE, n_frames)
+            controls = extract_controls(wav, self.sample_rate, hop, tracker=self.f0_tracker)
+            return controls.resample(CONTROL_STRIDE, n_frames)
 
         return self.cached(("source", n_frames), wav, analyse)
 

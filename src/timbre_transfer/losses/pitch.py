@@ -2,7 +2,7 @@
 
 A small frame-level pitch network (:class:`~timbre_transfer.models.pitch_net.PitchNet`) is fitted
 first, on the store's own crops (pitch-shifted like the model's, so that it knows every register)
-against their pYIN labels (the ``controls.npy`` that ``prepare`` wrote), then frozen. The
+against their f0 labels (the ``controls.npy`` that ``prepare`` wrote), then frozen. The
 generators are then trained to make translations the network hears at the same pitch as their
 source: ``G_t(E(x_s))`` must carry ``x_s``'s notes (:func:`pitch_consistency`).
 """
@@ -93,8 +93,8 @@ class PitchConsistency(LossTerm):
 
     def prepare(self, crops, progress: bool = True) -> float:
         """Fit the network for ``train.pitch_net_steps`` updates on ``crops`` against their
-        pYIN labels, then freeze it. Returns the share of voiced frames of its last batches
-        within 50 cents (the fit's own diagnostic, shown with the progress)."""
+        f0 labels (the store's tracker), then freeze it. Returns the share of voiced frames of
+        its last batches within 50 cents (the fit's own diagnostic, shown with the progress)."""
         from tqdm import tqdm
 
         net = self.net

@@ -25,6 +25,7 @@ from timbre_transfer.models.ddsp import (
     harmonic_synth,
     upsample,
 )
+from timbre_transfer.names import DEFAULT_F0_TRACKER
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class DDSPConfig:
     hidden: int = 256
     mel_stride: int = 2  # head frames every mel_stride mel frames
     reverb_seconds: float = 0.0  # 0: no reverb module
-    f0_min: float = 65.0  # pYIN search range (Hz)
+    f0_min: float = 65.0  # f0 search range of the tracker (Hz)
     f0_max: float = 2093.0
     gate_db: float = -70.0  # frames quieter than this (A-weighted dB) are silenced
     # timbre descriptors the decoder is conditioned on (measured from the training audio; at
@@ -121,12 +122,15 @@ class DDSPHead(nn.Module):
         sample_rate: sample rate of that front end (and of the head's audio).
         mel_hop: hop length of that front end, in samples.
         config: the head's settings.
+        f0_tracker: the tracker of the controls it is trained on and renders from
+            (:func:`~timbre_transfer.audio.f0.track_f0`; its checkpoint records it).
     """
 
     def __init__(self, n_mels: int, sample_rate: int, mel_hop: int,
-                 config: DDSPConfig = DDSPConfig()):
+                 config: DDSPConfig = DDSPConfig(), f0_tracker: str = DEFAULT_F0_TRACKER):
         super().__init__()
         self.config = config
+        self.f0_tracker = f0_tracker
         self.sample_rate = sample_rate
         self.hop_length = mel_hop * config.mel_stride
         self.decoder = DDSPDecoder(n_mels, config)

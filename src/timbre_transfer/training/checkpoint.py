@@ -18,6 +18,7 @@ from timbre_transfer.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from timbre_transfer.names import f0_tracker_mismatch, recorded_f0_tracker
 
 # Settings a resumed run may change: bookkeeping, and max_steps to train longer (the LR schedule
 # then follows the new length).
@@ -55,6 +56,17 @@ def trainer_payload(trainer) -> dict:
     }
 
 
+def check_store_tracker(blob: dict, store, where: str) -> None:
+    """Raise ValueError unless ``store``'s pitch controls come from the f0 tracker that made
+    those of the checkpoint ``blob`` (read from ``where``): resuming or growing a model on
+    another tracker's voicing would change its pitch input under it."""
+    trained = recorded_f0_tracker(blob.get("prepare"))
+    if trained != store.f0_tracker:
+        raise ValueError(f0_tracker_mismatch(
+            trained, store.f0_tracker, where, f"prepare the store again with "
+            f"prepare.f0_tracker={trained} (into a new --out), or train anew on this one"))
+
+
 def restore_trainer(trainer, path: str | Path) -> None:
     """Put back into ``trainer`` everything :func:`trainer_payload` saved at ``path``.
 
@@ -77,6 +89,7 @@ def restore_trainer(trainer, path: str | Path) -> None:
     check_resumable(path, saved, to_dict(trainer.config), RESUMABLE_CHANGES)
     if blob["domains"] != list(trainer.domains):
         raise ValueError(f"{path} has domains {blob['domains']}, the store {trainer.domains}")
+    check_store_tracker(blob, trainer.store, str(path))
     if "training" not in blob:
         raise KeyError(f"{path} holds no training state (an export?); cannot resume from it")
     state = blob["training"]

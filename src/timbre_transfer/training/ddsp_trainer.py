@@ -18,7 +18,11 @@ import torch
 from timbre_transfer.checkpoint import HEAD_KIND, load_state_strict, read_checkpoint
 from timbre_transfer.config import to_dict
 from timbre_transfer.models.ddsp_head import Controls, DDSPConfig, DDSPHead
-from timbre_transfer.training.checkpoint import check_resumable, save_run_checkpoint
+from timbre_transfer.training.checkpoint import (
+    check_resumable,
+    check_store_tracker,
+    save_run_checkpoint,
+)
 from timbre_transfer.training.run_log import RunLog
 
 # Settings a resumed run may change (bookkeeping, and max_steps to train longer).
@@ -92,7 +96,8 @@ class DDSPTrainer:
         p = self.store.transform.params
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.train.seed)
-            self.head = DDSPHead(p.n_mels, p.sample_rate, p.hop_length, config.head).to(self.device)
+            self.head = DDSPHead(p.n_mels, p.sample_rate, p.hop_length, config.head,
+                                 self.store.f0_tracker).to(self.device)
         self.loss = MultiScaleSpectralLoss(mel_weight=config.train.mel_weight,
                                            sample_rate=p.sample_rate).to(self.device)
         self.optimizer = torch.optim.Adam(self.head.parameters(), lr=config.train.lr)
@@ -225,6 +230,8 @@ class DDSPTrainer:
             "package_version": __version__,
             "config": to_dict(self.config),
             "transform": self.store.transform.to_dict(),
+            # the store's cleaning and f0 tracker: the controls the head learnt to render from
+            "prepare": self.store.manifest["prepare"],
             "domains": self.domains,
             "model": self.head.state_dict(),
             "training": {"step": self.step, "optimizer": self.optimizer.state_dict()},
@@ -241,6 +248,7 @@ class DDSPTrainer:
         check_resumable(path, blob["config"], to_dict(self.config), RESUMABLE_CHANGES)
         if blob["domains"] != self.domains:
             raise ValueError(f"{path} was trained on {blob['domains']}, not {self.domains}")
+        check_store_tracker(blob, self.store, str(path))
         load_state_strict(self.head, blob["model"], f"{path} (DDSP head)")
         self.optimizer.load_state_dict(blob["training"]["optimizer"])
         self.step = int(blob["training"]["step"])

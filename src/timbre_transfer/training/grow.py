@@ -126,12 +126,14 @@ def init_from(trainer, path) -> None:
     :class:`~timbre_transfer.training.config.InitConfig`); also its latent centroids and what
     its loss terms learned before training (the pitch network), where it has them."""
     from timbre_transfer.checkpoint import read_checkpoint
+    from timbre_transfer.training.checkpoint import check_store_tracker
 
     blob = read_checkpoint(path, map_location=trainer.device)
     store = trainer.store
     if blob.get("transform") != store.transform.to_dict():
         raise ValueError(f"{path} was trained on mels of another transform or normalisation "
                          f"than {store.root}'s; grow a model on a store prepared with its settings")
+    check_store_tracker(blob, store, str(path))
     report = load_matching(trainer.model, blob["model"], str(path))
     saved_domains = list(blob["domains"])
     trainer.init_domains = [d for d in trainer.domains if d in saved_domains]
