@@ -95,7 +95,8 @@ def spearman(x, y) -> float:
 def sweep(tt, classifier, name: str, inverter: str, clips, mechanism: str) -> dict:
     """Every clip at every setting of knob ``name``; the measured rows and their summary."""
     from timbre_transfer.audio.descriptors import describe
-    from timbre_transfer.audio.features import a_weighted_loudness, f0_pyin
+    from timbre_transfer.audio.f0 import f0_pyin
+    from timbre_transfer.audio.features import a_weighted_loudness
     from timbre_transfer.audio.timbre_controls import KNOBS
 
     knob = KNOBS[name]

@@ -26,6 +26,10 @@ reaches ``--l1-target``.
 
 ``--profile`` prints the operators that take the most time in our step (``torch.profiler``).
 
+``--compile`` adds a row: the default step with the encoder, the generators and the
+discriminators each put through ``torch.compile`` (``nn.Module.compile``, state-dict keys kept);
+the first (compiling) step's time is printed apart and left out of the median.
+
 Run alone, from the repository root (another torch process on 2 cores makes the numbers
 meaningless)::
 
@@ -68,6 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=3,
                     help="timed rounds (each: one step of ours, one batch of the published)")
     ap.add_argument("--profile", action="store_true", help="print our step's top operators")
+    ap.add_argument("--compile", action="store_true",
+                    help="add the default step with its nets put through torch.compile")
     ap.add_argument("--time-to-l1", type=float, default=0.0, metavar="SECONDS",
                     help="also train each method for this many seconds and compare held-out "
                     "reconstruction L1 over time (default: off)")
@@ -149,6 +155,13 @@ OURS = (("ours fp32 (previous default)", ["train.bf16=false", "train.channels_la
         ("ours default (bf16 auto)", []))
 
 
+def compile_nets(trainer: Trainer) -> None:
+    """``torch.compile`` each net the step calls (the model's methods call them, not forward)."""
+    model = trainer.model
+    for net in (model.encoder, *model.generators.values(), *model.discriminators.values()):
+        net.compile()
+
+
 def throughput(args, device, store: Path, tmp: Path) -> None:
     # the published code runs fp32 NCHW
     config = load_run_config(args.config, OURS[0][1])
@@ -159,6 +172,12 @@ def throughput(args, device, store: Path, tmp: Path) -> None:
         trainers[name] = Trainer(load_run_config(args.config, overrides), store, tmp / f"ours{i}",
                                  device=device, progress=False)
         steps[name] = trainers[name].train_step
+    if args.compile:
+        name = "ours default + torch.compile"
+        trainers[name] = Trainer(load_run_config(args.config), store, tmp / "ours_compiled",
+                                 device=device, progress=False)
+        compile_nets(trainers[name])
+        steps[name] = trainers[name].train_step
     default = trainers[OURS[-1][0]]
     print(f"default resolves to bf16={default.use_bf16}, channels_last={default.channels_last}")
     batch_of_crops = next(default.batches()).to(device)
@@ -167,8 +186,11 @@ def throughput(args, device, store: Path, tmp: Path) -> None:
     print(f"config {args.config.name}: batch {tuple(specs.shape)} (B={batch} crops x D={n_dom} "
           f"domains, {specs.shape[-2]} mels x {specs.shape[-1]} frames)", flush=True)
     times = {name: [] for name in steps}
-    for step in steps.values():  # warm-ups: Adam state, allocator, oneDNN kernels
+    for name, step in steps.items():  # warm-ups: Adam state, allocator, oneDNN kernels, compile
+        start = time.perf_counter()
         step(batch_of_crops)
+        sync(device)
+        print(f"  warm-up of {name}: {time.perf_counter() - start:.1f} s", flush=True)
     for i in range(args.steps):  # interleaved, so that drift in the machine's load hits all
         for name, step in steps.items():
             sync(device)
