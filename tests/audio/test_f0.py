@@ -16,6 +16,8 @@ from timbre_transfer.audio.f0 import (
 from timbre_transfer.audio.features import a_weighted_loudness, frame_count
 from timbre_transfer.names import F0_TRACKERS
 
+from .test_features import BAD_AUDIO
+
 SR = 16000
 
 
@@ -124,15 +126,7 @@ def test_f0_and_loudness_share_centred_frames(tracker, n_samples, hop):
     assert a_weighted_loudness(x, SR, hop_length=hop).shape == (expected,)
 
 
-@pytest.mark.parametrize(
-    "bad, message",
-    [
-        (np.array([]), "no samples"),
-        (np.array([0.0, np.nan, 0.1]), "NaN"),
-        (np.array([0.0, np.inf, 0.1]), "NaN or infinite"),
-        (np.zeros((2, 100)), "shape"),
-    ],
-)
+@pytest.mark.parametrize("bad, message", BAD_AUDIO)
 @pytest.mark.parametrize("tracker", F0_TRACKERS)
 def test_bad_audio_is_rejected(tracker, bad, message):
     with pytest.raises(ValueError, match=message):
@@ -156,7 +150,8 @@ def test_bad_parameters_are_rejected():
 
 def test_swift_agrees_with_pyin_on_a_real_bach10_clip(bach10_dir):
     """Parity with the reference: on 12 s of Bach10's bassoon and violin, the frames both call
-    voiced agree within 20 cents (median, and 90 % of them), and both agree with the truth."""
+    voiced agree within 20 cents (median, and 90 % of them); SwiftF0 agrees with the truth, and
+    its voicing at the default threshold with the truth's notes."""
     import librosa
 
     from timbre_transfer.evaluation.content import load_f0_truth
@@ -172,5 +167,11 @@ def test_swift_agrees_with_pyin_on_a_real_bach10_clip(bach10_dir):
         assert both.sum() > 0.6 * len(swift)
         diff = np.abs(cents(swift.f0[both], pyin.f0[both]))
         assert np.median(diff) < 20 and np.mean(diff < 20) > 0.9, inst
-        noted = both & (truth[:len(swift)] > 0)
-        assert np.median(np.abs(cents(swift.f0[noted], truth[:len(swift)][noted]))) < 20
+        truth = truth[:len(swift)]
+        noted = both & (truth > 0)
+        assert np.median(np.abs(cents(swift.f0[noted], truth[noted]))) < 20
+        # the documented threshold separates note from no note (Bach10's 01-08: recall 0.98,
+        # precision 0.95; docs/benchmarks.md)
+        recall = np.mean(swift.voiced[truth > 0])
+        precision = np.mean(truth[swift.voiced] > 0)
+        assert recall > 0.9 and precision > 0.85, (inst, recall, precision)
