@@ -59,7 +59,7 @@ def yin_stream(module, y: np.ndarray, block: int):
 def swift_stream(detector, y: np.ndarray, block: int, threshold: float):
     """f0 (NaN unvoiced) at hop 256 from swift_f0's stream, each frame's look-ahead (samples
     pushed when it became final, beyond its centre), and seconds."""
-    from swift_f0 import HOP
+    from timbre_transfer.audio.f0 import SWIFT_HOP as HOP
 
     stream = detector.stream()
     f0s, ahead, pushed, seconds = [], [], 0, 0.0

@@ -67,7 +67,7 @@ def main(argv=None) -> None:
 
     from timbre_transfer import __version__
     from timbre_transfer.audio.inversion import spectral_convergence_db
-    from timbre_transfer.inference.transfer import TimbreTransfer
+    from timbre_transfer.inference.transfer import TimbreTransfer, translate_windowed
 
     tt = TimbreTransfer.from_checkpoint(args.checkpoint, device="cpu")
     to = args.to or tt.domains[0]
@@ -92,8 +92,10 @@ def main(argv=None) -> None:
     with torch.no_grad():
         gain = 10 ** (tt.target_dbfs / 20) / float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
         gain = min(gain, 0.99 / float(np.abs(wav).max()))
-        spec = tt.transform(torch.from_numpy(wav * gain))
-        generated = tt.model.translate(spec[None, None], to)[0, 0].clamp(0, 1)
+        level = (wav * gain).astype(np.float32)
+        spec = tt.transform(torch.from_numpy(level))
+        notes = tt.notes(level, spec.shape[-1])  # a model with the pitch template needs them
+        generated = translate_windowed(tt.model, spec, [to], tt.window, pitch=notes)[0]
         inversions = []
         for _ in range(args.repeats):
             start = time.perf_counter()

@@ -395,3 +395,14 @@ def test_csv_split_column_fixes_the_split(tmp_path):
         csv.writer(fh).writerow(("a/0.wav", "a", "test"))
     with pytest.raises(ValueError, match="split must be train, val or empty"):
         discover(manifest)
+
+
+def test_worker_count_follows_the_tracker_s_cost():
+    import os
+
+    from timbre_transfer.data.prepare import auto_workers
+
+    # SwiftF0 analyses a file faster than a worker starts; pYIN pays for workers from 4 files
+    assert auto_workers(500, "swift") == 1
+    assert auto_workers(3, "pyin") == 1
+    assert auto_workers(500, "pyin") == max(1, min(os.cpu_count() or 1, 8))

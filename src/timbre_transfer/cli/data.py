@@ -59,8 +59,9 @@ def register_prepare(sub) -> None:
     p.add_argument("data", metavar="DATA", help="data folder, CSV manifest or NSynth folder")
     p.add_argument("--out", required=True, metavar="OUT", help="feature store folder")
     p.add_argument("--workers", type=int, default=None,
-                   help="worker processes (default: one process below 4 files, where worker "
-                   "start-up costs more than it saves; else the CPU count, at most 8)")
+                   help="worker processes (default: one process with SwiftF0, whose analysis "
+                   "costs less than a worker's start-up; with prepare.f0_tracker=pyin the CPU "
+                   "count, at most 8, from 4 files)")
     p.add_argument("--nsynth-by", choices=("family", "source", "instrument"), default="family",
                    help="NSynth attribute that names the domains (default: family)")
     p.add_argument("--nsynth-include", metavar="A,B",

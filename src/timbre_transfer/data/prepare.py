@@ -230,7 +230,8 @@ def prepare(
     work = store.work_dir(out, digest)
     jobs = [(s, store.part_path(work, s.domain, s.name)) for s in sources]
     todo = [(s, part) for s, part in jobs if not store.part_done(part)]
-    run_jobs(todo, transform, options, auto_workers(len(todo)) if workers is None else workers,
+    run_jobs(todo, transform, options,
+             auto_workers(len(todo), options.f0_tracker) if workers is None else workers,
              progress)
 
     kept, skipped = _collect(jobs)
@@ -272,11 +273,16 @@ def _shorten(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else text[:limit - 5] + " ..."
 
 
-def auto_workers(n_files: int) -> int:
-    """Worker processes for ``n_files``: starting a worker (importing torch and librosa) costs
-    about 4 s; the mels alone are 200-800x faster than real time (benchmarks/data.py), but the
-    controls' pYIN runs at about 4x real time, so a handful of files already pays for them."""
-    return 1 if n_files < 4 else max(1, min(os.cpu_count() or 1, 8))
+def auto_workers(n_files: int, f0_tracker: str = "swift") -> int:
+    """Worker processes for ``n_files`` analysed by ``f0_tracker``. Starting a worker (importing
+    torch and librosa) costs about 4 s. With pYIN the controls run at about 4x real time, so a
+    handful of files pays for it: the CPU count (at most 8) from 4 files. With SwiftF0 a file
+    costs a fraction of a second, and one process was the faster on 2 cores (Bach10 + speech_en,
+    92 files: 15.8 s against 18.8 s with 2 workers; docs/benchmarks.md): ``--workers`` still
+    parallelises a large set."""
+    if f0_tracker == "swift" or n_files < 4:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
 
 
 def run_jobs(jobs, transform, options: PrepareOptions, workers: int = 1, progress: bool = True):
