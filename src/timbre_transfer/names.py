@@ -16,7 +16,7 @@ DDSP = "ddsp"
 #: inverters a stream can use (:mod:`timbre_transfer.inference.streaming`)
 STREAM_INVERTERS = ("pghi", DDSP)
 #: the f0 trackers of :mod:`timbre_transfer.audio.f0`: SwiftF0 (a small network, the default)
-#: and pYIN (the reference, about 25x slower)
+#: and pYIN (the reference, about 27x slower)
 F0_TRACKERS = ("swift", "pyin")
 DEFAULT_F0_TRACKER = "swift"
 #: the tracker of stores and checkpoints written before 0.3.0, which do not name theirs

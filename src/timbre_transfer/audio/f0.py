@@ -10,7 +10,7 @@ Two trackers stand behind it (names in :data:`timbre_transfer.names.F0_TRACKERS`
 
 - ``"swift"`` (the default): SwiftF0 (``swift-f0`` on PyPI, MIT), a 135 kB ONNX network run by
   onnxruntime, 46.875-2093.75 Hz, on its own grid of 16 kHz and hop 256. On one thread it runs
-  at about 95x real time, 25x faster than pYIN, at the same accuracy on Bach10
+  at about 109x real time, 27x faster than pYIN, at the same accuracy on Bach10
   (docs/benchmarks.md, "Pitch at network speed"). A frame is voiced when its confidence reaches
   :data:`SWIFT_VOICED_THRESHOLD`, chosen on Bach10 pieces 01-06.
 - ``"pyin"``: pYIN (Mauch & Dixon 2014, ``librosa.pyin``), the reference, kept for an

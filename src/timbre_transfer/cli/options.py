@@ -51,7 +51,7 @@ def add_f0_tracker(p: argparse.ArgumentParser, help: str,
     shown = f"default: {default}" if default else "default: the model's own"
     p.add_argument("--f0-tracker", choices=F0_TRACKERS, default=default,
                    help=f"{help}: swift (SwiftF0, a small network, fast) or pyin (the reference, "
-                   f"about 25x slower) ({shown})")
+                   f"about 27x slower) ({shown})")
 
 
 def add_ddsp_inverter(p: argparse.ArgumentParser) -> None:

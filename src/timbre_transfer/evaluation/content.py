@@ -280,7 +280,7 @@ def content_scores(
     """Loudness correlation, the f0 scores and chroma similarity at the default hop (256).
 
     ``source_track``, ``reference_f0`` and ``tracker`` are passed to :func:`f0_error_cents`
-    (with pYIN, the costly part; SwiftF0 is about 25x cheaper).
+    (with pYIN, the costly part; SwiftF0 is about 27x cheaper).
     """
     f0 = f0_error_cents(source, output, sample_rate, source_track=source_track,
                         reference_f0=reference_f0, tracker=tracker)
