@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from timbre_transfer.names import DEFAULT_F0_TRACKER
+
 
 def frame_count(n_samples: int, hop_length: int) -> int:
     """Number of centred frames of a clip of ``n_samples``: ``1 + n_samples // hop_length``."""
@@ -163,14 +165,14 @@ class Controls:
 
 
 def extract_controls(wav, sample_rate: int, hop_length: int, f0_min: float = 65.0,
-                     f0_max: float = 2093.0, tracker: str = "swift") -> Controls:
+                     f0_max: float = 2093.0, tracker: str = DEFAULT_F0_TRACKER) -> Controls:
     """f0 (by ``tracker``, :func:`~timbre_transfer.audio.f0.track_f0`; unvoiced frames filled)
     and A-weighted loudness at ``hop_length``."""
     from timbre_transfer.audio.f0 import track_f0
 
     track = track_f0(wav, sample_rate, hop_length, tracker, f0_min, f0_max)
     loudness = a_weighted_loudness(wav, sample_rate, hop_length=hop_length)
-    return Controls(fill_unvoiced(track.f0), np.nan_to_num(track.voiced_prob), loudness,
+    return Controls(fill_unvoiced(track.f0), track.voiced_prob, loudness,
                     track.voiced.copy())
 
 

@@ -47,13 +47,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from timbre_transfer.audio.f0 import F0_MAX, F0_MIN  # YIN searches the offline trackers' range
 from timbre_transfer.audio.pitch import MAX_HARMONICS, TEMPLATE_WIDTH_BINS, hz_to_mel
 from timbre_transfer.names import STREAM_INVERTERS  # noqa: F401 (re-export)
 
 #: YIN: the cumulative-mean-normalised difference must fall under this for a frame to be voiced
 YIN_THRESHOLD = 0.2
-#: the f0 range the YIN tracker searches (the offline trackers' range, C2-C7)
-F0_MIN, F0_MAX = 65.0, 2093.0
 #: frames the nets see per run by default (see docs/streaming.md for the measured choice)
 DEFAULT_CONTEXT = 32
 #: the block sizes the stream accepts must be multiples of this many samples
