@@ -3,7 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from timbre_transfer.audio.transform import AudioTransform, TransformParams, round_trip
+from timbre_transfer.audio.transform import (
+    AudioTransform,
+    TransformParams,
+    mel_filterbank,
+    round_trip,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +38,27 @@ def test_mel_matches_librosa(kwargs):
     )
     assert ours.shape == theirs.shape == (p.n_mels, 1 + 16000 // p.hop_length)
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.max())
+
+
+@pytest.mark.parametrize("sr, n_fft, n_mels, f_min, f_max, htk, norm", [
+    (16000, 1024, 128, 0.0, None, False, "slaney"),
+    (22050, 2048, 80, 50.0, 7000.0, True, None),
+    (44100, 512, 64, 20.0, 16000.0, False, None),
+    (16000, 4096, 128, 30.0, 8000.0, True, "slaney"),
+])
+def test_mel_filterbank_equals_librosa(sr, n_fft, n_mels, f_min, f_max, htk, norm):
+    ours = mel_filterbank(sr, n_fft, n_mels, f_min, f_max, htk=htk, norm=norm)
+    theirs = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max,
+                                 htk=htk, norm=norm)
+    assert ours.dtype == theirs.dtype == np.float32
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_mel_filterbank_warns_of_empty_bands_and_refuses_unknown_norms():
+    with pytest.warns(UserWarning, match="empty"):
+        mel_filterbank(16000, 256, 128)
+    with pytest.raises(ValueError, match="norm"):
+        mel_filterbank(16000, 1024, 128, norm="l2")
 
 
 def test_forward_is_normalised_log1p_mel(transform):

@@ -97,7 +97,7 @@ def a_weighted_loudness(
     left = n_fft // 2
     padded = np.pad(y, (left, n_fft - left))
     n_frames = frame_count(y.shape[0], hop_length)
-    window = librosa.filters.get_window("hann", n_fft, fftbins=True)
+    window = np.hanning(n_fft + 1)[:-1]  # periodic Hann (librosa.filters would import scipy.signal)
     freqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
     weight = np.zeros_like(freqs)  # A-weighting is -inf dB at DC (and librosa warns on log 0)
     weight[1:] = 10.0 ** (librosa.A_weighting(freqs[1:]) / 10.0)

@@ -87,11 +87,18 @@ class MelPitch(nn.Module):
         k = torch.arange(1, MAX_HARMONICS + 1, device=f0.device, dtype=f0.dtype)
         harmonics = f0[..., None] * k  # (B, T, K)
         valid = (harmonics < self.f_max) & (f0[..., None] > 0)
-        pos = self.position(harmonics.clamp_min(1.0))
+        # Positions rise with k; missing harmonics sit at +inf, so the row stays sorted. The
+        # highest bump at a bin is the nearest harmonic's (the bump falls with distance), so
+        # each bin needs only its two neighbours in the row, not all 64 (issue 31: the full
+        # (T, F, K) tensor was 0.4 s of a 30 s transfer).
+        pos = self.position(harmonics.clamp_min(1.0)).masked_fill(~valid, math.inf)
         bins = torch.arange(self.n_mels, device=f0.device, dtype=f0.dtype)
-        bumps = torch.exp(-0.5 * ((bins[:, None] - pos[..., None, :]) / TEMPLATE_WIDTH_BINS) ** 2)
-        bumps = bumps * valid[..., None, :]  # (B, T, F, K)
-        out = bumps.amax(-1) * voiced.float()[..., None]  # (B, T, F)
+        bins = bins.expand(*pos.shape[:-1], -1).contiguous()  # (B, T, F)
+        above = torch.searchsorted(pos, bins).clamp(max=MAX_HARMONICS - 1)
+        below = (above - 1).clamp(min=0)
+        distance = torch.minimum((bins - pos.gather(-1, below)).abs(),
+                                 (bins - pos.gather(-1, above)).abs())
+        out = torch.exp(-0.5 * (distance / TEMPLATE_WIDTH_BINS) ** 2) * voiced.float()[..., None]
         return out.transpose(1, 2)[:, None]
 
     def shift(self, spec: torch.Tensor, ratio: torch.Tensor | float, fill: float) -> torch.Tensor:

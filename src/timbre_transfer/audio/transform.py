@@ -4,12 +4,46 @@ output."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from timbre_transfer.audio import inversion
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0,
+                   f_max: float | None = None, htk: bool = False,
+                   norm: str | None = "slaney") -> np.ndarray:
+    """``librosa.filters.mel`` (0.11), float32 ``(n_mels, 1 + n_fft // 2)``: triangles between
+    mel-spaced edges, area-normalised with ``norm="slaney"``.
+
+    Written out because importing ``librosa.filters`` imports ``scipy.signal``, which took 0.64 s
+    of every ``transfer`` command on a 2-core machine (docs/benchmarks.md, issue 31); the edges
+    still come from librosa's ``mel_frequencies``, and tests/audio/test_transform.py holds the
+    weights equal to librosa's.
+    """
+    import librosa
+
+    if norm not in ("slaney", None):
+        raise ValueError(f"norm must be 'slaney' or None, got {norm!r}")
+    f_max = float(sample_rate) / 2 if f_max is None else f_max
+    fft_hz = librosa.fft_frequencies(sr=sample_rate, n_fft=n_fft)
+    edges = librosa.mel_frequencies(n_mels + 2, fmin=f_min, fmax=f_max, htk=htk)
+    widths = np.diff(edges)
+    ramps = np.subtract.outer(edges, fft_hz)
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    # float32 before the normalisation, as librosa fills its float32 array row by row
+    weights = np.maximum(0, np.minimum(rising, falling)).astype(np.float32)
+    if norm == "slaney":  # about constant energy per channel
+        weights = (weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]).astype(np.float32)
+    if not np.all((edges[:-2] == 0) | (weights.max(axis=1) > 0)):
+        warnings.warn(f"{n_mels} mel bands over {n_fft // 2 + 1} FFT bins leave some bands "
+                      "empty; use fewer mels, a larger n_fft or a higher f_max", stacklevel=2)
+    return weights
 
 
 @dataclass(frozen=True)
@@ -18,8 +52,8 @@ class TransformParams:
 
     Names follow torchaudio. ``window`` is ``"gauss"`` (truncated Gaussian matched to the
     lattice, the best for PGHI) or ``"hann"``; ``power`` is 1 for a magnitude mel and 2 for a
-    power mel; ``mel_scale`` and ``norm`` are passed to ``librosa.filters.mel`` (``htk`` /
-    ``slaney`` scale, ``"slaney"`` or ``None`` area normalisation).
+    power mel; ``mel_scale`` and ``norm`` mean what they mean to ``librosa.filters.mel`` (``htk``
+    / ``slaney`` scale, ``"slaney"`` or ``None`` area normalisation; see :func:`mel_filterbank`).
     """
 
     sample_rate: int = 16000
@@ -90,12 +124,8 @@ class AudioTransform(nn.Module):
         super().__init__()
         self.params = TransformParams(**params)
         p = self.params
-        import librosa
-
-        basis = librosa.filters.mel(
-            sr=p.sample_rate, n_fft=p.n_fft, n_mels=p.n_mels, fmin=p.f_min, fmax=p.f_max,
-            htk=p.mel_scale == "htk", norm=p.norm,
-        )
+        basis = mel_filterbank(p.sample_rate, p.n_fft, p.n_mels, p.f_min, p.f_max,
+                               htk=p.mel_scale == "htk", norm=p.norm)
         self.register_buffer("mel_basis", torch.from_numpy(basis).float())
         self.register_buffer("window",
                              inversion.make_window(p.window, self.win_length, p.hop_length))

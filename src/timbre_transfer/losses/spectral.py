@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from timbre_transfer.audio.transform import mel_filterbank
+
 DEFAULT_FFT_SIZES = (2048, 1024, 512, 256, 128, 64)
 REDUCTIONS = ("mean", "none")
 
@@ -24,9 +26,9 @@ class MultiScaleSpectralLoss(nn.Module):
 
     where each mean runs over frequency bins and frames (and over the batch for ``"mean"``), and
     ``mel = mel_basis @ S`` uses the magnitude STFT at ``mel_n_fft`` (default
-    ``max(fft_sizes)``) and ``librosa.filters.mel(sr=sample_rate, n_fft=mel_n_fft,
-    n_mels=n_mels, fmin=f_min, fmax=f_max)`` (Slaney scale and norm). Identical inputs give
-    exactly 0. The windows and the mel filterbank are buffers.
+    ``max(fft_sizes)``) and :func:`~timbre_transfer.audio.transform.mel_filterbank` at
+    ``(sample_rate, mel_n_fft, n_mels, f_min, f_max)``, librosa's Slaney scale and norm.
+    Identical inputs give exactly 0. The windows and the mel filterbank are buffers.
     """
 
     def __init__(
@@ -75,13 +77,10 @@ class MultiScaleSpectralLoss(nn.Module):
                 raise ValueError(f"mel_weight > 0 needs a positive sample_rate, got {sample_rate}")
             if n_mels < 1:
                 raise ValueError(f"n_mels must be >= 1, got {n_mels}")
-            import librosa
-
             self.mel_n_fft = max(fft_sizes) if mel_n_fft is None else int(mel_n_fft)
             if self.mel_n_fft < 2:
                 raise ValueError(f"mel_n_fft must be >= 2, got {mel_n_fft}")
-            basis = librosa.filters.mel(sr=sample_rate, n_fft=self.mel_n_fft, n_mels=n_mels,
-                                        fmin=f_min, fmax=f_max)
+            basis = mel_filterbank(sample_rate, self.mel_n_fft, n_mels, f_min, f_max)
             self.register_buffer("mel_basis", torch.as_tensor(basis, dtype=torch.float32),
                                  persistent=False)
             if self.mel_n_fft not in fft_sizes:
