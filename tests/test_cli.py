@@ -237,10 +237,24 @@ def test_parser_lists_all_inverters():
         assert name in help_text
 
 
+def test_octave_auto_is_the_default_of_every_command_that_transfers():
+    parser = build_parser()
+    commands = {
+        "transfer": ["transfer", "ckpt.pt", "in.wav", "--to", "violin", "--out", "o"],
+        "evaluate": ["evaluate", "ckpt.pt", "--data", "f", "--out", "r.json"],
+        "report": ["report", "ckpt.pt", "--inputs", "a.wav", "--out", "site"],
+        "stream": ["stream", "ckpt.pt", "in.wav", "--to", "violin", "--out", "o.wav"],
+        "export": ["export", "ckpt.pt", "--to", "violin", "--out", "m.pt"],
+    }
+    for name, argv in commands.items():
+        assert parser.parse_args(argv).octave == "auto", name
+        assert parser.parse_args(argv + ["--octave", "0"]).octave == 0, name
+
+
 def test_transfer_octave_takes_a_whole_number_or_auto(capsys):
     parser = build_parser()
     base = ["transfer", "ckpt.pt", "in.wav", "--to", "violin", "--out", "o"]
-    assert parser.parse_args(base).octave == 0
+    assert parser.parse_args(base).octave == "auto"
     assert parser.parse_args(base + ["--octave", "-2"]).octave == -2
     assert parser.parse_args(base + ["--octave", "auto"]).octave == "auto"
     with pytest.raises(SystemExit):

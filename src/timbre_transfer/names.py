@@ -21,6 +21,17 @@ F0_TRACKERS = ("swift", "pyin")
 DEFAULT_F0_TRACKER = "swift"
 #: the tracker of stores and checkpoints written before 0.3.0, which do not name theirs
 LEGACY_F0_TRACKER = "pyin"
+#: the register a transfer plays in: "auto" moves the performance by the whole number of
+#: octaves that brings it closest to the target's training register (as DDSP's timbre-transfer
+#: demo does); 0 keeps the source's register
+DEFAULT_OCTAVE = "auto"
+
+
+def format_octaves(octaves: int) -> str:
+    """``+1 octave``, ``-2 octaves``, ``0 octaves``: a register move for people."""
+    if octaves == 0:
+        return "0 octaves"
+    return f"{octaves:+d} octave{'' if abs(octaves) == 1 else 's'}"
 
 
 def recorded_f0_tracker(prepare: dict | None) -> str:

@@ -93,6 +93,27 @@ def test_f0_error_of_a_semitone_is_100_cents(tracker):
     assert err.voiced_frames > 55 and err.source_voiced_frames > 55  # of 63
 
 
+@pytest.mark.parametrize("octaves, output_hz", [(1, 890.0), (-2, 108.0), (2, 1760.0)])
+def test_f0_error_after_the_octaves_applied(a440_track, octaves, output_hz):
+    """A transfer moved by whole octaves is scored against the source moved as far: 890 Hz
+    against 440 Hz one octave up is 1200 log2(890 / 880) = 19.56 c off, 108 Hz two octaves
+    down 1200 log2(110 / 108) = 31.77 c, 1760 Hz two up 0 c."""
+    expected = abs(1200 * math.log2(output_hz / (440.0 * 2.0 ** octaves)))
+    err = f0_error_cents(harmonic(440.0), harmonic(output_hz), SR, source_track=a440_track,
+                         octaves=octaves)
+    assert abs(err.median_cents - expected) < 5, (err.median_cents, expected)
+    assert err.within_50c > 0.95
+    # the same output scored without the octaves is that many octaves off
+    unmoved = f0_error_cents(harmonic(440.0), harmonic(output_hz), SR, source_track=a440_track)
+    assert abs(unmoved.median_cents - abs(1200 * math.log2(output_hz / 440.0))) < 5
+    assert unmoved.within_50c == 0.0
+    scores = content_scores(harmonic(440.0), harmonic(output_hz), SR, source_track=a440_track,
+                            octaves=octaves)
+    assert scores.f0_median_cents == err.median_cents
+    with pytest.raises(ValueError, match="whole number"):
+        f0_error_cents(harmonic(440.0), harmonic(output_hz), SR, octaves=0.5)
+
+
 def test_a_precomputed_source_track_gives_the_same_error(a440_track):
     err = f0_error_cents(harmonic(440.0), harmonic(466.16), SR)
     assert f0_error_cents(harmonic(440.0), harmonic(466.16), SR, source_track=a440_track) == err

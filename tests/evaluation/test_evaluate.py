@@ -78,6 +78,18 @@ def test_evaluate_command_writes_every_key_of_the_report(setup, tmp_path, capsys
                                          "heldout_windows", "window_frames", "pitch_shift",
                                          "features"}
     assert report["classifier"]["features"] == "mel"
+    # the register: auto by default, and the octaves each clip's transfer applied, per pair,
+    # as the model itself resolves them
+    from timbre_transfer.data.store import FeatureStore
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    assert report["octave"] == "auto"
+    tt = TimbreTransfer.from_checkpoint(setup / "run" / "checkpoints" / "latest.pt")
+    store = FeatureStore(setup / "store")
+    for s in domains:
+        wav = store.clip_audio(s, store.clips(s, "val").files[0])
+        assert report["octaves"][s] == {t: [n] for t, n in tt.applied_octaves(
+            wav, tt.sample_rate, domains).items()}
 
     # values that must hold whatever the model: every window gets one label, so a source's
     # identity accuracies over all targets add up to one; FADs are non-negative

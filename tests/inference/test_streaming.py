@@ -36,10 +36,11 @@ class _Identity(torch.nn.Module):
         return spec
 
 
-def _identity_stream(transform, block=512, context=16, template=False):
+def _identity_stream(transform, block=512, context=16, template=False, octave=0,
+                     register_hz=None):
     module = StreamingTransfer(_Identity(), PGHIStreamInverter(transform), "pghi", transform,
                                MelPitch.of(transform.params), "x", block, context, 4, 1.0,
-                               template)
+                               template, octave, register_hz)
     return Stream(module)
 
 
@@ -87,6 +88,50 @@ def test_identity_nets_give_back_the_input_at_the_stated_delay(realaudio_dir):
     # the causal phase costs little against offline PGHI (measured -15.9 against -17.5 dB)
     assert sc[0] < -12.0, (sc[0], sc_offline)
     assert sc[0] < sc_offline + 4.0, (sc[0], sc_offline)
+
+
+def _median_f0(wav):
+    from timbre_transfer.audio.f0 import track_f0
+
+    track = track_f0(wav, SR)
+    return float(2 ** np.median(np.log2(track.f0[track.voiced])))
+
+
+def test_the_stream_moves_the_register_by_whole_octaves():
+    """Identity nets: the stream's output is its shifted input, so its pitch is the tone's
+    moved by the octaves asked (a fixed one at once; 'auto' after one second of voiced input,
+    then held)."""
+    transform = AudioTransform()
+    wav = _tone(3.0, 220.0)
+    with torch.no_grad():
+        transform.fit_normalization(torch.log1p(transform.mel(torch.from_numpy(wav))))
+    # measured against the unmoved stream's pitch: the mel's interpolation and the phase
+    # reconstruction move a tone by a few cents either way
+    base = _median_f0(_identity_stream(transform).run(wav)[SR // 2:])
+    assert abs(1200 * np.log2(base / 220.0)) < 20
+    up = _identity_stream(transform, octave=1).run(wav)
+    # 16 c measured: one octave up, a partial's peak falls between the mel bins of the
+    # linear part of the scale (below 1 kHz), and the interpolation pulls it
+    assert abs(1200 * np.log2(_median_f0(up[SR // 2:]) / (2 * base))) < 25
+    shift = MelPitch.of(transform.params).shift
+    with torch.no_grad():  # the chunk's shift is MelPitch.shift's
+        mel = transform(torch.from_numpy(wav[:SR]))
+        module = _identity_stream(transform, octave=-1).module
+        torch.testing.assert_close(module._shift(mel, -1),
+                                   shift(mel[None, None], 0.5, module.silence)[0, 0])
+    auto = _identity_stream(transform, octave="auto", register_hz=880.0)  # 2 octaves above
+    out = auto.run(wav)
+    assert int(auto.state["octave"]) == 0  # run() ends with flush(), which starts over
+    early, late = _median_f0(out[SR // 4:3 * SR // 4]), _median_f0(out[2 * SR:])
+    assert abs(1200 * np.log2(early / base)) < 15  # the first second: the input's register
+    assert abs(1200 * np.log2(late / (4 * base))) < 15  # then two octaves up, held
+    for block in np.split(wav[:63 * 512], 63):
+        auto.process(block)
+    assert int(auto.state["octave"]) == 2 and int(auto.state["voiced_count"]) == SR // 128
+    with pytest.raises(ValueError, match="training register"):
+        _identity_stream(transform, octave="auto")
+    with pytest.raises(ValueError, match="whole number"):
+        _identity_stream(transform, octave=5)
 
 
 def test_yin_and_template_match_the_offline_template():

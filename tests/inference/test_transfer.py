@@ -194,9 +194,16 @@ def test_cli_all_encodes_each_input_once(debug_checkpoint, tmp_path, monkeypatch
 
     monkeypatch.setattr(TimbreTransfer, "from_checkpoint", classmethod(hooked))
     assert main(["transfer", str(debug_checkpoint), str(src), "--all", "--out",
-                 str(tmp_path / "out"), "--inverter", "pghi"]) == 0
+                 str(tmp_path / "out"), "--inverter", "pghi", "--octave", "0"]) == 0
     assert len(calls) == 1  # 63 frames: 3 windows, one batch, for 3 targets
     assert len(list((tmp_path / "out").iterdir())) == 3
+    # at the default (auto), once per register the targets need
+    calls.clear()
+    assert main(["transfer", str(debug_checkpoint), str(src), "--all", "--out",
+                 str(tmp_path / "auto"), "--inverter", "pghi"]) == 0
+    tt = TimbreTransfer.from_checkpoint(debug_checkpoint)
+    registers = set(tt.applied_octaves(_tones(0.5, [330], 0.2, 0), SR, tt.domains).values())
+    assert len(calls) == len(registers) >= 1
 
 
 def test_same_stem_inputs_are_refused_before_anything_is_written(debug_checkpoint, tmp_path,
@@ -308,13 +315,35 @@ def test_octave_one_doubles_the_measured_f0(inverter):
     assert 1200 * abs(np.log2(medians["auto"] / (4 * medians[0]))) < 15
 
 
-def test_octave_errors():
+def test_octave_auto_is_the_default_and_reports_what_it_applied():
+    import inspect
+
+    from timbre_transfer.audio.transform import AudioTransform
+
+    for method in (TimbreTransfer.transfer, TimbreTransfer.transfer_many,
+                   TimbreTransfer.transfer_file, TimbreTransfer.applied_octaves):
+        assert inspect.signature(method).parameters["octave"].default == "auto"
+    tt = TimbreTransfer(_Mirror(), AudioTransform(), ["low", "high", "same"], window=None,
+                        pitch_medians={"low": 55.0, "high": 1760.0, "same": 200.0})
+    wav = _tones(1.0, [220.0], 0.1, 0)
+    # 220 Hz: to 55 Hz is -2 octaves, to 1760 Hz +3, to 200 Hz 0 (log2(200/220) = -0.14)
+    assert tt.applied_octaves(wav, SR, ["low", "high", "same"]) == {"low": -2, "high": 3,
+                                                                    "same": 0}
+    assert tt.applied_octaves(wav, SR, ["low", "high"], octave=1) == {"low": 1, "high": 1}
+    # silence and noise have no register to move
+    assert tt.applied_octaves(np.zeros(SR, np.float32), SR, ["high"]) == {"high": 0}
+
+
+def test_octave_errors_and_fallbacks():
     from timbre_transfer.audio.transform import AudioTransform
 
     tt = TimbreTransfer(_Mirror(), AudioTransform(), ["a"], window=None)
     wav = _tones(1.0, [196.0], 0.1, 0)
-    with pytest.raises(ValueError, match="does not record"):
-        tt.transfer(wav, SR, to="a", octave="auto")
+    # a checkpoint without the target's training register keeps the source's, and says so
+    with pytest.warns(UserWarning, match="does not record its training register"):
+        out = tt.transfer(wav, SR, to="a", inverter="griffinlim")
+    np.testing.assert_array_equal(out, tt.transfer(wav, SR, to="a", inverter="griffinlim",
+                                                   octave=0))
     with pytest.raises(ValueError, match="whole number of octaves"):
         tt.transfer(wav, SR, to="a", octave=0.5)
 

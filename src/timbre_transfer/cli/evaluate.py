@@ -12,6 +12,7 @@ from timbre_transfer.cli.options import (
     add_ddsp_inverter,
     add_embedder,
     add_f0_tracker,
+    add_octave,
     attach_heads,
 )
 
@@ -60,7 +61,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       embedder=args.embedder, fad_weights=args.fad_weights,
                       max_clips=args.max_clips, twins=args.twins, f0_truth=args.f0_truth,
                       judge_pitch_shift=args.judge_pitch_shift, judge=args.judge,
-                      f0_tracker=args.f0_tracker)
+                      f0_tracker=args.f0_tracker, octave=args.octave)
     report["checkpoint"] = str(args.checkpoint)
     written = write_report(report, out)
     if args.tensorboard:
@@ -69,6 +70,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"domain classifier {classifier}: held-out accuracy "
           f"{format_value(c['heldout_accuracy'])} ({c['heldout_windows']} windows)")
     s = {k: format_value(v) for k, v in report["summary"].items()}
+    print(f"octave {args.octave}; source != target: median f0 error {s['median_f0_cents']} c "
+          "after the octaves applied")
     print(f"source != target: mean conversion accuracy {s['mean_conversion_accuracy']}; FAD "
           f"transfer {s['mean_fad_transfer']} vs identity {s['mean_fad_identity']} (ratio "
           f"{s['fad_ratio']})")
@@ -86,7 +89,9 @@ def register_evaluate(sub) -> None:
         "classifier trained on the store) and content kept (loudness-envelope correlation; f0 "
         "error in cents on frames pitched in both, the share of them within 50 cents and the "
         "voiced coverage, read by --f0-tracker, against the source's f0 or --f0-truth; chroma "
-        "similarity); the identity and resynthesis baselines; reconstruction quality. A "
+        "similarity); the identity and resynthesis baselines; reconstruction quality. The "
+        "transfers play in the register --octave gives (auto by default), and pitch is scored "
+        "against the source moved by the octaves each transfer applied (in the report). A "
         "Markdown summary (.md) and PNG heatmaps are written beside REPORT.",
     )
     add_checkpoint(p)
@@ -95,6 +100,7 @@ def register_evaluate(sub) -> None:
     p.add_argument("--split", choices=("val", "train"), default="val",
                    help="clips to transfer (default: val, the held-out files)")
     add_ddsp_inverter(p)
+    add_octave(p, "; the report records the octaves applied per pair and clip")
     add_embedder(p)
     p.add_argument("--classifier", metavar="PATH",
                    help="domain classifier: loaded if the file exists, else trained on the "

@@ -8,7 +8,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from timbre_transfer.names import DDSP, DEFAULT_F0_TRACKER, F0_TRACKERS, INVERTERS, KNOBS
+from timbre_transfer.names import (
+    DDSP,
+    DEFAULT_F0_TRACKER,
+    DEFAULT_OCTAVE,
+    F0_TRACKERS,
+    INVERTERS,
+    KNOBS,
+)
 
 
 def config_names() -> str:
@@ -52,6 +59,27 @@ def add_f0_tracker(p: argparse.ArgumentParser, help: str,
     p.add_argument("--f0-tracker", choices=F0_TRACKERS, default=default,
                    help=f"{help}: swift (SwiftF0, a small network, fast) or pyin (the reference, "
                    f"about 27x slower) ({shown})")
+
+
+def octave_value(value: str) -> int | str:
+    """``--octave``'s type: ``auto`` or a whole number of octaves."""
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--octave takes a whole number of octaves or 'auto', got {value!r}") from None
+
+
+def add_octave(p: argparse.ArgumentParser, extra: str = "") -> None:
+    """``--octave N|auto`` (default :data:`~timbre_transfer.names.DEFAULT_OCTAVE`)."""
+    p.add_argument("--octave", type=octave_value, default=DEFAULT_OCTAVE, metavar="N|auto",
+                   help="the register of the transfer: auto moves the performance, per target, "
+                   "by the whole number of octaves that brings the input's median pitch closest "
+                   "to the target's training register (as DDSP's timbre-transfer demo does; an "
+                   "input with no pitch stays where it is); N moves it by N octaves; 0 keeps the "
+                   f"input's register{extra} (default: {DEFAULT_OCTAVE})")
 
 
 def add_ddsp_inverter(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from timbre_transfer.cli.options import add_checkpoint
+from timbre_transfer.cli.options import add_checkpoint, add_octave
 from timbre_transfer.names import STREAM_INVERTERS
 
 #: torch threads of the stream command: one is a little slower on average than two on 2 cores,
@@ -28,7 +28,7 @@ def _load(args: argparse.Namespace):
 
 def _open_stream(tt, args: argparse.Namespace, input_dbfs: float | None):
     return tt.stream(args.to, inverter=args.inverter, block=args.block, context=args.context,
-                     input_dbfs=input_dbfs)
+                     input_dbfs=input_dbfs, octave=args.octave)
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
@@ -130,6 +130,9 @@ def _add_stream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", type=int, default=None, metavar="FRAMES",
                    help="mel frames the nets see per run (default: 32; a multiple of twice the "
                    "nets' stride, at most the training crop)")
+    add_octave(p, "; a stream cannot see ahead, so auto measures the first second of voiced "
+               "input (played in its own register meanwhile) and then holds that move; N: at "
+               "most 4 either way")
 
 
 def register_stream(sub) -> None:

@@ -13,12 +13,15 @@ from timbre_transfer.cli.options import (
     add_f0_tracker,
     add_inverter,
     add_knob_arguments,
+    add_octave,
     attach_heads,
     knobs_from_args,
 )
+from timbre_transfer.names import format_octaves
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
+    from timbre_transfer.audio.io import load_audio
     from timbre_transfer.inference.transfer import TimbreTransfer, output_paths
 
     for path in args.inputs:  # before the checkpoint loads: a typo fails fast
@@ -34,19 +37,12 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         outs = tt.transfer_file(path, targets, args.out, inverter=args.inverter,
                                 pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift,
                                 octave=args.octave, controls=knobs_from_args(args))
+        # the input's analysis is cached by now: this only reads what the transfer applied
+        octaves = tt.applied_octaves(load_audio(path, tt.sample_rate), tt.sample_rate, targets,
+                                     args.octave)
         for domain, out in outs.items():
-            print(f"{path} -> {domain}: {out}")
+            print(f"{path} -> {domain} ({format_octaves(octaves[domain])}): {out}")
     return 0
-
-
-def _octave(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--octave takes a whole number of octaves or 'auto', got {value!r}") from None
 
 
 def register_transfer(sub) -> None:
@@ -72,10 +68,7 @@ def register_transfer(sub) -> None:
                    help="DDSP only: shift the source's pitch (default: 0)")
     p.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB",
                    help="DDSP only: shift the source's loudness (default: 0)")
-    p.add_argument("--octave", type=_octave, default=0, metavar="N|auto",
-                   help="move the performance by N octaves (any inverter), or 'auto': per target, "
-                   "by the whole number of octaves that brings the input's median pitch closest "
-                   "to the target's training register (default: 0, the input's own pitch)")
+    add_octave(p, " (any inverter; a DDSP head renders the moved f0)")
     add_f0_tracker(p, "what reads the input's pitch (for a model with the pitch template, "
                    "--octave auto; a DDSP head reads with its own); another one than the model "
                    "was trained on warns", default=None)
@@ -195,7 +188,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         tt.attach_ddsp(args.ddsp)
     index = write_listening_page(tt, args.inputs, args.out, checkpoint=str(args.checkpoint),
                                  evaluation=args.evaluation, inverter=args.inverter,
-                                 audio_format=args.audio_format)
+                                 audio_format=args.audio_format, octave=args.octave)
     print(f"listening page: {index} (open it in a browser; it works offline)")
     return 0
 
@@ -216,6 +209,7 @@ def register_report(sub) -> None:
                    help="an evaluate report; its heatmaps (REPORT_*.png beside it) are shown")
     p.add_argument("--ddsp", metavar="CKPT_DDSP", help="a DDSP head, shown among the inverters")
     add_inverter(p, "inverter for the transfers")
+    add_octave(p)
     p.add_argument("--audio-format", choices=("wav", "ogg"), default="wav",
                    help="wav, or ogg (Vorbis, compressed) (default: wav)")
     p.set_defaults(func=cmd_report)

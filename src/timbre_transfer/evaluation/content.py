@@ -93,7 +93,8 @@ class F0Error:
     """Pitch error of a transfer over the frames voiced in both clips.
 
     Attributes:
-        median_cents: median of ``1200 * |log2(f0_out / f0_src)|``; NaN if ``voiced_frames == 0``.
+        median_cents: median of ``1200 * |log2(f0_out / f0_src) - octaves|``; NaN if
+            ``voiced_frames == 0``.
         mean_cents: mean of the same; NaN if ``voiced_frames == 0``. More sensitive than the
             median to octave errors (1200 cents each).
         voiced_frames: frames voiced in both source and output.
@@ -120,9 +121,12 @@ def f0_error_cents(
     source_track: F0Track | None = None,
     reference_f0: np.ndarray | None = None,
     tracker: str = DEFAULT_F0_TRACKER,
+    octaves: int = 0,
 ) -> F0Error:
     """Absolute f0 difference between source and output in cents, both tracked by ``tracker``
-    (:func:`~timbre_transfer.audio.f0.track_f0`).
+    (:func:`~timbre_transfer.audio.f0.track_f0`), after the whole ``octaves`` the transfer
+    moved the performance by: ``1200 * |log2(f0_out / (f0_src * 2**octaves))|``. The notes,
+    their intonation and their timing must survive exactly, in the register they were moved to.
 
     Args:
         source: ``(T,)`` waveform at ``sample_rate``.
@@ -135,11 +139,15 @@ def f0_error_cents(
         reference_f0: the source's true f0 on the same frames, ``(1 + T // hop_length,)`` Hz
             with 0 where no note sounds (:func:`load_f0_truth`); replaces the source's track.
         tracker: "swift" or "pyin" (:data:`timbre_transfer.names.F0_TRACKERS`).
+        octaves: the whole octaves the transfer applied
+            (:meth:`~timbre_transfer.inference.transfer.TimbreTransfer.applied_octaves`).
 
     Raises:
         ValueError: bad audio, or a ``source_track`` or ``reference_f0`` that does not fit
-            ``source``.
+            ``source``, or ``octaves`` not a whole number.
     """
+    if isinstance(octaves, bool) or not isinstance(octaves, (int, np.integer)):
+        raise ValueError(f"octaves must be a whole number, got {octaves!r}")
     src, out, n = _pair(source, output, sample_rate)
     if reference_f0 is not None:
         expected = frame_count(src.shape[0], hop_length)
@@ -174,7 +182,7 @@ def f0_error_cents(
     if count == 0:
         median = mean = within = math.nan
     else:
-        cents = 1200.0 * np.abs(np.log2(f_out[both] / f_src[both]))
+        cents = 1200.0 * np.abs(np.log2(f_out[both] / f_src[both]) - octaves)
         median, mean = float(np.median(cents)), float(np.mean(cents))
         within = float(np.mean(cents <= 50.0))
     return F0Error(
@@ -276,14 +284,16 @@ class ContentScores:
 def content_scores(
     source, output, sample_rate: int, source_track: F0Track | None = None,
     reference_f0: np.ndarray | None = None, tracker: str = DEFAULT_F0_TRACKER,
+    octaves: int = 0,
 ) -> ContentScores:
     """Loudness correlation, the f0 scores and chroma similarity at the default hop (256).
 
-    ``source_track``, ``reference_f0`` and ``tracker`` are passed to :func:`f0_error_cents`
-    (with pYIN, the costly part; SwiftF0 is about 27x cheaper).
+    ``source_track``, ``reference_f0``, ``tracker`` and ``octaves`` are passed to
+    :func:`f0_error_cents` (with pYIN, the costly part; SwiftF0 is about 27x cheaper). Chroma
+    and loudness need no octave: pitch classes and levels do not change with the register.
     """
     f0 = f0_error_cents(source, output, sample_rate, source_track=source_track,
-                        reference_f0=reference_f0, tracker=tracker)
+                        reference_f0=reference_f0, tracker=tracker, octaves=octaves)
     return ContentScores(
         loudness_correlation=loudness_correlation(source, output, sample_rate),
         f0_median_cents=f0.median_cents,

@@ -8,7 +8,10 @@ to ``t`` and scored:
 - content kept from the source: ``loudness_correlation``, ``f0_cents`` (median absolute error on
   frames pitched in both), ``f0_within_50c`` (the share of those frames within 50 cents),
   ``voiced_coverage`` (the share of the source's noted frames the output keeps pitched) and
-  ``chroma_similarity``. Pitch is read by ``f0_tracker`` (SwiftF0 by default, pYIN as an
+  ``chroma_similarity``. A transfer plays in the register ``octave`` gives (by default
+  ``"auto"``: moved by whole octaves into the target's register), and pitch is scored against
+  the source's notes moved by the octaves it applied (``report["octaves"]``, per pair and
+  clip). Pitch is read by ``f0_tracker`` (SwiftF0 by default, pYIN as an
   independent check). The source's pitch is its f0 track, or ground truth with ``f0_truth`` (a
   folder of ``<clip stem>.csv`` files, ``time_s,f0_hz``): a domain with truth files is scored
   against them, on its clips' own timeline (silences not trimmed), and a domain with none
@@ -49,7 +52,7 @@ from timbre_transfer.evaluation.scoring import (
     score_resynthesis,
     score_transfer,
 )
-from timbre_transfer.names import DEFAULT_F0_TRACKER
+from timbre_transfer.names import DEFAULT_F0_TRACKER, DEFAULT_OCTAVE
 
 MATRICES = ("fad", "conversion_accuracy", "loudness_correlation", "f0_cents", "f0_within_50c",
             "voiced_coverage", "chroma_similarity")
@@ -58,7 +61,7 @@ SUMMARY_KEYS = ("mean_conversion_accuracy", "mean_fad_transfer", "mean_fad_ident
                 "fad_ratio", "mean_loudness_correlation", "median_f0_cents",
                 "mean_f0_within_50c", "mean_voiced_coverage", "mean_chroma_similarity")
 REPORT_KEYS = ("checkpoint", "step", "data", "split", "inverter", "embedder", "domains", "clips",
-               "f0_tracker", "f0_reference", "classifier", "matrix", "baselines",
+               "octave", "octaves", "f0_tracker", "f0_reference", "classifier", "matrix", "baselines",
                "reconstruction", "summary", "paired")
 PITCH_KEYS = ("median_f0_cents", "f0_within_50c", "voiced_coverage", "loudness_correlation")
 LOWER_IS_BETTER = {"fad", "f0_cents"}
@@ -70,7 +73,7 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
              f0_truth: str | Path | None = None, progress: bool = True,
              sources: list[str] | None = None, targets: list[str] | None = None,
              judge_pitch_shift: float = 0.0, judge: str = "mel",
-             f0_tracker: str = DEFAULT_F0_TRACKER) -> dict:
+             f0_tracker: str = DEFAULT_F0_TRACKER, octave: int | str = DEFAULT_OCTAVE) -> dict:
     """Score ``tt`` (a :class:`~timbre_transfer.inference.transfer.TimbreTransfer`) on the
     ``split`` clips of ``store`` (its own :class:`~timbre_transfer.data.dataset.FeatureStore`).
 
@@ -102,6 +105,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         f0_tracker: what reads the pitch of sources and outputs ("swift" or "pyin",
             :func:`~timbre_transfer.audio.f0.track_f0`). A model is conditioned on its own
             tracker's f0, so scoring with the other one is an independent check.
+        octave: the register of the transfers (``"auto"`` or whole octaves, as
+            :meth:`~timbre_transfer.inference.transfer.TimbreTransfer.transfer_many` takes it).
 
     Returns:
         the report: a JSON-ready dict with the keys :data:`REPORT_KEYS`. Matrices are
@@ -137,6 +142,7 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     judges = Judges(embed, classifier, sr, f0_tracker)
 
     matrix = {m: {s: {} for s in sources} for m in MATRICES}
+    octaves = {s: {} for s in sources}
     identity = {m: {s: {} for s in sources} for m in BASELINE_MATRICES}
     pitch_baselines = {"identity_pitch": {}, "resynthesis_pitch": {}}
     bar = _bar(len(sources) * len(targets), progress)
@@ -148,8 +154,9 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         source_labels = judges.labels(clips.audio)
         for t in targets:
             bar.set_description(f"evaluate {s} -> {t}")
-            _put(matrix, (s, t), score_transfer(tt, judges, clips, tracks, t, reference[t],
-                                                inverter))
+            scores, octaves[s][t] = score_transfer(tt, judges, clips, tracks, t, reference[t],
+                                                   inverter, octave)
+            _put(matrix, (s, t), scores)
             _put(identity, (s, t), score_identity(judges, source_stats[s], source_labels, t,
                                                   reference[t]))
             bar.update()
@@ -181,6 +188,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         "embedder": embedder,
         "domains": list(domains),
         "clips": {d: len(clips.audio) for d, clips in held_out.items()},
+        "octave": octave,
+        "octaves": octaves,
         "f0_tracker": f0_tracker,
         "f0_reference": {d: f"source {f0_tracker}" if clips.truth is None
                          else f"truth: {f0_truth}" for d, clips in held_out.items()},
@@ -294,6 +303,9 @@ def markdown_summary(report: dict) -> str:
            if report["embedder"] == "logmel" else "")
         + ".",
         "",
+        f"Register: octave {report.get('octave', 0)}; pitch scored against the source moved by "
+        "the octaves applied (table below).",
+        "",
         f"Pitch read by {report.get('f0_tracker', 'pyin')}; reference: "
         + "; ".join(f"{d}: {r}" for d, r in report["f0_reference"].items()) + ".",
         "",
@@ -317,6 +329,11 @@ def markdown_summary(report: dict) -> str:
                  for m in BASELINE_MATRICES]
     for title, m in sections:
         lines += ["", f"## {title}", "", _table(m, report["domains"])]
+    if report.get("octaves"):
+        applied = {s: {t: _octave_list(v) for t, v in row.items()}
+                   for s, row in report["octaves"].items()}
+        lines += ["", "## octaves applied (each clip's, where they differ)", "",
+                  _table(applied, report["domains"], str)]
     lines += ["", "## Per domain", "", "| domain | resynthesis FAD | resynthesis accuracy | "
               "recon mel L1 | recon SC dB | classifier held-out accuracy |",
               "|---|---|---|---|---|---|"]
@@ -384,12 +401,20 @@ def log_to_tensorboard(report: dict, run_dir: str | Path) -> Path:
     return folder
 
 
-def _table(m: dict, domains: list[str]) -> str:
-    rows = ["| source \\ target | " + " | ".join(domains) + " |",
-            "|---" * (len(domains) + 1) + "|"]
-    rows += [f"| {s} | " + " | ".join(format_value(m[s][t]) for t in domains) + " |"
-             for s in domains]
+def _table(m: dict, domains: list[str], fmt=None) -> str:
+    """A source x target Markdown table of ``m``; rows and columns it lacks are left out."""
+    fmt = fmt or format_value
+    columns = [t for t in domains if any(t in row for row in m.values())]
+    rows = ["| source \\ target | " + " | ".join(columns) + " |",
+            "|---" * (len(columns) + 1) + "|"]
+    rows += [f"| {s} | " + " | ".join(fmt(m[s].get(t)) for t in columns) + " |"
+             for s in domains if s in m]
     return "\n".join(rows)
+
+
+def _octave_list(octaves: list[int]) -> str:
+    """``+1`` when every clip moved by one octave, ``0/+1`` when they differ."""
+    return "/".join(f"{n:+d}" if n else "0" for n in sorted(set(octaves)))
 
 
 def format_value(value) -> str:

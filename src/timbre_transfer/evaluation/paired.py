@@ -44,7 +44,9 @@ def paired_scores(tt, data_dir: str | Path, store=None, split: str = "val",
             src = load_audio(twins[name][source], sr)
             for target in (d for d in tt.domains if d != source):
                 twin = torch.from_numpy(load_audio(twins[name][target], sr)).to(tt.device)
-                out = torch.from_numpy(tt.transfer(src, sr, to=target, inverter=inverter))
+                # octave 0: a twin plays the source's notes in the source's register
+                out = torch.from_numpy(tt.transfer(src, sr, to=target, inverter=inverter,
+                                                   octave=0))
                 transfer.append(twin_distance(out.to(tt.device), twin, tt.transform))
                 identity.append(twin_distance(torch.from_numpy(src).to(tt.device), twin,
                                               tt.transform))

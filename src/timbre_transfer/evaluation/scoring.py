@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from timbre_transfer.names import DEFAULT_F0_TRACKER
+from timbre_transfer.names import DEFAULT_F0_TRACKER, DEFAULT_OCTAVE
 
 PITCH_HOP = 256  # the content metrics' hop (16 ms at 16 kHz)
 
@@ -105,25 +105,29 @@ class Judges:
 
 
 def score_transfer(tt, judges: Judges, clips: HeldOut, tracks: list, target: str, reference,
-                   inverter: str) -> dict[str, float]:
+                   inverter: str, octave: int | str = DEFAULT_OCTAVE
+                   ) -> tuple[dict[str, float], list[int]]:
     """One cell of every matrix: ``clips`` (a source's held-out clips, with their f0
     ``tracks`` by ``judges.f0_tracker``) transferred by ``tt`` to ``target`` through
-    ``inverter``, scored against ``reference`` (the target's training FAD statistics) and the
-    source's notes."""
+    ``inverter`` in the register ``octave`` gives, scored against ``reference`` (the target's
+    training FAD statistics) and the source's notes moved by the octaves each clip's transfer
+    applied. Returns the scores and those octaves, one per clip."""
     from timbre_transfer.evaluation.content import content_scores
 
     sr = tt.sample_rate
-    outs = [tt.transfer(w, sr, to=target, inverter=inverter) for w in clips.audio]
+    outs = [tt.transfer(w, sr, to=target, inverter=inverter, octave=octave) for w in clips.audio]
+    octaves = [tt.applied_octaves(w, sr, [target], octave)[target] for w in clips.audio]
     scores = {"fad": judges.fad(reference, outs),
               "conversion_accuracy": judges.accuracy(judges.labels(outs), target)}
-    content = [content_scores(w, o, sr, source_track=k, reference_f0=r, tracker=judges.f0_tracker)
-               for w, o, k, r in zip(clips.audio, outs, tracks, clips.references)]
+    content = [content_scores(w, o, sr, source_track=k, reference_f0=r, tracker=judges.f0_tracker,
+                              octaves=n)
+               for w, o, k, r, n in zip(clips.audio, outs, tracks, clips.references, octaves)]
     scores["loudness_correlation"] = nanmean(c.loudness_correlation for c in content)
     scores["f0_cents"] = nanmean(c.f0_median_cents for c in content)
     scores["f0_within_50c"] = nanmean(c.f0_within_50c for c in content)
     scores["voiced_coverage"] = nanmean(c.voiced_coverage for c in content)
     scores["chroma_similarity"] = nanmean(c.chroma_similarity for c in content)
-    return scores
+    return scores, octaves
 
 
 def score_identity(judges: Judges, source_statistics, source_labels: torch.Tensor,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from timbre_transfer.names import DDSP, INVERTERS, KNOBS
+from timbre_transfer.names import DDSP, DEFAULT_OCTAVE, INVERTERS, KNOBS, format_octaves
 
 AUDIO_FORMATS = {"wav": ("PCM_16", "audio/wav"), "ogg": ("VORBIS", "audio/ogg")}
 
@@ -32,9 +32,12 @@ AUDIO_FORMATS = {"wav": ("PCM_16", "audio/wav"), "ogg": ("VORBIS", "audio/ogg")}
 def write_listening_page(tt, inputs: list[str | Path], out_dir: str | Path,
                          checkpoint: str = "", evaluation: str | Path | None = None,
                          inverter: str = "pghi+gla", audio_format: str = "wav",
-                         interpolation_steps: int = 6) -> Path:
+                         interpolation_steps: int = 6, octave: int | str = DEFAULT_OCTAVE
+                         ) -> Path:
     """Write the site for ``tt`` (a :class:`~timbre_transfer.inference.transfer.TimbreTransfer`)
-    and return the path of its ``index.html``.
+    and return the path of its ``index.html``. Every transfer plays in the register ``octave``
+    gives (:meth:`~timbre_transfer.inference.transfer.TimbreTransfer.transfer_many`); each
+    player's caption says the octaves applied.
 
     Raises:
         FileNotFoundError: an input or the evaluation report does not exist.
@@ -61,9 +64,11 @@ def write_listening_page(tt, inputs: list[str | Path], out_dir: str | Path,
     for path, wav in sources:
         stem = _slug(path.stem)
         cells = [page.clip(f"{stem}_original", wav, "original")]
+        outs = tt.transfer_many(wav, sr, tt.domains, inverter=inverter, octave=octave)
+        octaves = tt.applied_octaves(wav, sr, tt.domains, octave)
         for domain in tt.domains:
-            out_wav = tt.transfer(wav, sr, to=domain, inverter=inverter)
-            cells.append(page.clip(f"{stem}_to_{_slug(domain)}", out_wav, f"to {domain}"))
+            cells.append(page.clip(f"{stem}_to_{_slug(domain)}", outs[domain],
+                                   f"to {domain} ({format_octaves(octaves[domain])})"))
         sections.append(f"<h3>{html.escape(path.name)}</h3>\n"
                         f"<div class=\"row\">{''.join(cells)}</div>")
 
@@ -73,13 +78,14 @@ def write_listening_page(tt, inputs: list[str | Path], out_dir: str | Path,
     # the phase reconstructions in alphabetical order, then the head where there is one
     methods = sorted(INVERTERS) + ([DDSP] if target in tt.ddsp else [])
     cells = [page.clip(f"inverter_{m.replace('+', '_')}",
-                       tt.transfer(wav, sr, to=target, inverter=m), m) for m in methods]
+                       tt.transfer(wav, sr, to=target, inverter=m, octave=octave), m)
+             for m in methods]
     inverters = (f"<p>{html.escape(path.name)} to {html.escape(target)}, the same generated mel "
                  f"turned into audio {len(methods)} ways.</p>\n"
                  f"<div class=\"row\">{''.join(cells)}</div>")
 
     controls = _controls_section(page, tt, wav, path.name, target,
-                                 DDSP if target in tt.ddsp else inverter)
+                                 DDSP if target in tt.ddsp else inverter, octave)
 
     if len(sources) >= 2:
         (a_path, a), (b_path, b) = sources[0], sources[1]
@@ -113,7 +119,9 @@ def write_listening_page(tt, inputs: list[str | Path], out_dir: str | Path,
     step = "unknown" if tt.step is None else str(tt.step)
     body = f"""<h1>timbre_transfer listening page</h1>
 <p>Model <code>{html.escape(checkpoint)}</code>: domains {html.escape(', '.join(tt.domains))};
-{step} training steps; inverter {html.escape(inverter)}; timbre_transfer {__version__}.</p>
+{step} training steps; inverter {html.escape(inverter)}; timbre_transfer {__version__}; octave
+{html.escape(str(octave))} (auto: each transfer moved by whole octaves into its target's
+register).</p>
 <h2>Transfers</h2>
 {''.join(sections)}
 <h2>Inverters side by side</h2>
@@ -131,7 +139,8 @@ def write_listening_page(tt, inputs: list[str | Path], out_dir: str | Path,
 CONTROL_SETTINGS = 5
 
 
-def _controls_section(page, tt, wav: np.ndarray, name: str, target: str, inverter: str) -> str:
+def _controls_section(page, tt, wav: np.ndarray, name: str, target: str, inverter: str,
+                      octave: int | str) -> str:
     """A strip per timbre knob that ``inverter`` supports: the same transfer at
     :data:`CONTROL_SETTINGS` settings over the knob's range, each with its player and the
     descriptor measured on it (harmonic descriptors at the neutral output's f0, tracked by the
@@ -142,7 +151,7 @@ def _controls_section(page, tt, wav: np.ndarray, name: str, target: str, inverte
 
     knobs = renderer_for(tt, inverter, [target]).knobs
     sr = tt.sample_rate
-    neutral = tt.transfer(wav, sr, to=target, inverter=inverter)
+    neutral = tt.transfer(wav, sr, to=target, inverter=inverter, octave=octave)
     f0 = track_f0(neutral, sr, tracker=tt.f0_tracker).f0
     strips = []
     for knob_name, knob in KNOBS.items():
@@ -151,6 +160,7 @@ def _controls_section(page, tt, wav: np.ndarray, name: str, target: str, inverte
         cells = []
         for value in np.linspace(knob.low, knob.high, CONTROL_SETTINGS):
             out = neutral if value == 0 else tt.transfer(wav, sr, to=target, inverter=inverter,
+                                                         octave=octave,
                                                          controls={knob_name: float(value)})
             measured = float(np.nanmedian(getattr(describe(out, sr, f0_hz=f0), knob_name)))
             unit = DESCRIPTORS[knob_name][0]

@@ -22,6 +22,12 @@ each stage with one that needs no more:
   the oscillator's running phase and the noise's overlap-add carried over), steered by the YIN
   f0 and the A-weighted loudness of the same frames.
 
+**Register.** ``octave`` moves the performance by whole octaves, as offline: each new mel chunk
+is shifted along the mel axis, the template's notes and a DDSP head's f0 with it. ``"auto"`` (the
+default, as offline) cannot see the whole input, so it resolves from the first second of voiced
+frames (YIN's), then holds: until then the stream plays in the input's own register, and once
+resolved the nets' context still holds up to ``context`` frames of the old register.
+
 Everything is one ``nn.Module``, :class:`StreamingTransfer`, whose ``forward(block, state)``
 returns ``(block, state)``; it compiles with TorchScript, so that :func:`export_torchscript`
 writes a model that runs without this package. :class:`Stream` wraps it with its state for
@@ -49,12 +55,15 @@ from torch import nn
 
 from timbre_transfer.audio.f0 import F0_MAX, F0_MIN  # YIN searches the offline trackers' range
 from timbre_transfer.audio.pitch import MAX_HARMONICS, TEMPLATE_WIDTH_BINS, hz_to_mel
+from timbre_transfer.names import DEFAULT_OCTAVE
 from timbre_transfer.names import STREAM_INVERTERS  # noqa: F401 (re-export)
 
 #: YIN: the cumulative-mean-normalised difference must fall under this for a frame to be voiced
 YIN_THRESHOLD = 0.2
 #: frames the nets see per run by default (see docs/streaming.md for the measured choice)
 DEFAULT_CONTEXT = 32
+#: the stream's register moves: whole octaves up to this many either way
+MAX_STREAM_OCTAVES = 4
 #: the block sizes the stream accepts must be multiples of this many samples
 BLOCK_QUANTUM = 32
 
@@ -114,8 +123,14 @@ class StreamingTransfer(nn.Module):
 
     def __init__(self, nets: nn.Module, inverter: nn.Module, inverter_name: str, transform,
                  mel_pitch, domain: str, block: int, context: int, chunk: int, gain: float,
-                 pitch_template: bool):
+                 pitch_template: bool, octave: int | str = 0, register_hz: float | None = None):
         super().__init__()
+        if octave == "auto" and not register_hz:
+            raise ValueError(f"octave 'auto' needs {domain!r}'s training register (register_hz)")
+        if octave != "auto" and (isinstance(octave, bool) or not isinstance(octave, int)
+                                 or abs(octave) > MAX_STREAM_OCTAVES):
+            raise ValueError(f"octave must be 'auto' or a whole number from "
+                             f"{-MAX_STREAM_OCTAVES} to {MAX_STREAM_OCTAVES}, got {octave!r}")
         p = transform.params
         self.nets = nets
         self.inverter = inverter
@@ -129,8 +144,12 @@ class StreamingTransfer(nn.Module):
         self.chunk = int(chunk)
         self.gain = float(gain)
         self.pitch_template = bool(pitch_template)
-        # f0 for the template and for an inverter steered by it
-        self.needs_f0 = self.pitch_template or bool(inverter.needs_f0)
+        self.auto_octave = octave == "auto"
+        self.fixed_octave = 0 if self.auto_octave else int(octave)
+        self.register_log2 = math.log2(register_hz) if self.auto_octave else 0.0
+        self.auto_frames = int(round(self.sample_rate / self.hop))  # one second of voiced frames
+        # f0 for the template, for an inverter steered by it, and for octave 'auto'
+        self.needs_f0 = self.pitch_template or bool(inverter.needs_f0) or self.auto_octave
         self.lag = int(inverter.lag)
         self.delay = stream_delay(self.block, self.hop, self.n_fft, self.chunk, self.lag)
         self.latency = self.delay + self.block
@@ -142,6 +161,7 @@ class StreamingTransfer(nn.Module):
             "latency": self.latency, "latency_ms": 1000.0 * self.latency / self.sample_rate,
             "domain": domain, "inverter": inverter_name, "context": self.context,
             "chunk": self.chunk, "gain": self.gain, "n_fft": self.n_fft, "hop": self.hop,
+            "octave": octave,
         })
         window = transform.window.detach().cpu().float()
         if window.shape[0] != self.n_fft:
@@ -158,6 +178,15 @@ class StreamingTransfer(nn.Module):
         self.yin_threshold = YIN_THRESHOLD
         self.tau_min = max(2, int(self.sample_rate / F0_MAX))
         self.tau_max = min(self.n_fft // 2, int(math.ceil(self.sample_rate / F0_MIN)))
+        self.max_octaves = MAX_STREAM_OCTAVES
+        # MelPitch.shift by each whole octave from -MAX_STREAM_OCTAVES up, as gather tables:
+        # bin m takes the value at centres[m] / 2**n, between bins below[m] and below[m] + 1
+        ratios = 2.0 ** torch.arange(-MAX_STREAM_OCTAVES, MAX_STREAM_OCTAVES + 1,
+                                     dtype=torch.float64)
+        source = mel_pitch.position(mel_pitch.centres_hz.cpu()[None] / ratios[:, None])
+        below = source.floor().long()
+        self.register_buffer("shift_frac", (source - below).float())
+        self.register_buffer("shift_below", below)
 
     # ---- state -------------------------------------------------------------------------------
 
@@ -169,6 +198,9 @@ class StreamingTransfer(nn.Module):
         state["input"] = torch.zeros(self.n_fft // 2)
         state["spec"] = torch.full((self.n_mels, self.context), self.silence)
         state["template"] = torch.zeros(self.n_mels, self.context)
+        state["octave"] = torch.tensor(float(self.fixed_octave))
+        state["voiced_log2"] = torch.zeros(self.auto_frames)  # octave 'auto': f0s seen so far
+        state["voiced_count"] = torch.tensor(0.0)
         # output made, not yet returned; it starts with the zeros that make the delay constant
         # (the first ``lag`` samples the inverter makes lie before the input's first sample)
         state["output"] = torch.zeros(self.delay - self.lag)
@@ -183,6 +215,8 @@ class StreamingTransfer(nn.Module):
                              + ",), got " + str(list(block.shape)))
         pending = torch.cat([state["input"], block.float() * self.gain])
         spec, template = state["spec"], state["template"]
+        # the inverter hands back a state of its own keys: the rest is carried here
+        octave_now, seen, count = state["octave"], state["voiced_log2"], state["voiced_count"]
         made: List[torch.Tensor] = [state["output"]]
         need = self.n_fft + (self.chunk - 1) * self.hop
         while pending.shape[0] >= need:
@@ -191,6 +225,13 @@ class StreamingTransfer(nn.Module):
             new_spec = self._mel(frames)
             f0, voiced = self._yin(frames) if self.needs_f0 else (
                 torch.zeros(self.chunk), torch.zeros(self.chunk))
+            if self.auto_octave:
+                octave_now, seen, count = self._resolve_octave(f0, voiced, octave_now, seen,
+                                                               count)
+            octave = int(octave_now.item())
+            if octave != 0:
+                new_spec = self._shift(new_spec, octave)
+                f0 = f0 * 2.0 ** octave
             new_template = (self._template(f0, voiced) if self.pitch_template
                             else torch.zeros_like(new_spec))
             spec = torch.cat([spec[:, self.chunk:], new_spec], 1)
@@ -202,6 +243,7 @@ class StreamingTransfer(nn.Module):
         state["input"] = pending
         state["spec"] = spec
         state["template"] = template
+        state["octave"], state["voiced_log2"], state["voiced_count"] = octave_now, seen, count
         state["output"] = output[self.block:]
         return output[:self.block] / self.gain, state
 
@@ -252,6 +294,37 @@ class StreamingTransfer(nn.Module):
         loud = frames.square().mean(1) > 1e-8
         voiced = torch.where(below.any(1) & loud, (1 - here).clamp(0, 1), torch.zeros_like(here))
         return f0, voiced
+
+    def _resolve_octave(self, f0: torch.Tensor, voiced: torch.Tensor, octave: torch.Tensor,
+                        seen: torch.Tensor, count: torch.Tensor
+                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Octave 'auto': gather the log2 f0 of voiced frames in ``seen`` (``count`` so far)
+        until one second's worth, then set ``octave`` to the whole octaves from their median to
+        the target's register (as ``TimbreTransfer.resolve_octave`` does offline) and hold it."""
+        n = int(count.item())
+        heard = torch.log2(f0[voiced > 0])
+        take = min(self.auto_frames - n, int(heard.shape[0]))
+        if take <= 0:
+            return octave, seen, count
+        seen = seen.clone()
+        seen[n:n + take] = heard[:take]
+        n += take
+        if n == self.auto_frames:
+            octave = torch.round(self.register_log2 - torch.quantile(seen, 0.5)).clamp(
+                -self.max_octaves, self.max_octaves)
+        return octave, seen, torch.tensor(float(n))
+
+    def _shift(self, spec: torch.Tensor, octave: int) -> torch.Tensor:
+        """:meth:`MelPitch.shift` of a ``(n_mels, chunk)`` mel by ``2 ** octave``."""
+        row = octave + self.max_octaves
+        below, frac = self.shift_below[row], self.shift_frac[row][:, None]
+        return self._rows(spec, below) * (1 - frac) + self._rows(spec, below + 1) * frac
+
+    def _rows(self, spec: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """``spec``'s rows at ``index``; silence where the index is off the mel grid."""
+        inside = ((index >= 0) & (index < self.n_mels))[:, None]
+        values = spec[index.clamp(0, self.n_mels - 1)]
+        return torch.where(inside, values, torch.full_like(values, self.silence))
 
     def _template(self, f0: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
         """:meth:`MelPitch.template` of ``(chunk,)`` f0 and voicing -> ``(n_mels, chunk)``."""
@@ -337,7 +410,8 @@ class Stream:
 
 def open_stream(tt, to: str, inverter: str = "pghi", block: int = 512,
                 context: int | None = None, input_dbfs: float | None = None,
-                sample_rate: int | None = None, compiled: bool = True) -> Stream:
+                sample_rate: int | None = None, compiled: bool = True,
+                octave: int | str = DEFAULT_OCTAVE) -> Stream:
     """A live transfer of ``tt`` (a
     :class:`~timbre_transfer.inference.transfer.TimbreTransfer`) into ``to``: a
     :class:`Stream` whose ``process(block) -> block`` takes and returns ``block`` samples at
@@ -358,6 +432,10 @@ def open_stream(tt, to: str, inverter: str = "pghi", block: int = 512,
             stream cannot resample without adding latency).
         compiled: run the TorchScript compilation (faster per block; False: the eager
             module, e.g. to step through it).
+        octave: the register: whole octaves (up to :data:`MAX_STREAM_OCTAVES`), or ``"auto"``
+            (the default), resolved from the first second of voiced input and then held (see
+            the module docstring). A checkpoint without the target's training register keeps
+            the input's, with a warning, as offline.
 
     Raises:
         ValueError: an unknown inverter or one that cannot stream, a DDSP head missing, a
@@ -387,9 +465,13 @@ def open_stream(tt, to: str, inverter: str = "pghi", block: int = 512,
     # streams run on the CPU; a model on another device is copied, not moved
     cpu = model if tt.device.type == "cpu" else copy.deepcopy(model).cpu()
     chunk = model.downsample_factor
+    register = tt.pitch_medians.get(to)
+    if octave == "auto" and register is None:
+        octave = tt.resolve_octave(octave, to, np.zeros(0))  # 0, with the offline warning
     module = StreamingTransfer(
         WindowNets(cpu, to), renderer.stream_inverter(to, chunk), inverter, tt.transform,
-        tt.mel_pitch, to, block, context, chunk, gain, bool(model.config.pitch_template))
+        tt.mel_pitch, to, block, context, chunk, gain, bool(model.config.pitch_template),
+        octave, register)
     return Stream(module, compiled)
 
 

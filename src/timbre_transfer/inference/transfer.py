@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from timbre_transfer.names import DDSP, DEFAULT_F0_TRACKER, f0_tracker_mismatch
+from timbre_transfer.audio.features import frame_count
+from timbre_transfer.names import DDSP, DEFAULT_F0_TRACKER, DEFAULT_OCTAVE, f0_tracker_mismatch
 
 #: windows of this many training crops, at half-window hop. Measured (docs/transfer.md) on a
 #: trained cpu-small model: 1 and 2 crops tie for consistency, 4 crops are worse, and all are as
@@ -278,7 +279,7 @@ class TimbreTransfer:
 
     def transfer(self, wav, sample_rate: int, to: str, inverter: str = "pghi+gla",
                  pitch_shift: float = 0.0, loudness_shift: float = 0.0,
-                 octave: int | str = 0, controls: dict[str, float] | None = None) -> np.ndarray:
+                 octave: int | str = DEFAULT_OCTAVE, controls: dict[str, float] | None = None) -> np.ndarray:
         """``(T,)`` audio at ``sample_rate`` -> ``(T',)`` float32 in domain ``to``, at
         :attr:`sample_rate`, with the input's duration; see :meth:`transfer_many`."""
         return self.transfer_many(wav, sample_rate, [to], inverter, pitch_shift,
@@ -323,7 +324,10 @@ class TimbreTransfer:
     def resolve_octave(self, octave: int | str, to: str, source_f0: np.ndarray) -> int:
         """``octave`` as a whole number of octaves for target ``to``: an int as given, or for
         ``"auto"`` the whole number of octaves that moves the source's median f0 (over its
-        voiced frames ``source_f0``) closest to the target's training median."""
+        voiced frames ``source_f0``) closest to the target's training median.
+
+        ``"auto"`` is 0 for an input with no voiced frame (nothing to move) and, with a
+        warning, for a target whose training register the checkpoint does not record."""
         if octave != "auto":
             if isinstance(octave, bool) or not isinstance(octave, (int, np.integer)):
                 raise ValueError("octave must be a whole number of octaves or 'auto', got "
@@ -331,18 +335,54 @@ class TimbreTransfer:
             return int(octave)
         target = self.pitch_medians.get(to)
         if target is None:
-            raise ValueError(f"--octave auto needs {to!r}'s training register, which this "
-                             "checkpoint does not record (trained before pitch medians were saved, "
-                             "or no voiced training frame); give a number of octaves instead")
+            warnings.warn(f"octave 'auto' keeps the source's register for {to!r}: this "
+                          "checkpoint does not record its training register (trained before "
+                          "0.2.0, or no voiced training frame)", stacklevel=2)
+            return 0
         if source_f0.size == 0:
-            raise ValueError("--octave auto: the input has no pitched frame to measure its "
-                             "register; give a number of octaves instead")
+            return 0
         return int(round(math.log2(target / float(np.median(source_f0)))))
+
+    def applied_octaves(self, wav, sample_rate: int, targets: Sequence[str],
+                        octave: int | str = DEFAULT_OCTAVE) -> dict[str, int]:
+        """The whole octaves :meth:`transfer_many` moves ``wav`` by for each target, with the
+        same arguments (cheap after a transfer of the same input: the analysis is cached)."""
+        level, gain = self._at_training_level(wav, sample_rate)
+        if not gain:
+            return {to: 0 for to in targets}
+        return self._octaves(level, frame_count(len(level), self.transform.params.hop_length),
+                             list(dict.fromkeys(targets)), octave)
+
+    def _at_training_level(self, wav, sample_rate: int) -> tuple[np.ndarray, float]:
+        """``wav`` at :attr:`sample_rate`, scaled by one gain to the training level, and the
+        gain (0 for silence, which stays as it is)."""
+        wav = np.asarray(wav, dtype=np.float32)
+        if wav.ndim != 1 or wav.size == 0:
+            raise ValueError(f"expected mono audio of shape (T,), got {wav.shape}")
+        if sample_rate != self.sample_rate:
+            import librosa
+
+            wav = librosa.resample(wav, orig_sr=sample_rate, target_sr=self.sample_rate,
+                                   res_type="soxr_hq").astype(np.float32)
+        rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
+        if rms < 1e-8:
+            return wav, 0.0
+        gain = 10 ** (self.target_dbfs / 20) / rms
+        gain = min(gain, 0.99 / float(np.abs(wav).max()))
+        return (wav * gain).astype(np.float32), gain
+
+    def _octaves(self, level: np.ndarray, n_frames: int, targets: list[str],
+                 octave: int | str) -> dict[str, int]:
+        voiced_f0 = np.zeros(0)
+        if octave == "auto":
+            source = self.source_controls(level, n_frames)
+            voiced_f0 = source.f0_hz[source.voiced]
+        return {to: self.resolve_octave(octave, to, voiced_f0) for to in targets}
 
     @torch.no_grad()
     def transfer_many(self, wav, sample_rate: int, targets: Sequence[str],
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,
-                      loudness_shift: float = 0.0, octave: int | str = 0,
+                      loudness_shift: float = 0.0, octave: int | str = DEFAULT_OCTAVE,
                       controls: dict[str, float] | None = None) -> dict[str, np.ndarray]:
         """``(T,)`` audio at ``sample_rate`` -> ``{target: (T',) float32}`` at
         :attr:`sample_rate`, with the input's duration. The input is resampled, analysed and
@@ -361,8 +401,10 @@ class TimbreTransfer:
         ``octave`` moves the performance into another register, for every inverter: the input's
         mel is shifted by that many octaves along the mel axis before encoding (and, for a
         model with ``pitch_template``, the notes it is told to play too; the DDSP head renders
-        at the shifted f0). ``"auto"`` picks, per target, the whole number of octaves closest
-        to the target's training register (:meth:`resolve_octave`). 0 keeps the source's pitch.
+        at the shifted f0). ``"auto"``, the default, picks per target the whole number of octaves
+        closest to the target's training register (:meth:`resolve_octave`), as DDSP's
+        timbre-transfer demo does; :meth:`applied_octaves` says which. 0 keeps the source's
+        register.
 
         ``controls`` turns timbre knobs, e.g. ``{"brightness": 0.5, "noisiness": -6}``
         (octaves, dB; :data:`~timbre_transfer.names.KNOBS` lists each knob's unit, range and the
@@ -378,26 +420,11 @@ class TimbreTransfer:
         renderer = renderer_for(self, inverter, targets)
         if (pitch_shift or loudness_shift) and not renderer.shifts:
             raise ValueError(f"pitch and loudness shifts need the DDSP head (inverter {DDSP!r})")
-        wav = np.asarray(wav, dtype=np.float32)
-        if wav.ndim != 1 or wav.size == 0:
-            raise ValueError(f"expected mono audio of shape (T,), got {wav.shape}")
-        if sample_rate != self.sample_rate:
-            import librosa
-
-            wav = librosa.resample(wav, orig_sr=sample_rate, target_sr=self.sample_rate,
-                                   res_type="soxr_hq").astype(np.float32)
-        rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2)))
-        if rms < 1e-8:  # silence in, silence out
-            return {to: np.zeros_like(wav) for to in targets}
-        gain = 10 ** (self.target_dbfs / 20) / rms
-        gain = min(gain, 0.99 / float(np.abs(wav).max()))
-        level = (wav * gain).astype(np.float32)
+        level, gain = self._at_training_level(wav, sample_rate)
+        if not gain:  # silence in, silence out
+            return {to: np.zeros_like(level) for to in targets}
         spec = self.transform(torch.from_numpy(level).to(self.device))
-        source = None
-        if self.model.config.pitch_template or octave == "auto":
-            source = self.source_controls(level, spec.shape[-1])
-        voiced_f0 = np.zeros(0) if source is None else source.f0_hz[source.voiced]
-        shifts = {to: self.resolve_octave(octave, to, voiced_f0) for to in targets}
+        shifts = self._octaves(level, spec.shape[-1], targets, octave)
         out_specs = {}
         for n in sorted(set(shifts.values())):  # one pass per register
             group = [to for to in targets if shifts[to] == n]
@@ -432,18 +459,20 @@ class TimbreTransfer:
 
     def stream(self, to: str, inverter: str = "pghi", block: int = 512,
                context: int | None = None, input_dbfs: float | None = None,
-               sample_rate: int | None = None, compiled: bool = True):
+               sample_rate: int | None = None, compiled: bool = True,
+               octave: int | str = DEFAULT_OCTAVE):
         """A live transfer into ``to``, a
         :class:`~timbre_transfer.inference.streaming.Stream`: see
         :func:`~timbre_transfer.inference.streaming.open_stream`, which takes the same
         arguments."""
         from timbre_transfer.inference.streaming import open_stream
 
-        return open_stream(self, to, inverter, block, context, input_dbfs, sample_rate, compiled)
+        return open_stream(self, to, inverter, block, context, input_dbfs, sample_rate, compiled,
+                           octave)
 
     def transfer_file(self, path: str | Path, to: str | Sequence[str], out_dir: str | Path,
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,
-                      loudness_shift: float = 0.0, octave: int | str = 0,
+                      loudness_shift: float = 0.0, octave: int | str = DEFAULT_OCTAVE,
                       controls: dict[str, float] | None = None) -> Path | dict[str, Path]:
         """Transfer one file to one target or several (loaded and encoded once); writes
         ``out_dir/<stem>_to_<domain>.wav`` for each. Returns its path for one target given as a
