@@ -61,8 +61,8 @@ SUMMARY_KEYS = ("mean_conversion_accuracy", "mean_fad_transfer", "mean_fad_ident
                 "fad_ratio", "mean_loudness_correlation", "median_f0_cents",
                 "mean_f0_within_50c", "mean_voiced_coverage", "mean_chroma_similarity")
 REPORT_KEYS = ("checkpoint", "step", "data", "split", "inverter", "embedder", "domains", "clips",
-               "octave", "octaves", "f0_tracker", "f0_reference", "classifier", "matrix", "baselines",
-               "reconstruction", "summary", "paired")
+               "octave", "octaves", "f0_tracker", "f0_reference", "classifier", "matrix",
+               "baselines", "reconstruction", "summary", "paired")
 PITCH_KEYS = ("median_f0_cents", "f0_within_50c", "voiced_coverage", "loudness_correlation")
 LOWER_IS_BETTER = {"fad", "f0_cents"}
 

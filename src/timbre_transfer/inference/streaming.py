@@ -55,8 +55,10 @@ from torch import nn
 
 from timbre_transfer.audio.f0 import F0_MAX, F0_MIN  # YIN searches the offline trackers' range
 from timbre_transfer.audio.pitch import MAX_HARMONICS, TEMPLATE_WIDTH_BINS, hz_to_mel
-from timbre_transfer.names import DEFAULT_OCTAVE
-from timbre_transfer.names import STREAM_INVERTERS  # noqa: F401 (re-export)
+from timbre_transfer.names import (
+    DEFAULT_OCTAVE,
+    STREAM_INVERTERS,  # noqa: F401 (re-export)
+)
 
 #: YIN: the cumulative-mean-normalised difference must fall under this for a frame to be voiced
 YIN_THRESHOLD = 0.2

@@ -279,7 +279,8 @@ class TimbreTransfer:
 
     def transfer(self, wav, sample_rate: int, to: str, inverter: str = "pghi+gla",
                  pitch_shift: float = 0.0, loudness_shift: float = 0.0,
-                 octave: int | str = DEFAULT_OCTAVE, controls: dict[str, float] | None = None) -> np.ndarray:
+                 octave: int | str = DEFAULT_OCTAVE, controls: dict[str, float] | None = None
+                 ) -> np.ndarray:
         """``(T,)`` audio at ``sample_rate`` -> ``(T',)`` float32 in domain ``to``, at
         :attr:`sample_rate`, with the input's duration; see :meth:`transfer_many`."""
         return self.transfer_many(wav, sample_rate, [to], inverter, pitch_shift,

@@ -144,6 +144,11 @@ def init_from(trainer, path) -> None:
                              f"{store.root} to start the new ones from")
         for domain, nearest in nearest_domains(trainer, new).items():
             copy_domain(trainer.model, nearest, domain)
+    # a kept domain keeps the register it learnt, so that octave auto moves a transfer into it
+    # as the saved model did (old transfers stay bit-identical when a domain is added)
+    for domain, hz in (blob.get("pitch_medians") or {}).items():
+        if domain in trainer.init_domains and hz is not None:
+            trainer.pitch_medians[domain] = hz
     if "centroids" in blob.get("training", {}):
         merge_centroids(trainer.centroids, blob["training"]["centroids"], saved_domains)
     for term in trainer.terms.values():
