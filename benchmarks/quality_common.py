@@ -103,6 +103,13 @@ def train_row(name: str, store, run: Path, minutes: float, fixed_steps: int | No
     return latest
 
 
+def training_minutes(run: Path) -> float | None:
+    """Minutes the row's training took (its ``budget.json``), None where not recorded."""
+    budget = run / "budget.json"
+    seconds = json.loads(budget.read_text()).get("seconds") if budget.is_file() else None
+    return None if seconds is None else seconds / 60
+
+
 def train_ddsp(store, run: Path, minutes: float) -> Path:
     """One DDSP head for every domain (the mel says which timbre), for ``minutes``."""
     from timbre_transfer.training.ddsp_trainer import DDSPTrainer, load_ddsp_config
@@ -126,35 +133,66 @@ def train_ddsp(store, run: Path, minutes: float) -> Path:
 # ---- the table ---------------------------------------------------------------------------------
 
 
-def summary_row(report: dict) -> dict:
-    """A row of the table from an evaluation report (its means over source != target)."""
-    s = report["summary"]
-    return {"conversion_accuracy": s["mean_conversion_accuracy"],
-            "median_f0_cents": s["median_f0_cents"],
-            "f0_within_50c": s.get("mean_f0_within_50c"),
-            "voiced_coverage": s.get("mean_voiced_coverage"),
-            "loudness_correlation": s["mean_loudness_correlation"],
-            "fad_ratio": s["fad_ratio"]}
+#: the judges of conversion: the saved classifier of the work folder each reads, and its features
+JUDGES = {"cnn": ("classifier.pt", "mel"), "mfcc": ("classifier_mfcc.pt", "mfcc")}
+#: the registers a row is scored at: auto over every pair (the default a user gets), and 0
+#: between the instruments alone
+SETTINGS = ("auto", 0)
+#: the table's columns: key, header
+COLUMNS = {"cnn": "conversion (CNN)", "mfcc": "conversion (MFCC)",
+           "median_f0_cents": "median f0 err (c)", "f0_within_50c": "within 50 c",
+           "voiced_coverage": "voiced coverage", "loudness_correlation": "loudness corr",
+           "fad_ratio": "FAD / identity", "cnn@0": "octave 0: CNN", "mfcc@0": "octave 0: MFCC",
+           "f0@0": "octave 0: f0 err (c)", "minutes": "training min"}
+
+
+def instruments(domains) -> list[str]:
+    """The domains that are instruments (not speech or singing): octave 0's pairs."""
+    return [d for d in domains if not d.startswith(("speech", "singing"))]
+
+
+def table_row(reports: dict, minutes: float | None) -> dict:
+    """A row of the table from a row's evaluation ``reports`` (``{(setting, judge): report}``,
+    means over source != target) and its training minutes."""
+    auto = reports["auto", "cnn"]["summary"]
+    row = {"cnn": auto["mean_conversion_accuracy"],
+           "mfcc": reports["auto", "mfcc"]["summary"]["mean_conversion_accuracy"],
+           **{k: auto[s] for k, s in (("median_f0_cents", "median_f0_cents"),
+                                      ("f0_within_50c", "mean_f0_within_50c"),
+                                      ("voiced_coverage", "mean_voiced_coverage"),
+                                      ("loudness_correlation", "mean_loudness_correlation"),
+                                      ("fad_ratio", "fad_ratio"))},
+           "minutes": minutes}
+    if (0, "cnn") in reports:
+        row.update({"cnn@0": reports[0, "cnn"]["summary"]["mean_conversion_accuracy"],
+                    "mfcc@0": reports[0, "mfcc"]["summary"]["mean_conversion_accuracy"],
+                    "f0@0": reports[0, "cnn"]["summary"]["median_f0_cents"]})
+    return row
 
 
 DDSP_RESYNTHESIS = "resynthesis (ddsp head)"
 
 
-def baseline_rows(report: dict) -> dict[str, dict]:
-    """identity and resynthesis from one report (what it measured of them); a report rendered
-    by the DDSP head gives its own resynthesis row (the head, not phase reconstruction)."""
+def baseline_rows(reports: dict) -> dict[str, dict]:
+    """identity and resynthesis from a row's auto reports (what they measured of them, by both
+    judges); a report rendered by the DDSP head gives its own resynthesis row (the head, not
+    phase reconstruction)."""
+    report = reports["auto", "cnn"]
     base, domains = report["baselines"], report["domains"]
     off = [(a, b) for a in domains for b in domains if a != b]
-    identity_acc = float(np.mean([base["identity"]["conversion_accuracy"][a][b] for a, b in off]))
-    resynth_acc = float(np.mean([base["resynthesis"]["conversion_accuracy"][d] for d in domains]))
+    rows = {"identity": {"fad_ratio": 1.0}, "resynthesis": {}}
+    for judge in JUDGES:
+        judged = reports["auto", judge]["baselines"]
+        rows["identity"][judge] = float(np.mean(
+            [judged["identity"]["conversion_accuracy"][a][b] for a, b in off]))
+        rows["resynthesis"][judge] = float(np.mean(
+            [judged["resynthesis"]["conversion_accuracy"][d] for d in domains]))
     fad_identity = report["summary"]["mean_fad_identity"]
     resynth_fad = float(np.mean([base["resynthesis"]["fad"][d] for d in domains]))
-    rows = {"identity": {"conversion_accuracy": identity_acc, "fad_ratio": 1.0},
-            "resynthesis": {"conversion_accuracy": resynth_acc,
-                            "fad_ratio": resynth_fad / fad_identity if fad_identity else None}}
+    rows["resynthesis"]["fad_ratio"] = resynth_fad / fad_identity if fad_identity else None
     for name, key in (("identity", "identity_pitch"), ("resynthesis", "resynthesis_pitch")):
         pitch = base.get(key) or {}
-        rows[name].update({k: v for k, v in pitch.items() if k in TARGETS})
+        rows[name].update({k: v for k, v in pitch.items() if k in COLUMNS})
     if report.get("inverter") == "ddsp":
         return {DDSP_RESYNTHESIS: rows["resynthesis"]}
     return rows
@@ -166,14 +204,11 @@ def needs_baselines(table: dict, report: dict) -> bool:
 
 
 def print_table(rows: dict[str, dict]) -> str:
-    """Print the table (markdown, one column per target) and return its text."""
-    cols = list(TARGETS)
-    head = ("| row | conversion acc | median f0 err (cents) | frames within 50 c | voiced coverage "
-            "| loudness corr | FAD / identity |")
-    lines = [head, "|---" * (len(cols) + 1) + "|"]
+    """Print the table (markdown, one column per :data:`COLUMNS`) and return its text."""
+    lines = ["| row | " + " | ".join(COLUMNS.values()) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     fmt = lambda v: "n/a" if v is None else (f"{v:.0f}" if abs(v) >= 100 else f"{v:.3f}")
     for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(fmt(row.get(c)) for c in cols) + " |")
+        lines.append(f"| {name} | " + " | ".join(fmt(row.get(c)) for c in COLUMNS) + " |")
     text = "\n".join(lines)
     print(text, flush=True)
     return text

@@ -17,6 +17,14 @@ time stops being a fair budget. ``identity`` and ``resynthesis`` (the untouched 
 target's own held-out audio through the mel front end and the inverter) come from the
 evaluation of the first trained row; a DDSP row renders another row's model with one DDSP head.
 
+Each row is scored at the default register (``--octave auto``, every source != target pair) and at
+octave 0 between the instruments alone, each by both judges: the CNN on mel windows
+(``classifier.pt``) and the MFCC one (``classifier_mfcc.pt``, the spectral envelope); pitch is
+scored after the octaves each transfer applied. One report per row, register and judge goes to
+``reports/<row>/octave_<setting>_<judge>.json``. The columns: both judges' conversion, the pitch
+and loudness scores and FAD / identity at auto; both judges' conversion and the f0 error at
+octave 0; the row's training minutes.
+
 Every step is reused when its output exists (an interrupted run continues). Run from the
 repository root, alone (a second torch process on 2 cores slows both)::
 
@@ -35,14 +43,18 @@ import numpy as np
 from quality_common import (
     DATA,
     DDSP_RESYNTHESIS,
+    JUDGES,
     ROOT,
+    SETTINGS,
     baseline_rows,
+    instruments,
     needs_baselines,
     print_table,
     stage_bach10,
-    summary_row,
+    table_row,
     train_ddsp,
     train_row,
+    training_minutes,
     verdicts,
 )
 from quality_rows import DDSP_MODEL, FIGURE_PAIRS, FIGURE_ROWS, ROWS
@@ -114,38 +126,40 @@ def main(argv=None) -> None:
         print(f"{name}: model ready ({(time.perf_counter() - t0) / 60:.1f} min this session)",
               flush=True)
 
+    # each row scored at both registers by both judges; cached per report (octave auto is the
+    # default since issue 32: the octave-0 tables of before live in table.json)
     table: dict[str, dict] = {}
-    saved = work / "table.json"
-    done = json.loads(saved.read_text()) if saved.is_file() else {}
     for name in args.rows:
-        report_path = work / "reports" / f"{name}.json"
-        if name not in done and report_path.is_file():  # evaluated by an interrupted run
-            report = json.loads(report_path.read_text())
-            done[name] = {**(baseline_rows(report) if needs_baselines(table, report) else {}),
-                          name: summary_row(report)}
-        if name in done:
-            table.update(done[name])
-            continue
         t0 = time.perf_counter()
-        tt = TimbreTransfer.from_checkpoint(checkpoints[name], device="cpu")
-        if name in DDSP_MODEL:
-            tt.attach_ddsp(checkpoints["ddsp head"])
-        report = evaluate(tt, store, work / "classifier.pt", inverter=ROWS[name].inverter,
-                          embedder="logmel", f0_truth=truth)
-        report["checkpoint"] = str(checkpoints[name])
-        write_report(report, report_path)
-        rows = baseline_rows(report) if needs_baselines(table, report) else {}
-        rows[name] = summary_row(report)
-        table.update(rows)
-        done[name] = rows
-        if saved.is_file():  # another run may have evaluated other rows meanwhile: keep them
-            done = {**json.loads(saved.read_text()), **done}
-        saved.write_text(json.dumps(done, indent=1))
-        print(f"{name}: evaluated in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+        tt = None
+        reports = {}
+        for setting in SETTINGS:
+            for judge, (classifier, features) in JUDGES.items():
+                path = work / "reports" / name / f"octave_{setting}_{judge}.json"
+                if path.is_file():
+                    reports[setting, judge] = json.loads(path.read_text())
+                    continue
+                if tt is None:
+                    tt = TimbreTransfer.from_checkpoint(checkpoints[name], device="cpu")
+                    if name in DDSP_MODEL:
+                        tt.attach_ddsp(checkpoints["ddsp head"])
+                pairs = None if setting == "auto" else instruments(tt.domains)
+                report = evaluate(tt, store, work / classifier, inverter=ROWS[name].inverter,
+                                  embedder="logmel", f0_truth=truth, judge=features,
+                                  octave=setting, sources=pairs, targets=pairs, progress=False)
+                report["checkpoint"] = str(checkpoints[name])
+                write_report(report, path)
+                reports[setting, judge] = report
+        if needs_baselines(table, reports["auto", "cnn"]):
+            table.update(baseline_rows(reports))
+        table[name] = table_row(reports, training_minutes(work / "runs" / DDSP_MODEL.get(
+            name, name)))
+        if tt is not None:
+            print(f"{name}: evaluated in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     print()
     order = ["identity", "resynthesis", DDSP_RESYNTHESIS] + [r for r in ROWS if r in table]
     text = print_table({r: table[r] for r in order if r in table})
-    (work / "table.md").write_text(text + "\n")
+    (work / "table_auto.md").write_text(text + "\n")
     if "recipe" in table:
         print("\ntargets for the recipe (means over source != target):")
         print("\n".join("  " + v for v in verdicts(table["recipe"])))

@@ -107,15 +107,29 @@ def test_quality_rows_load_and_pin_their_settings(rows):
 
 
 def test_transfer_quality_table_and_the_register_judge_rows(rows, capsys):
+    common = _load("quality_common")
+    assert common.instruments(["bassoon", "speech_male", "violin", "singing_female"]) == [
+        "bassoon", "violin"]
+    reports = {(setting, judge): {"summary": {
+        "mean_conversion_accuracy": {"cnn": 0.9, "mfcc": 0.8}[judge] - (setting == 0) / 2,
+        "median_f0_cents": 10.0 + (setting == 0), "mean_f0_within_50c": 0.95,
+        "mean_voiced_coverage": 0.93, "mean_loudness_correlation": 0.88, "fad_ratio": 0.5}}
+        for setting in common.SETTINGS for judge in common.JUDGES}
+    assert common.table_row(reports, 12.5) == {
+        "cnn": 0.9, "mfcc": 0.8, "median_f0_cents": 10.0, "f0_within_50c": 0.95,
+        "voiced_coverage": 0.93, "loudness_correlation": 0.88, "fad_ratio": 0.5, "minutes": 12.5,
+        "cnn@0": 0.4, "mfcc@0": pytest.approx(0.3), "f0@0": 11.0}
     bench = _load("transfer_quality")
     assert bench.parse_args([]).rows == list(rows.ROWS)
     with pytest.raises(SystemExit):  # a retired row (issue 30) is no longer a choice
         bench.parse_args(["--rows", "recipe+envelope-gan"])
-    text = bench.print_table({"recipe": {"conversion_accuracy": 0.5364, "median_f0_cents": 8.2,
+    text = bench.print_table({"recipe": {"cnn": 0.5364, "mfcc": 0.25, "median_f0_cents": 8.2,
                                          "f0_within_50c": 0.784, "voiced_coverage": None,
-                                         "loudness_correlation": 0.9, "fad_ratio": 123.4}})
-    assert text.splitlines()[1:] == ["|---|---|---|---|---|---|---|",
-                                     "| recipe | 0.536 | 8.200 | 0.784 | n/a | 0.900 | 123 |"]
+                                         "loudness_correlation": 0.9, "fad_ratio": 123.4,
+                                         "f0@0": 12.0, "minutes": 11.4}})
+    assert text.splitlines()[1:] == ["|---" * 12 + "|",
+                                     "| recipe | 0.536 | 0.250 | 8.200 | 0.784 | n/a | 0.900 | 123 "
+                                     "| n/a | n/a | 12.000 | 11.400 |"]
     assert capsys.readouterr().out == text + "\n"
     judge = _load("register_judge")
     assert list(judge.ROWS) == ["identity", *rows.ROWS] and judge.ROWS["identity"] is None
