@@ -13,6 +13,7 @@ from timbre_transfer.evaluation.evaluate import (
     _json_ready,
     evaluate,
     summarize,
+    write_report,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -249,7 +250,7 @@ def test_evaluate_with_the_ddsp_inverter_resynthesizes_through_each_domains_head
     assert float(np.abs(by_head - by_phase).max()) > 1e-3
 
 
-def test_evaluate_restricted_to_some_pairs_scores_them_as_the_full_run_does(setup):
+def test_evaluate_restricted_to_some_pairs_scores_them_as_the_full_run_does(setup, tmp_path):
     from timbre_transfer.data.store import FeatureStore
     from timbre_transfer.evaluation.classifier import Classifier
     from timbre_transfer.inference.transfer import TimbreTransfer
@@ -266,6 +267,15 @@ def test_evaluate_restricted_to_some_pairs_scores_them_as_the_full_run_does(setu
             assert list(part["matrix"][key][s]) == ["flute"]
             assert part["matrix"][key][s]["flute"] == pytest.approx(full["matrix"][key][s]["flute"])
     assert set(part["baselines"]["resynthesis"]["fad"]) == {"flute"}
+    # its summary and heatmaps show the pairs scored (they used to fail on the missing rows)
+    written = write_report(part, tmp_path / "part.json")
+    summary = written["markdown"].read_text()
+    assert "| source \\ target | flute |" in summary and "| reed |" in summary
+    assert "| flute | " in summary and "| brass | " not in summary.split("## Per domain")[1]
+    from matplotlib.image import imread
+
+    assert imread(written["fad"]).shape[1] < imread(
+        write_report(full, tmp_path / "full.json")["fad"]).shape[1]  # one column, not three
     with pytest.raises(KeyError, match="cello"):
         evaluate(tt, store, classifier, inverter="pghi", progress=False, targets=["cello"])
 

@@ -337,7 +337,7 @@ def markdown_summary(report: dict) -> str:
     lines += ["", "## Per domain", "", "| domain | resynthesis FAD | resynthesis accuracy | "
               "recon mel L1 | recon SC dB | classifier held-out accuracy |",
               "|---|---|---|---|---|---|"]
-    for d in report["domains"]:
+    for d in (d for d in report["domains"] if d in report["reconstruction"]["mel_l1"]):
         lines.append(
             f"| {d} | {format_value(report['baselines']['resynthesis']['fad'][d])} | "
             f"{format_value(report['baselines']['resynthesis']['conversion_accuracy'][d])} | "
@@ -351,26 +351,28 @@ def heatmaps(report: dict) -> dict:
     """One matplotlib Figure per matrix (transfer matrices and the identity FAD)."""
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 
-    domains = report["domains"]
     panels = {m: report["matrix"][m] for m in MATRICES}
     panels["fad_identity"] = report["baselines"]["identity"]["fad"]
     figures = {}
     for name, m in panels.items():
-        values = np.array([[np.nan if m[s][t] is None else m[s][t] for t in domains]
-                           for s in domains], dtype=float)
-        fig = Figure(figsize=(1.0 + 0.9 * len(domains), 0.8 + 0.8 * len(domains)))
+        # the rows and columns scored (evaluate's sources and targets)
+        sources = [d for d in report["domains"] if d in m]
+        targets = [d for d in report["domains"] if any(d in row for row in m.values())]
+        values = np.array([[np.nan if m[s].get(t) is None else m[s][t] for t in targets]
+                           for s in sources], dtype=float)
+        fig = Figure(figsize=(1.0 + 0.9 * len(targets), 0.8 + 0.8 * len(sources)))
         ax = fig.subplots()
         cmap = "viridis_r" if name.startswith("fad") or name in LOWER_IS_BETTER else "viridis"
         image = ax.imshow(values, cmap=cmap)
-        for i in range(len(domains)):
-            for j in range(len(domains)):
+        for i in range(len(sources)):
+            for j in range(len(targets)):
                 if not np.isnan(values[i, j]):
                     shade = image.cmap(image.norm(values[i, j]))  # dark text on light cells
                     light = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] > 0.5
                     ax.text(j, i, f"{values[i, j]:.2g}", ha="center", va="center", fontsize=7,
                             color="black" if light else "white")
-        ax.set_xticks(range(len(domains)), domains, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(domains)), domains, fontsize=7)
+        ax.set_xticks(range(len(targets)), targets, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(sources)), sources, fontsize=7)
         ax.set_xlabel("target")
         ax.set_ylabel("source")
         ax.set_title(name, fontsize=9)
