@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_or_skip
+from timbre_transfer.names import format_octaves
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "data" / "test_artifacts"  # git-ignored; the screenshot lands here
@@ -30,12 +31,21 @@ def site(synth_store, debug_checkpoint, tmp_path_factory):
     return out
 
 
-def test_page_states_the_model_and_links_only_local_files(site):
+def test_page_states_the_model_and_links_only_local_files(site, debug_checkpoint, synth_store):
     text = (site / "index.html").read_text()
     assert "domains brass, flute, reed" in text and "2 training steps" in text
     from timbre_transfer import __version__
 
     assert f"timbre_transfer {__version__}" in text
+    assert "octave auto: each transfer moved by whole octaves" in text
+    # every transfer's caption names the octaves the model applied to that input
+    from timbre_transfer.audio.io import load_audio
+    from timbre_transfer.inference.transfer import TimbreTransfer
+
+    tt = TimbreTransfer.from_checkpoint(debug_checkpoint)
+    wav = load_audio(synth_store / "audio" / "reed" / "clip_0000.wav", tt.sample_rate)
+    for domain, n in tt.applied_octaves(wav, tt.sample_rate, tt.domains).items():
+        assert f"to {domain} ({format_octaves(n)})" in text
     assert "http://" not in text and "https://" not in text  # no CDN: works offline
     # 2 inputs x (original + 3 domains) + 3 inverters + 5 brightness settings (the only knob
     # a mel inverter supports) + 6 interpolation steps

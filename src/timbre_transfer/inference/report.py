@@ -117,11 +117,12 @@ def write_listening_page(tt, inputs: list[str | Path], out_dir: str | Path,
                            + "</div>")
 
     step = "unknown" if tt.step is None else str(tt.step)
+    register = ("octave auto: each transfer moved by whole octaves into its target's register"
+                if octave == "auto" else f"every transfer moved by {format_octaves(octave)}")
     body = f"""<h1>timbre_transfer listening page</h1>
 <p>Model <code>{html.escape(checkpoint)}</code>: domains {html.escape(', '.join(tt.domains))};
-{step} training steps; inverter {html.escape(inverter)}; timbre_transfer {__version__}; octave
-{html.escape(str(octave))} (auto: each transfer moved by whole octaves into its target's
-register).</p>
+{step} training steps; inverter {html.escape(inverter)}; timbre_transfer {__version__};
+{html.escape(register)}.</p>
 <h2>Transfers</h2>
 {''.join(sections)}
 <h2>Inverters side by side</h2>

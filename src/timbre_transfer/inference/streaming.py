@@ -150,8 +150,9 @@ class StreamingTransfer(nn.Module):
         self.fixed_octave = 0 if self.auto_octave else int(octave)
         self.register_log2 = math.log2(register_hz) if self.auto_octave else 0.0
         self.auto_frames = int(round(self.sample_rate / self.hop))  # one second of voiced frames
-        # f0 for the template, for an inverter steered by it, and for octave 'auto'
-        self.needs_f0 = self.pitch_template or bool(inverter.needs_f0) or self.auto_octave
+        # f0 for the template and for an inverter steered by it (octave 'auto' also reads it
+        # until it has resolved)
+        self.needs_f0 = self.pitch_template or bool(inverter.needs_f0)
         self.lag = int(inverter.lag)
         self.delay = stream_delay(self.block, self.hop, self.n_fft, self.chunk, self.lag)
         self.latency = self.delay + self.block
@@ -225,9 +226,10 @@ class StreamingTransfer(nn.Module):
             frames = pending[:need].unfold(0, self.n_fft, self.hop)  # (chunk, n_fft)
             pending = pending[self.chunk * self.hop:]
             new_spec = self._mel(frames)
-            f0, voiced = self._yin(frames) if self.needs_f0 else (
+            listening = self.auto_octave and int(count.item()) < self.auto_frames
+            f0, voiced = self._yin(frames) if self.needs_f0 or listening else (
                 torch.zeros(self.chunk), torch.zeros(self.chunk))
-            if self.auto_octave:
+            if listening:
                 octave_now, seen, count = self._resolve_octave(f0, voiced, octave_now, seen,
                                                                count)
             octave = int(octave_now.item())
