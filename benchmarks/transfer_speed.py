@@ -77,7 +77,7 @@ def main(argv=None) -> None:
     print(f"timbre_transfer {__version__} from "
           f"{Path(__import__('timbre_transfer').__file__).parent}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; {seconds:.1f} s input "
-          f"-> {to}, inverter {args.inverter}", flush=True)
+          f"-> {to}, inverter {args.inverter}, the default octave", flush=True)
 
     start = time.perf_counter()  # the first call: kernels, the tracker's set-up, the analysis
     tt.transfer(wav, sr, to=to, inverter=args.inverter)
@@ -94,7 +94,12 @@ def main(argv=None) -> None:
         gain = min(gain, 0.99 / float(np.abs(wav).max()))
         level = (wav * gain).astype(np.float32)
         spec = tt.transform(torch.from_numpy(level))
-        notes = tt.notes(level, spec.shape[-1])  # a model with the pitch template needs them
+        # in the register the transfer played (the default, octave auto, may move it)
+        octave = tt.applied_octaves(wav, sr, [to])[to] if hasattr(tt, "applied_octaves") else 0
+        if octave:
+            silence = float(-tt.transform.norm_shift / tt.transform.norm_scale)
+            spec = tt.mel_pitch.shift(spec[None, None], 2.0 ** octave, silence)[0, 0]
+        notes = tt.notes(level, spec.shape[-1], octave)  # a pitch-template model needs them
         generated = translate_windowed(tt.model, spec, [to], tt.window, pitch=notes)[0]
         inversions = []
         for _ in range(args.repeats):
