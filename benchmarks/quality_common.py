@@ -130,6 +130,32 @@ def train_ddsp(store, run: Path, minutes: float) -> Path:
     return latest
 
 
+def train_ddsp_anchor(store, run: Path, minutes: float) -> list[Path]:
+    """DDSP's own timbre transfer, the anchor a user would pick instead: one head per domain
+    that hears f0 and loudness alone (``head.mel_input=false``), the ``minutes`` shared equally
+    among the domains; the heads' checkpoints. ``run/budget.json`` records the wall time."""
+    from timbre_transfer.training.ddsp_trainer import DDSPTrainer, load_ddsp_config
+
+    blind = ["head.mel_input=false"]
+    heads = [run / d / "checkpoints" / "latest.pt" for d in store.domains]
+    budget = run / "budget.json"
+    if budget.is_file() and json.loads(budget.read_text()).get("done"):
+        return heads
+    probe = DDSPTrainer(load_ddsp_config(overrides=[*blind, "train.max_steps=10"]), store,
+                        store.domains[:1], run / "probe", progress=False)
+    t0 = time.perf_counter()
+    probe.fit()
+    steps = max(11, int(minutes * 60 / len(store.domains) * 10 / (time.perf_counter() - t0)))
+    t0 = time.perf_counter()
+    for domain in store.domains:
+        DDSPTrainer(load_ddsp_config(overrides=[*blind, f"train.max_steps={steps}"]), store,
+                    [domain], run / domain).fit()
+    budget.write_text(json.dumps({"steps": steps, "done": True,
+                                  "seconds": time.perf_counter() - t0}))
+    print(f"  ddsp anchor: {len(heads)} heads x {steps} steps", flush=True)
+    return heads
+
+
 # ---- the table ---------------------------------------------------------------------------------
 
 
@@ -171,12 +197,13 @@ def table_row(reports: dict, minutes: float | None) -> dict:
 
 
 DDSP_RESYNTHESIS = "resynthesis (ddsp head)"
+ANCHOR_RESYNTHESIS = "resynthesis (ddsp anchor)"
 
 
-def baseline_rows(reports: dict) -> dict[str, dict]:
+def baseline_rows(reports: dict, ddsp_label: str = DDSP_RESYNTHESIS) -> dict[str, dict]:
     """identity and resynthesis from a row's auto reports (what they measured of them, by both
-    judges); a report rendered by the DDSP head gives its own resynthesis row (the head, not
-    phase reconstruction)."""
+    judges); a report rendered by DDSP heads gives its own resynthesis row (the heads, not
+    phase reconstruction), named ``ddsp_label``."""
     report = reports["auto", "cnn"]
     base, domains = report["baselines"], report["domains"]
     off = [(a, b) for a in domains for b in domains if a != b]
@@ -194,13 +221,13 @@ def baseline_rows(reports: dict) -> dict[str, dict]:
         pitch = base.get(key) or {}
         rows[name].update({k: v for k, v in pitch.items() if k in COLUMNS})
     if report.get("inverter") == "ddsp":
-        return {DDSP_RESYNTHESIS: rows["resynthesis"]}
+        return {ddsp_label: rows["resynthesis"]}
     return rows
 
 
-def needs_baselines(table: dict, report: dict) -> bool:
+def needs_baselines(table: dict, report: dict, ddsp_label: str = DDSP_RESYNTHESIS) -> bool:
     """Whether ``report`` gives a baseline row the table lacks."""
-    return (DDSP_RESYNTHESIS if report.get("inverter") == "ddsp" else "identity") not in table
+    return (ddsp_label if report.get("inverter") == "ddsp" else "identity") not in table
 
 
 def print_table(rows: dict[str, dict]) -> str:

@@ -41,6 +41,22 @@ tables of docs/benchmarks.md are read by name. A new setting is a new row.
   augmented), and each translation must be named its target, not its source;
 - ``recipe``: config/cpu-small.yaml as shipped: the previous recipe with the domain classifier
   at weight 5 (the settings of ``recipe+domain-class-x0.5``);
+- ``recipe-no-pitch-loss`` / ``recipe-no-domain-class`` / ``recipe-no-loudness-loss`` /
+  ``recipe-no-augment``: the shipped recipe with one mechanism off (issue 32's ablations at the
+  default register: does each still earn its place once transfers move into the target's
+  register?);
+- ``recipe+source-filter``: the recipe whose generators render their output from the notes'
+  harmonic comb under an envelope and a smooth noise floor they draw (``model.source_filter``):
+  partials exactly on the notes, so the nets can only choose the timbre;
+  ``recipe+source-filter-no-pitch-loss``: that without the pitch-consistency loss (pitch is
+  kept by construction; the step is twice as fast);
+- ``recipe+envelope-shift``: the recipe whose augmentation moves the notes under each crop's
+  own spectral envelope (``train.pitch_shift_mode=envelope``) instead of warping the mel;
+- ``ddsp-anchor``: DDSP's own timbre transfer, the anchor a user would pick instead: one DDSP
+  head per domain that hears f0 and loudness alone (``head.mel_input=false``), trained for the
+  same wall time (``--minutes``, shared among the heads) on the same store, rendering the
+  source's f0 moved by the same automatic octaves (the ``recipe`` model only resolves them);
+- ``gpu``: config/gpu.yaml, the recipe at the published size (``benchmarks/gpu_check.sh``);
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
   ``ddsp`` row's head at the source's f0 and loudness (no model of their own).
 
@@ -120,12 +136,23 @@ ROWS = {
     "recipe+domain-class-x0.5": on_previous("loss.domain_class=5.0"),  # the recipe's settings
     "recipe+domain-class-x0.5-seed1": on_previous("loss.domain_class=5.0", "train.seed=1"),
     "recipe": Row(SMALL),  # as shipped
+    "recipe-no-pitch-loss": Row(SMALL, ("loss.pitch=0.0",)),
+    "recipe-no-domain-class": Row(SMALL, ("loss.domain_class=0.0",)),
+    "recipe-no-loudness-loss": Row(SMALL, ("loss.loudness=0.0",)),
+    "recipe-no-augment": Row(SMALL, ("train.pitch_shift=0",)),
+    "recipe+source-filter": Row(SMALL, ("model.source_filter=true",)),
+    "recipe+source-filter-no-pitch-loss": Row(SMALL, ("model.source_filter=true",
+                                                      "loss.pitch=0.0")),
+    "recipe+envelope-shift": Row(SMALL, ("train.pitch_shift_mode=envelope",)),
+    "ddsp-anchor": Row(SMALL, inverter="ddsp"),
+    "gpu": Row("gpu.yaml"),
     "template+pitch-loss+ddsp": Row(SMALL, inverter="ddsp"),
     "recipe+ddsp": Row(SMALL, inverter="ddsp"),
 }
 # rows that train no model of their own: another row's mels, rendered by the one DDSP head
 DDSP_MODEL = {"ddsp": "reference", "template+pitch-loss+ddsp": "template+pitch-loss",
-              "recipe+ddsp": "recipe"}
+              "recipe+ddsp": "recipe", "ddsp-anchor": "recipe"}
+ANCHOR = "ddsp-anchor"  # its heads are its own (quality_common.train_ddsp_anchor)
 # issue 32's targets for the recipe (means over source != target; @0: between the instruments
 # at octave 0)
 TARGETS = {"cnn": (">=", 0.9), "mfcc": (">=", 0.85), "median_f0_cents": ("<=", 15.0),

@@ -15,7 +15,9 @@ measures): each trains from scratch on the same store for ``--minutes`` of wall 
 count calibrated on the first steps, or for ``--steps`` steps when runs share the cores and wall
 time stops being a fair budget. ``identity`` and ``resynthesis`` (the untouched source, and the
 target's own held-out audio through the mel front end and the inverter) come from the
-evaluation of the first trained row; a DDSP row renders another row's model with one DDSP head.
+evaluation of the first trained row; a DDSP row renders another row's model with one DDSP head;
+the ``ddsp-anchor`` row is DDSP's own timbre transfer (one head per domain from f0 and loudness
+alone, trained for ``--minutes`` in all).
 
 Each row is scored at the default register (``--octave auto``, every source != target pair) and at
 octave 0 between the instruments alone, each by both judges: the CNN on mel windows
@@ -41,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from quality_common import (
+    ANCHOR_RESYNTHESIS,
     DATA,
     DDSP_RESYNTHESIS,
     JUDGES,
@@ -53,11 +56,12 @@ from quality_common import (
     stage_bach10,
     table_row,
     train_ddsp,
+    train_ddsp_anchor,
     train_row,
     training_minutes,
     verdicts,
 )
-from quality_rows import DDSP_MODEL, FIGURE_PAIRS, FIGURE_ROWS, ROWS
+from quality_rows import ANCHOR, DDSP_MODEL, FIGURE_PAIRS, FIGURE_ROWS, ROWS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -115,14 +119,16 @@ def main(argv=None) -> None:
           + ", ".join(f"{d} {v:.0f}" for d, v in store.pitch_medians().items() if v), flush=True)
 
     # every row's model first, then every evaluation (a long run gives its models early)
-    checkpoints = {}
+    checkpoints, heads = {}, {}
     for name in args.rows:
         model_row = DDSP_MODEL.get(name, name)
         t0 = time.perf_counter()
         checkpoints[name] = train_row(model_row, store, work / "runs" / model_row, args.minutes,
                                       args.steps)
-        if name in DDSP_MODEL:
-            checkpoints["ddsp head"] = train_ddsp(store, work / "runs" / "ddsp", args.ddsp_minutes)
+        if name == ANCHOR:  # the heads alone make the sound; the model resolves the octaves
+            heads[name] = train_ddsp_anchor(store, work / "runs" / ANCHOR, args.minutes)
+        elif name in DDSP_MODEL:
+            heads[name] = [train_ddsp(store, work / "runs" / "ddsp", args.ddsp_minutes)]
         print(f"{name}: model ready ({(time.perf_counter() - t0) / 60:.1f} min this session)",
               flush=True)
 
@@ -141,8 +147,8 @@ def main(argv=None) -> None:
                     continue
                 if tt is None:
                     tt = TimbreTransfer.from_checkpoint(checkpoints[name], device="cpu")
-                    if name in DDSP_MODEL:
-                        tt.attach_ddsp(checkpoints["ddsp head"])
+                    for head in heads.get(name, []):
+                        tt.attach_ddsp(head)
                 pairs = None if setting == "auto" else instruments(tt.domains)
                 report = evaluate(tt, store, work / classifier, inverter=ROWS[name].inverter,
                                   embedder="logmel", f0_truth=truth, judge=features,
@@ -150,14 +156,16 @@ def main(argv=None) -> None:
                 report["checkpoint"] = str(checkpoints[name])
                 write_report(report, path)
                 reports[setting, judge] = report
-        if needs_baselines(table, reports["auto", "cnn"]):
-            table.update(baseline_rows(reports))
-        table[name] = table_row(reports, training_minutes(work / "runs" / DDSP_MODEL.get(
-            name, name)))
+        label = ANCHOR_RESYNTHESIS if name == ANCHOR else DDSP_RESYNTHESIS
+        if needs_baselines(table, reports["auto", "cnn"], label):
+            table.update(baseline_rows(reports, label))
+        trained = name if name == ANCHOR else DDSP_MODEL.get(name, name)
+        table[name] = table_row(reports, training_minutes(work / "runs" / trained))
         if tt is not None:
             print(f"{name}: evaluated in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     print()
-    order = ["identity", "resynthesis", DDSP_RESYNTHESIS] + [r for r in ROWS if r in table]
+    order = ["identity", "resynthesis", DDSP_RESYNTHESIS, ANCHOR_RESYNTHESIS] + [
+        r for r in ROWS if r in table]
     text = print_table({r: table[r] for r in order if r in table})
     (work / "table_auto.md").write_text(text + "\n")
     if "recipe" in table:

@@ -92,3 +92,108 @@ def test_shift_fills_what_comes_from_outside_the_grid(grid):
     # one ratio per item
     both = grid.shift(torch.ones(2, 1, N_MELS, 3), torch.tensor([1.0, 2.0]), fill=-1.0)
     assert both[0].min().item() == pytest.approx(1.0) and both[1].min() < 0.5
+
+
+def _harmonic_tone(f0: float, seconds: float = 1.0, amplitude: float = 0.01) -> np.ndarray:
+    """Equal partials ``amplitude`` at every ``k * f0`` below Nyquist."""
+    t = np.arange(int(SR * seconds)) / SR
+    return sum(amplitude * np.sin(2 * np.pi * k * f0 * t)
+               for k in range(1, int((SR / 2) // f0) + 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize("f0, off", [(65.0, 0.06), (110.0, 0.005), (220.0, 0.005),
+                                     (523.25, 0.005)])
+def test_comb_is_the_mel_the_front_end_measures_of_a_harmonic_tone(grid, f0, off):
+    """The comb, times each band's flat response and the partial's peak (amplitude x window
+    sum / 2), is the transform's magnitude mel of a tone of equal partials (a middle frame).
+    ``off``: the largest error allowed, as a fraction of the highest band: below ~100 Hz the
+    partials' lobes overlap and their phases matter, which a magnitude sum cannot know."""
+    from timbre_transfer.audio.transform import AudioTransform
+
+    transform = AudioTransform()
+    measured = transform.mel(torch.from_numpy(_harmonic_tone(f0)))[:, 60].double()
+    comb = grid.comb(torch.tensor([[f0]]), torch.ones(1, 1))[0, 0, :, 0].double()
+    expected = comb * grid.comb.flat.double() * 0.01 * float(transform.window.sum()) / 2
+    if f0 > 100:  # resolved partials: each band within 1 %
+        strong = comb > 0.2
+        np.testing.assert_allclose(measured[strong], expected[strong], rtol=0.01)
+    # and nothing anywhere (between the partials, near Nyquist) that the comb does not draw
+    assert float((measured - expected).abs().max()) < off * float(measured.max())
+
+
+def test_comb_peaks_sit_on_the_harmonics_and_follow_voicing(grid):
+    f0 = 220.0
+    comb = grid.comb(torch.tensor([[f0, f0, 0.0]]), torch.tensor([[1.0, 0.25, 1.0]]))[0, 0]
+    column = comb[:, 0].numpy()
+    peaks = [m for m in range(1, N_MELS - 1)
+             if column[m] > column[m - 1] and column[m] >= column[m + 1] and column[m] > 0.3]
+    # each resolved harmonic peaks in the band nearest its frequency (below 1.5 kHz the
+    # partials are at least 4 bands apart)
+    resolved = [k * f0 for k in range(1, 7)]
+    assert peaks[:6] == [round(_librosa_bin(hz)) for hz in resolved]
+    torch.testing.assert_close(comb[:, 1], 0.25 * comb[:, 0])  # scaled by the voicing
+    assert float(comb[:, 2].abs().max()) == 0.0  # no note, no comb
+
+
+def test_notes_stack_template_and_comb(grid):
+    f0, voiced = torch.full((2, 5), 330.0), torch.ones(2, 5)
+    torch.testing.assert_close(grid.notes(f0, voiced), grid.template(f0, voiced))
+    both = grid.notes(f0, voiced, source_filter=True)
+    assert both.shape == (2, 2, N_MELS, 5)
+    torch.testing.assert_close(both[:, 1:], grid.comb(f0, voiced))
+    with pytest.raises(ValueError, match="has no comb"):
+        MelPitch(SR, N_MELS).notes(f0, voiced, source_filter=True)
+
+
+def _formant_tone(f0: float) -> np.ndarray:
+    """Partials at k * f0 whose amplitudes follow one fixed envelope of frequency (a formant
+    at 1.5 kHz and a weaker one at 400 Hz): the same instrument at any pitch."""
+    envelope = lambda hz: (np.exp(-0.5 * (np.log2(hz / 1500.0) / 0.5) ** 2)
+                           + 0.1 * np.exp(-0.5 * (np.log2(hz / 400.0) / 0.4) ** 2))
+    t = np.arange(SR) / SR
+    return sum(0.05 * envelope(k * f0) * np.sin(2 * np.pi * k * f0 * t)
+               for k in range(1, int((SR / 2) // f0) + 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize("f0, semitones", [(147.0, 7), (196.0, 12), (300.0, -5), (443.0, 12),
+                                           (443.0, -12)])
+def test_shift_harmonics_moves_the_notes_and_keeps_the_envelope(grid, f0, semitones):
+    """Against the same envelope played at the new pitch: the partials land on its partials
+    (within a bin) and their heights stay within 0.6 nats of its (the mel warp moves the
+    envelope with the notes: 0.4-1.8 nats off on average here)."""
+    from timbre_transfer.audio.transform import AudioTransform
+
+    transform = AudioTransform()
+    log_mel = lambda wav: torch.log1p(100 * transform.mel(torch.from_numpy(wav)))[None, None]
+    ratio = 2 ** (semitones / 12)
+    source, target = log_mel(_formant_tone(f0)), log_mel(_formant_tone(f0 * ratio))
+    n = source.shape[-1]
+    ours = grid.shift_harmonics(source, ratio, torch.full((1, n), f0), torch.ones(1, n))
+    warped = grid.shift(source, ratio, 0.0)
+    partials = [float(grid.position(torch.tensor(k * f0 * ratio, dtype=torch.float64)))
+                for k in range(1, 40) if k * f0 * ratio < 4000]
+    resolved = [round(p) for i, p in enumerate(partials) if i == 0 or p - partials[i - 1] >= 3]
+    height = lambda mel: mel[0, 0, resolved, 20:40].mean(-1)
+    ours_off = (height(ours) - height(target)).abs()
+    warp_off = (height(warped) - height(target)).abs()
+    assert float(ours_off.max()) < 0.6
+    assert float(ours_off.mean()) < 0.5 * float(warp_off.mean())
+    column, expected = ours[0, 0, :, 30], target[0, 0, :, 30]
+    peaks = lambda c: {m for m in range(1, N_MELS - 1) if c[m] > c[m - 1] and c[m] >= c[m + 1]}
+    strong = sorted(m for m in peaks(expected) if expected[m] > expected.max() - 3)
+    assert len(strong) >= 2
+    for m in strong[:4]:  # the lowest strong partials are peaks of ours too, within a bin
+        assert {m - 1, m, m + 1} & peaks(column), (m, sorted(peaks(column)))
+
+
+def test_shift_harmonics_leaves_unvoiced_frames_as_they_are(grid):
+    spec = torch.rand(2, 1, N_MELS, 6)
+    f0 = torch.tensor([[200.0] * 6, [0.0] * 6])
+    voiced = torch.tensor([[1.0, 1.0, 0.2, 1.0, 0.0, 1.0], [1.0] * 6])
+    out = grid.shift_harmonics(spec, torch.tensor([1.5, 1.5]), f0, voiced)
+    still = [(0, 2), (0, 4)] + [(1, t) for t in range(6)]  # unvoiced, or no f0
+    for b, t in still:
+        assert torch.equal(out[b, :, :, t], spec[b, :, :, t])
+    assert not torch.equal(out[0, :, :, 0], spec[0, :, :, 0])
+    # a ratio of 1 moves nothing
+    torch.testing.assert_close(grid.shift_harmonics(spec, 1.0, f0, voiced), spec)

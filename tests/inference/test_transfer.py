@@ -373,3 +373,39 @@ def test_controls_of_recent_inputs_are_analysed_once(monkeypatch):
     assert len(calls) == 3 and len(tt._controls) == 1
     tt.source_controls(clips[0], 20)  # ... which are analysed anew
     assert len(calls) == 4
+
+
+def test_a_source_filter_model_transfers_with_partials_on_the_notes():
+    """The notes reach a source-filter model as template + comb through windowed translation,
+    and its mel peaks where the comb of the (moved) notes peaks (the random floor may add
+    broad bumps of its own); streaming refuses it."""
+    from timbre_transfer.audio.transform import AudioTransform
+    from timbre_transfer.models.multidomain import ModelConfig, TimbreModel
+
+    torch.manual_seed(0)
+    model = TimbreModel(ModelConfig(dim=4, n_res_encoder=1, n_res_shared=1, n_res_generator=1,
+                                    pitch_template=True, source_filter=True), ["a", "b"]).eval()
+    transform = AudioTransform()
+    transform.norm_scale.fill_(4.0)
+    model.set_levels(transform)
+    tt = TimbreTransfer(model, transform, ["a", "b"], window=32, device="cpu",
+                        pitch_medians={"a": 220.0, "b": 440.0})
+    t = np.arange(2 * SR) / SR
+    wav = sum(0.05 / k * np.sin(2 * np.pi * k * 220.0 * t) for k in range(1, 20)).astype(np.float32)
+    level, _ = tt._at_training_level(wav, SR)
+    spec = transform(torch.from_numpy(level))
+    for octave in (0, 1):
+        notes = tt.notes(level, spec.shape[-1], octave)
+        assert notes.shape == (2, *spec.shape)
+        with torch.no_grad():
+            mel = translate_windowed(model, spec, ["b"], window=32, pitch=notes)[0]
+        comb, frame = notes[1], spec.shape[-1] // 2
+        peaks = lambda c: [m for m in range(1, 45) if c[m] > c[m - 1] and c[m] >= c[m + 1]
+                           and c[m] > c.min() + 0.05]
+        on_notes = peaks(comb[:, frame])  # 220 Hz x 2**octave and its harmonics
+        assert len(on_notes) >= 2 and set(on_notes) <= set(peaks(mel[:, frame]))
+    out = tt.transfer(wav, SR, to="b", inverter="griffinlim")
+    assert out.shape == wav.shape and np.isfinite(out).all()
+    assert tt.applied_octaves(wav, SR, ["b"], "auto") == {"b": 1}
+    with pytest.raises(ValueError, match="streaming does not draw yet"):
+        tt.stream("b")

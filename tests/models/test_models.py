@@ -291,3 +291,78 @@ def test_pitch_discriminator_reads_the_template_and_needs_the_generator_one():
     assert not torch.allclose(model.discriminate(x, "a", low), model.discriminate(x, "a", high))
     with pytest.raises(ValueError, match="needs a pitch template"):
         model.discriminate(x, "a")
+
+
+def _source_filter_model():
+    from timbre_transfer.audio.transform import AudioTransform
+    from timbre_transfer.models.multidomain import ModelConfig, TimbreModel
+
+    model = TimbreModel(ModelConfig(dim=8, n_res_encoder=1, n_res_generator=1,
+                                    pitch_template=True, source_filter=True), ["a", "b"])
+    transform = AudioTransform()
+    transform.norm_shift.fill_(0.5)
+    transform.norm_scale.fill_(5.0)
+    model.set_levels(transform)
+    return model, transform
+
+
+def test_source_filter_output_is_the_envelope_times_the_comb_plus_the_floor():
+    """With the last conv held at constant maps (envelope e, floor n), the output is by hand
+    (log1p(expm1(5 e + .5) comb + expm1(5 n + .5)) - .5) / 5: partials exactly where the comb
+    puts them, at k x f0."""
+    from timbre_transfer.audio.pitch import MelPitch
+    from timbre_transfer.audio.transform import TransformParams
+
+    model, _ = _source_filter_model()
+    conv = model.generators["b"].head[1]
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.copy_(torch.tensor([2.0, -1.0]))  # sigmoid: e = 0.881, n = 0.269
+    notes = MelPitch.of(TransformParams()).notes(torch.full((1, 16), 220.0), torch.ones(1, 16),
+                                                 source_filter=True)
+    out = model.decode(model.encode(torch.rand(1, 1, 128, 16)).mu, "b", notes)
+    e, n = torch.sigmoid(torch.tensor(2.0)), torch.sigmoid(torch.tensor(-1.0))
+    level = lambda v: torch.expm1(5 * v + 0.5)
+    expected = (torch.log1p(level(e) * notes[:, 1:] + level(n)) - 0.5) / 5
+    torch.testing.assert_close(out, expected)
+    column = out[0, 0, :, 3]
+    peaks = [m for m in range(1, 40) if column[m] > column[m - 1] and column[m] >= column[m + 1]]
+    comb = notes[0, 1, :, 3]
+    assert peaks == [m for m in range(1, 40) if comb[m] > comb[m - 1] and comb[m] >= comb[m + 1]]
+    assert len(peaks) >= 3  # 220, 440, 660 Hz ... resolved below 1 kHz
+
+
+def test_source_filter_floor_cannot_draw_a_line():
+    """The floor is smoothed by a 7-bin box twice: a one-bin line becomes a 13-bin triangle of
+    height 1/7 (here with the envelope at silence, so the output is the floor)."""
+    model, _ = _source_filter_model()
+    generator = model.generators["a"]
+    envelope = torch.full((1, 1, 128, 4), -0.1)  # level expm1(0) = 0
+    line = torch.full((1, 1, 128, 4), -0.1)
+    line[:, :, 64] = 0.9  # normalised: 5 * 0.9 + 0.5 = 5 nats above silence
+    out = generator.render(envelope, line, torch.ones(1, 1, 128, 4))
+    weights = torch.tensor([7 - abs(k) for k in range(-6, 7)], dtype=torch.float32) / 49
+    expected = torch.full((128,), -0.1)
+    expected[58:71] += weights  # the smoothing is linear in the normalised units
+    torch.testing.assert_close(out[0, 0, :, 0], expected)
+
+
+def test_source_filter_needs_the_template_and_its_comb():
+    from timbre_transfer.models.multidomain import ModelConfig
+
+    with pytest.raises(ValueError, match="source_filter needs pitch_template"):
+        ModelConfig(source_filter=True)
+    model, transform = _source_filter_model()
+    z = model.encode(torch.rand(2, 1, 32, 16)).mu
+    with pytest.raises(ValueError, match=r"needs a pitch template and comb of shape \(2, 2,"):
+        model.decode(z, "a", torch.rand(2, 1, 32, 16))
+    # the levels are part of the state: a reloaded model renders alike
+    from timbre_transfer.models.multidomain import TimbreModel
+
+    again = TimbreModel(model.config, model.domains)
+    again.load_state_dict(model.state_dict())
+    assert float(again.generators["a"].norm_scale) == 5.0
+    notes = torch.rand(2, 2, 32, 16)
+    torch.testing.assert_close(again.decode(z, "a", notes), model.decode(z, "a", notes))
+    assert model.translate(torch.rand(1, 1, 30, 13), "b",
+                           pitch=torch.rand(1, 2, 30, 13)).shape == (1, 1, 30, 13)

@@ -166,3 +166,22 @@ def test_a_head_conditioned_on_descriptors_learns_them_and_turns_its_knobs(real_
     torch.testing.assert_close(seen["input"], predicted + shift)
     with pytest.raises(ValueError, match="head.descriptors: unknown"):
         load_ddsp_config(None, ["head.descriptors=[sharpness]"])
+
+
+def test_a_head_without_mel_input_hears_f0_and_loudness_alone():
+    """DDSP's own timbre transfer: ``mel_input: false`` builds no mel branch, and the audio
+    does not depend on the mel it is handed."""
+    torch.manual_seed(0)
+    config = DDSPConfig(hidden=32, n_harmonics=20, n_noise_bands=17, mel_input=False)
+    head = DDSPHead(128, 16000, 128, config)
+    assert not any(k.startswith("decoder.mel_in") for k in head.state_dict())
+    n, samples = 20, 19 * 256
+    controls = Controls(np.full(n, 220.0), np.ones(n), np.full(n, -30.0))
+    one = head.render(torch.rand(128, 2 * n), controls, samples)
+    other = head.render(torch.rand(128, 2 * n), controls, samples)
+    np.testing.assert_array_equal(one, other)
+    louder = head.render(torch.rand(128, 2 * n), Controls(np.full(n, 220.0), np.ones(n),
+                                                          np.full(n, -20.0)), samples)
+    assert not np.array_equal(one, louder)  # it does hear the loudness
+    with_mel = DDSPHead(128, 16000, 128, DDSPConfig(hidden=32, n_harmonics=20, n_noise_bands=17))
+    assert any(k.startswith("decoder.mel_in") for k in with_mel.state_dict())

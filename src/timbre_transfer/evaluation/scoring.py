@@ -189,7 +189,7 @@ def reconstruction_error(tt, wavs: list[np.ndarray], domain: str) -> tuple[float
         spec = spec[:, :n]
         if n == 0:
             continue
-        notes = None if notes is None else notes[None, None, :, :n]
+        notes = None if notes is None else notes[None, :, :, :n]
         recon = tt.model.decode(tt.model.encode(spec[None, None]).mu, domain,
                                 notes)[0, 0].clamp(0, 1)
         l1.append(float((recon - spec).abs().mean()))

@@ -443,7 +443,8 @@ def open_stream(tt, to: str, inverter: str = "pghi", block: int = 512,
 
     Raises:
         ValueError: an unknown inverter or one that cannot stream, a DDSP head missing, a
-            block or context the nets cannot take, or another sample rate.
+            block or context the nets cannot take, another sample rate, or a source-filter
+            model.
     """
     import copy
 
@@ -458,6 +459,10 @@ def open_stream(tt, to: str, inverter: str = "pghi", block: int = 512,
         raise ValueError(f"block must be a positive multiple of {BLOCK_QUANTUM} samples, "
                          f"got {block!r}")
     model = tt.model
+    if model.config.source_filter:
+        raise ValueError("this model renders its output from the notes' harmonic comb "
+                         "(model.source_filter), which streaming does not draw yet; transfer "
+                         "files offline with it")
     stride = 2 * model.downsample_factor
     context = DEFAULT_CONTEXT if context is None else context
     largest = max(tt.window or 0, stride)

@@ -69,14 +69,17 @@ def translate_windowed(model, spec: torch.Tensor, to: Sequence[str], window: int
     ``window=None`` runs the whole input in one pass (memory grows with its length and every
     frame depends on the whole input): the behaviour before windows, kept for comparison.
 
-    ``pitch``: the ``(F, T)`` harmonic template of the notes to play, for a model with
-    ``pitch_template`` (cut into the same windows).
+    ``pitch``: the notes to play, for a model with ``pitch_template``: the ``(F, T)`` harmonic
+    template, or ``(C, F, T)`` (the template and, for a source-filter model, the comb), cut
+    into the same windows.
     """
     if spec.dim() != 2 or 0 in spec.shape:
         raise ValueError(f"expected a non-empty (F, T) mel, got shape {tuple(spec.shape)}")
-    if pitch is not None and pitch.shape != spec.shape:
-        raise ValueError(f"the pitch template {tuple(pitch.shape)} must match the mel "
-                         f"{tuple(spec.shape)}")
+    if pitch is not None:
+        pitch = pitch[None] if pitch.dim() == 2 else pitch
+        if pitch.dim() != 3 or pitch.shape[1:] != spec.shape:
+            raise ValueError(f"the notes {tuple(pitch.shape)} must match the mel "
+                             f"{tuple(spec.shape)}")
     domains = list(to)
     if not domains:
         raise ValueError("give at least one target domain")
@@ -90,7 +93,7 @@ def translate_windowed(model, spec: torch.Tensor, to: Sequence[str], window: int
     n_f, n_t = spec.shape
     if window is None or n_t <= window:
         x = spec[None, None]
-        p = None if pitch is None else model.pad_to_stride(pitch[None, None])
+        p = None if pitch is None else model.pad_to_stride(pitch[None])
         z, crop = _encode(model, x)
         return torch.cat([model.decode(z, d, p)[:, :, :n_f, :crop]
                           for d in domains]).squeeze(1).clamp(0, 1)
@@ -113,8 +116,8 @@ def translate_windowed(model, spec: torch.Tensor, to: Sequence[str], window: int
         z, _ = _encode(model, x)
         p = None
         if pitch is not None:
-            p = torch.stack([_extend_right(pitch[:, s:s + window], 1, window) for s in chunk])
-            p = model.pad_to_stride(p[:, None])
+            p = torch.stack([_extend_right(pitch[..., s:s + window], 2, window) for s in chunk])
+            p = model.pad_to_stride(p)
         for i, d in enumerate(domains):
             y = model.decode(z, d, p)[:, 0, :n_f, :window]  # (n, F, window)
             for k, s in enumerate(chunk):
@@ -313,14 +316,16 @@ class TimbreTransfer:
         return self._controls[key]
 
     def notes(self, wav: np.ndarray, n_frames: int, octave: int = 0) -> torch.Tensor | None:
-        """The ``(n_mels, n_frames)`` harmonic template of ``wav``'s pitch (moved by ``octave``)
-        for a model with ``pitch_template``; None for a model without."""
+        """The ``(C, n_mels, n_frames)`` notes of ``wav``'s pitch (moved by ``octave``) for a
+        model with ``pitch_template`` (:meth:`MelPitch.notes`: the harmonic template, and for a
+        source-filter model the comb); None for a model without."""
         if not self.model.config.pitch_template:
             return None
         source = self.source_controls(np.asarray(wav, dtype=np.float32), n_frames)
         tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)[None]
-        return self.mel_pitch.template(tensor(source.f0_hz * 2.0 ** octave),
-                                       tensor(source.voiced_prob))[0, 0]
+        return self.mel_pitch.notes(tensor(source.f0_hz * 2.0 ** octave),
+                                    tensor(source.voiced_prob),
+                                    self.model.config.source_filter)[0]
 
     def resolve_octave(self, octave: int | str, to: str, source_f0: np.ndarray) -> int:
         """``octave`` as a whole number of octaves for target ``to``: an int as given, or for

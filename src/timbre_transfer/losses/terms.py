@@ -42,7 +42,7 @@ class StepContext:
         source_of: ``source_of[t]``, the domain translated into ``t``.
         sources: ``(D * B, 1, F, T)``, the crops each translation came from, in target order.
         translations: ``(D * B, 1, F, T)``, ``fakes`` concatenated in target order.
-        notes: the crops' harmonic templates, domain-major ``(D, B, 1, F, T)`` (the notes each
+        notes: the crops' harmonic templates, domain-major ``(D, B, C, F, T)`` (the notes each
             translation plays are its source's), or None for a model without them.
         pitch: f0 (Hz) and voicing of the crops after augmentation ``(B, D, 2, T)``, or None.
         domains: the domain names, in index order.

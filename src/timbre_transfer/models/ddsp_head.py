@@ -41,6 +41,9 @@ class DDSPConfig:
     # timbre descriptors the decoder is conditioned on (measured from the training audio; at
     # render time predicted from the mel, and moved by the knobs of the same name)
     descriptors: tuple[str, ...] = ()
+    # False: the decoder reads f0 and loudness alone, as DDSP's own timbre-transfer models do
+    # (one head per instrument; whatever mel it is given is ignored)
+    mel_input: bool = True
 
     def __post_init__(self):
         unknown = [d for d in self.descriptors if d not in DESCRIPTOR_SCALE]
@@ -64,22 +67,23 @@ class DDSPDecoder(nn.Module):
     Each input goes through its own MLP (dense, LayerNorm, LeakyReLU, twice), a GRU runs over
     their concatenation, and a last MLP over the GRU output and the inputs' features predicts
     the harmonic amplitude, the harmonic distribution and the noise band magnitudes. Loudness is
-    an input, so the decoder shapes the envelope it is given instead of rediscovering it.
+    an input, so the decoder shapes the envelope it is given instead of rediscovering it. With
+    ``config.mel_input`` off there is no mel MLP and the mel is ignored.
     """
 
     def __init__(self, n_mels: int, config: DDSPConfig = DDSPConfig()):
         super().__init__()
         h = config.hidden
         self.config = config
-        self.mel_in = _mlp(n_mels, h)
+        self.mel_in = _mlp(n_mels, h) if config.mel_input else None
         self.pitch_in = _mlp(2, h)  # scaled f0 and the voicing probability
         self.loudness_in = _mlp(1, h)
-        n_in = 3
+        n_in = 2 + config.mel_input
         n_desc = len(config.descriptors)
         if n_desc:  # conditioned on descriptors, and predicting them where none are given
             self.descriptor_in = _mlp(n_desc, h)
-            self.descriptor_out = nn.Linear(3 * h, n_desc)
-            n_in = 4
+            self.descriptor_out = nn.Linear(n_in * h, n_desc)
+            n_in += 1
         self.gru = nn.GRU(n_in * h, h, batch_first=True)
         self.out = _mlp((n_in + 1) * h, h)
         self.proj = nn.Linear(h, 1 + config.n_harmonics + config.n_noise_bands)
@@ -91,7 +95,10 @@ class DDSPDecoder(nn.Module):
         (``(D,)``, scaled; the knobs)."""
         pitch = torch.stack([_scale_f0(f0_hz), voiced], dim=-1)
         loud = ((loudness_db + 100.0) / 100.0)[..., None]  # -100..0 dB -> 0..1
-        feats = torch.cat([self.mel_in(mel), self.pitch_in(pitch), self.loudness_in(loud)], dim=-1)
+        feats = [self.pitch_in(pitch), self.loudness_in(loud)]
+        if self.mel_in is not None:
+            feats.insert(0, self.mel_in(mel))
+        feats = torch.cat(feats, dim=-1)
         predicted = None
         if self.config.descriptors:
             predicted = self.descriptor_out(feats)

@@ -44,6 +44,10 @@ class ModelConfig:
             play (its own f0 for a real crop, the source's for a translation), so they judge
             "is this the domain's timbre at this pitch" and can refuse a translation that adds
             partials the notes do not have. Needs ``pitch_template``.
+        source_filter: generators render their output from the notes' harmonic comb under an
+            envelope and a smooth noise floor they draw, so partials sit exactly on the notes
+            (:class:`~timbre_transfer.models.generator.Generator`). Needs ``pitch_template``;
+            the notes are then the template and the comb, ``(B, 2, F, T)``.
     """
 
     dim: int = 32
@@ -56,6 +60,7 @@ class ModelConfig:
     disc_channels: tuple[int, ...] = (64, 128, 256, 512)
     pitch_template: bool = False
     pitch_discriminator: bool = False
+    source_filter: bool = False
 
     def __post_init__(self):
         _check_int("dim", self.dim, 1)
@@ -74,6 +79,13 @@ class ModelConfig:
         if not isinstance(self.pitch_discriminator, bool):
             raise ValueError("ModelConfig.pitch_discriminator must be true or false, got "
                              f"{self.pitch_discriminator!r}")
+        if not isinstance(self.source_filter, bool):
+            raise ValueError("ModelConfig.source_filter must be true or false, got "
+                             f"{self.source_filter!r}")
+        if self.source_filter and (not self.pitch_template
+                                   or self.output_activation != "sigmoid"):
+            raise ValueError("ModelConfig.source_filter needs pitch_template: true and the "
+                             "sigmoid output (it renders the notes' comb)")
         if self.pitch_discriminator and not self.pitch_template:
             raise ValueError("ModelConfig.pitch_discriminator needs pitch_template: true (the "
                              "discriminators read the same template as the generators)")
@@ -175,6 +187,7 @@ class TimbreModel(nn.Module):
                 out_channels=1,
                 output_activation=config.output_activation,
                 pitch_template=config.pitch_template,
+                source_filter=config.source_filter,
             )
             for d in self.domains
         })
@@ -182,6 +195,18 @@ class TimbreModel(nn.Module):
             {d: PatchDiscriminator(1 + config.pitch_discriminator, config.disc_channels)
              for d in self.domains}
         )
+
+    @property
+    def pitch_channels(self) -> int:
+        """Channels of the notes the generators take: 0, 1 (template) or 2 (+ comb)."""
+        return (1 + self.config.source_filter) if self.config.pitch_template else 0
+
+    def set_levels(self, transform) -> None:
+        """Give source-filter generators the front end's normalisation (``transform``, an
+        :class:`~timbre_transfer.audio.transform.AudioTransform`); no-op for other models."""
+        if self.config.source_filter:
+            for generator in self.generators.values():
+                generator.set_levels(transform.norm_shift, transform.norm_scale)
 
     @property
     def downsample_factor(self) -> int:
@@ -193,9 +218,10 @@ class TimbreModel(nn.Module):
             raise KeyError(f"unknown domain {domain!r}; the model knows {self.domains}")
 
     @staticmethod
-    def _check_input(x: torch.Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != 1:
-            raise ValueError(f"expected a (B, 1, F, T) tensor, got shape {tuple(x.shape)}")
+    def _check_input(x: torch.Tensor, channels: tuple[int, ...] = (1,)) -> None:
+        if x.dim() != 4 or x.shape[1] not in channels:
+            c = " or ".join(map(str, channels))
+            raise ValueError(f"expected a (B, {c}, F, T) tensor, got shape {tuple(x.shape)}")
 
     def encode(self, x: torch.Tensor) -> Encoded:
         """``(B, 1, F, T) -> Encoded``; ``mu``: ``(B, C, F / f, T / f)``, f = downsample_factor."""
@@ -216,17 +242,19 @@ class TimbreModel(nn.Module):
     def decode(self, z: torch.Tensor, domain: str,
                pitch: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, C, F', T') -> (B, 1, F' * f, T' * f)`` in ``domain``; ``pitch``: the
-        ``(B, 1, F' * f, T' * f)`` harmonic template when ``config.pitch_template``."""
+        ``(B, pitch_channels, F' * f, T' * f)`` notes when ``config.pitch_template`` (the
+        harmonic template, and with ``source_filter`` the comb)."""
         self._check_domain(domain)
         return self.generators[domain](z, pitch)
 
     def discriminate(self, x: torch.Tensor, domain: str,
                      pitch: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, 1, F, T) -> (B, 1, F / 2**k, T / 2**k)`` logits of ``domain``'s discriminator;
-        ``pitch``: the ``(B, 1, F, T)`` template it reads beside ``x`` when
+        ``pitch``: the notes; their ``(B, 1, F, T)`` template is read beside ``x`` when
         ``config.pitch_discriminator`` (ignored otherwise)."""
         self._check_domain(domain)
         if self.config.pitch_discriminator:
+            pitch = None if pitch is None else pitch[:, :1]
             if pitch is None or pitch.shape != x.shape:
                 raise ValueError(f"this discriminator needs a pitch template of shape "
                                  f"{tuple(x.shape)}, got "
@@ -242,7 +270,7 @@ class TimbreModel(nn.Module):
         :attr:`downsample_factor` (and to at least 2 latent frames, which the reflection padding
         of the residual blocks needs), decoded from ``mu`` (or a sample when ``sample``), and
         cropped back. Gradients are kept: wrap in ``torch.no_grad()`` for inference. ``pitch``
-        (the template, same shape as ``x``) is padded alike.
+        (the notes, ``(B, pitch_channels, F, T)``) is padded alike.
         """
         self._check_domain(domain)
         padded = self.pad_to_stride(x)  # checks the shape
@@ -253,10 +281,10 @@ class TimbreModel(nn.Module):
         return self.decode(z, domain, pitch)[:, :, :n_f, :n_t]
 
     def pad_to_stride(self, x: torch.Tensor) -> torch.Tensor:
-        """Extend ``(B, 1, F, T)`` on the right by reflection so that F and T are multiples of
-        :attr:`downsample_factor` and at least 2 latent frames (what encode/decode round-trip);
-        crop the decoded output back to ``(F, T)``."""
-        self._check_input(x)
+        """Extend ``(B, C, F, T)`` (C: 1, or the notes' channels) on the right by reflection
+        so that F and T are multiples of :attr:`downsample_factor` and at least 2 latent frames
+        (what encode/decode round-trip); crop the decoded output back to ``(F, T)``."""
+        self._check_input(x, (1, self.pitch_channels or 1))
         f = self.downsample_factor
         minimum = -(-max(2 * f, 4) // f) * f  # the first 7x7 reflection pad needs 4 samples
         _, _, n_f, n_t = x.shape

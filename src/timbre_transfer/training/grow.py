@@ -172,7 +172,8 @@ def nearest_domains(trainer, new: list[str], n_crops: int = 16) -> dict[str, str
         d = trainer.domains.index(domain)
         notes = None
         if trainer.model.config.pitch_template:
-            notes = trainer.mel_pitch.template(pitch[:, d, 0], pitch[:, d, 1])
+            notes = trainer.mel_pitch.notes(pitch[:, d, 0], pitch[:, d, 1],
+                                            trainer.model.config.source_filter)
         out[domain], _ = nearest_domain(trainer.model, specs[:, d], notes, trainer.init_domains)
     return out
 

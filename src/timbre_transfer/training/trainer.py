@@ -111,6 +111,7 @@ class Trainer:
         self.total_epochs = math.ceil(cfg.max_steps / self.steps_per_epoch)
 
         self.model = TimbreModel(config.model, self.domains).to(self.device)
+        self.model.set_levels(self.store.transform)
         self.mel_pitch = MelPitch.of(self.store.transform.params).to(self.device)
         self.pitch_medians = self.store.pitch_medians()
         # the optional loss terms whose weight is on (losses/terms.py), in the config's order
@@ -192,9 +193,9 @@ class Trainer:
           :class:`~timbre_transfer.losses.terms.StepContext` (``pitch (B, D, 2, T)``: the crops'
           f0 in Hz and voicing, as :meth:`prepare_batch` returns them).
 
-        With ``model.pitch_template``, ``templates (B, D, 1, F, T)`` are the crops' harmonic
-        templates, and every generator plays the notes of the crop it started from: the
-        translation and the cycle both get the source's template.
+        With ``model.pitch_template``, ``templates (B, D, C, F, T)`` are the crops' notes
+        (:meth:`prepare_batch`), and every generator plays the notes of the crop it started
+        from: the translation and the cycle both get the source's.
         """
         cfg = self.config.train
         model, domains = self.model, self.domains
@@ -279,24 +280,28 @@ class Trainer:
     def prepare_batch(self, batch: Batch, step: int
                       ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """The crops ``(B, D, 1, F, T)`` after pitch-shift augmentation (:meth:`augment`),
-        their harmonic templates ``(B, D, 1, F, T)`` when the model takes them (else None),
-        and their f0 (Hz) and voicing ``(B, D, 2, T)``, shifted alike."""
+        their notes ``(B, D, C, F, T)`` when the model takes them (else None; the harmonic
+        template, and for a source-filter model the comb), and their f0 (Hz) and voicing
+        ``(B, D, 2, T)``, shifted alike."""
         x, f0, voiced = self.augment(batch, step)
         pitch = torch.stack([f0, voiced], 2)
         if not self.model.config.pitch_template:
             return x, None, pitch
         b, n_dom, _, n_f, n_t = x.shape
-        templates = self.mel_pitch.template(f0.reshape(b * n_dom, n_t),
-                                            voiced.reshape(b * n_dom, n_t))
-        return x, templates.view(b, n_dom, 1, n_f, n_t), pitch
+        templates = self.mel_pitch.notes(f0.reshape(b * n_dom, n_t),
+                                         voiced.reshape(b * n_dom, n_t),
+                                         self.model.config.source_filter)
+        return x, templates.view(b, n_dom, -1, n_f, n_t), pitch
 
     def augment(self, batch: Batch, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Crops ``(B, D, 1, F, T)``, f0 ``(B, D, T)`` and voicing ``(B, D, T)`` after
         pitch-shift augmentation (``train.pitch_shift``; unchanged when 0).
 
         Augmentation moves each crop by its own random interval, uniform in
-        ``[-pitch_shift, pitch_shift]`` semitones (the mel axis warped, f0 scaled alike), so
-        that register stops telling the domains apart. The draw is a function of (seed, step).
+        ``[-pitch_shift, pitch_shift]`` semitones (f0 scaled alike), so that register stops
+        telling the domains apart: ``train.pitch_shift_mode`` "warp" warps the mel axis (the
+        envelope moves with the notes), "envelope" moves the notes under the crop's own
+        envelope (:meth:`MelPitch.shift_harmonics`). The draw is a function of (seed, step).
         """
         x, pitch = batch.specs.to(self.device), batch.pitch.to(self.device)
         b, n_dom, _, n_f, n_t = x.shape
@@ -306,8 +311,14 @@ class Trainer:
             draw = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + step)
             semitones = (torch.rand(b * n_dom, generator=draw) * 2 - 1) * span
             ratio = (2.0 ** (semitones / 12)).to(self.device)
-            silence = float(-self.store.transform.norm_shift / self.store.transform.norm_scale)
-            x = self.mel_pitch.shift(x.reshape(b * n_dom, 1, n_f, n_t), ratio, silence)
+            flat = x.reshape(b * n_dom, 1, n_f, n_t)
+            if self.config.train.pitch_shift_mode == "envelope":
+                x = self.mel_pitch.shift_harmonics(flat, ratio, f0.reshape(b * n_dom, n_t),
+                                                   voiced.reshape(b * n_dom, n_t))
+            else:
+                silence = float(-self.store.transform.norm_shift
+                                / self.store.transform.norm_scale)
+                x = self.mel_pitch.shift(flat, ratio, silence)
             x = x.view(b, n_dom, 1, n_f, n_t)
             f0 = f0 * ratio.view(b, n_dom, 1)
         return x, f0, voiced
