@@ -44,12 +44,15 @@ tables of docs/benchmarks.md are read by name. A new setting is a new row.
 - ``recipe-no-pitch-loss`` / ``recipe-no-domain-class`` / ``recipe-no-loudness-loss`` /
   ``recipe-no-augment``: the shipped recipe with one mechanism off (issue 32's ablations at the
   default register: does each still earn its place once transfers move into the target's
-  register?);
+  register?); ``recipe-no-augment-seed1``: the last again with seed 1;
 - ``recipe+source-filter``: the recipe whose generators render their output from the notes'
   harmonic comb under an envelope and a smooth noise floor they draw (``model.source_filter``):
   partials exactly on the notes, so the nets can only choose the timbre;
   ``recipe+source-filter-no-pitch-loss``: that without the pitch-consistency loss (pitch is
-  kept by construction; the step is twice as fast);
+  kept by construction); ``recipe+source-filter-no-augment``: the source-filter recipe
+  without the pitch-shift augmentation (``-no-pitch-loss``: and without the pitch loss);
+  ``recipe+source-filter+envelope-shift``: the source-filter recipe with the envelope-keeping
+  augmentation;
 - ``recipe+envelope-shift``: the recipe whose augmentation moves the notes under each crop's
   own spectral envelope (``train.pitch_shift_mode=envelope``) instead of warping the mel;
 - ``ddsp-anchor``: DDSP's own timbre transfer, the anchor a user would pick instead: one DDSP
@@ -140,9 +143,16 @@ ROWS = {
     "recipe-no-domain-class": Row(SMALL, ("loss.domain_class=0.0",)),
     "recipe-no-loudness-loss": Row(SMALL, ("loss.loudness=0.0",)),
     "recipe-no-augment": Row(SMALL, ("train.pitch_shift=0",)),
+    "recipe-no-augment-seed1": Row(SMALL, ("train.pitch_shift=0", "train.seed=1")),
     "recipe+source-filter": Row(SMALL, ("model.source_filter=true",)),
     "recipe+source-filter-no-pitch-loss": Row(SMALL, ("model.source_filter=true",
                                                       "loss.pitch=0.0")),
+    "recipe+source-filter-no-augment": Row(SMALL, ("model.source_filter=true",
+                                                   "train.pitch_shift=0")),
+    "recipe+source-filter+envelope-shift": Row(SMALL, ("model.source_filter=true",
+                                                       "train.pitch_shift_mode=envelope")),
+    "recipe+source-filter-no-augment-no-pitch-loss": Row(
+        SMALL, ("model.source_filter=true", "train.pitch_shift=0", "loss.pitch=0.0")),
     "recipe+envelope-shift": Row(SMALL, ("train.pitch_shift_mode=envelope",)),
     "ddsp-anchor": Row(SMALL, inverter="ddsp"),
     "gpu": Row("gpu.yaml"),

@@ -331,20 +331,24 @@ def test_live_stream_feeds_the_device_callback(debug_checkpoint, monkeypatch, ca
     assert "--live needs the sounddevice package" in capsys.readouterr().err
 
 
-def _template_model() -> TimbreTransfer:
-    """A tiny random model with a pitch template, domains a and b."""
+def _template_model(source_filter: bool = False) -> TimbreTransfer:
+    """A tiny random model with a pitch template (and a source-filter output), domains a, b."""
     from timbre_transfer.models.multidomain import ModelConfig, TimbreModel
 
     model = TimbreModel(ModelConfig(dim=4, n_res_encoder=1, n_res_shared=1, n_res_generator=1,
-                                    pitch_template=True), ["a", "b"])
+                                    pitch_template=True, source_filter=source_filter),
+                        ["a", "b"])
     transform = AudioTransform()
     transform.norm_scale.fill_(4.0)
+    model.set_levels(transform)
     return TimbreTransfer(model, transform, ["a", "b"], window=32, device="cpu")
 
 
-def test_a_model_with_pitch_template_streams_and_exports(tmp_path):
-    """The notes path (YIN -> template -> generator) under the same guarantees."""
-    tt = _template_model()
+@pytest.mark.parametrize("source_filter", [False, True])
+def test_a_model_with_pitch_template_streams_and_exports(tmp_path, source_filter):
+    """The notes path (YIN -> template, and the comb for a source-filter model -> generator)
+    under the same guarantees."""
+    tt = _template_model(source_filter)
     wav = _tone(1.0, 247.0)
     outs = {b: tt.stream("b", block=b, context=16).run(wav) for b in (256, 512)}
     np.testing.assert_allclose(outs[256], outs[512], atol=1e-5, rtol=0)
@@ -361,7 +365,7 @@ def test_a_model_with_pitch_template_streams_and_exports(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     session = ort.InferenceSession(str(export_onnx(stream, tmp_path / "m.onnx")))
     assert [i.name for i in session.get_inputs()] == ["spec", "template"]
-    spec, template = torch.rand(1, 1, 128, 16), torch.rand(1, 1, 128, 16)
+    spec, template = torch.rand(1, 1, 128, 16), torch.rand(1, 1 + source_filter, 128, 16)
     with torch.no_grad():
         expected = stream.module.nets(spec, template).numpy()
     got = session.run(None, {"spec": spec.numpy(), "template": template.numpy()})[0]

@@ -378,7 +378,7 @@ def test_controls_of_recent_inputs_are_analysed_once(monkeypatch):
 def test_a_source_filter_model_transfers_with_partials_on_the_notes():
     """The notes reach a source-filter model as template + comb through windowed translation,
     and its mel peaks where the comb of the (moved) notes peaks (the random floor may add
-    broad bumps of its own); streaming refuses it."""
+    broad bumps of its own)."""
     from timbre_transfer.audio.transform import AudioTransform
     from timbre_transfer.models.multidomain import ModelConfig, TimbreModel
 
@@ -407,5 +407,3 @@ def test_a_source_filter_model_transfers_with_partials_on_the_notes():
     out = tt.transfer(wav, SR, to="b", inverter="griffinlim")
     assert out.shape == wav.shape and np.isfinite(out).all()
     assert tt.applied_octaves(wav, SR, ["b"], "auto") == {"b": 1}
-    with pytest.raises(ValueError, match="streaming does not draw yet"):
-        tt.stream("b")

@@ -213,6 +213,8 @@ class HarmonicComb(nn.Module):
         lobe = lobe[: (KERNEL_RADIUS + 2) * KERNEL_OVERSAMPLING] / lobe[0]
         self.bin_hz = sample_rate / n_fft
         self.f_max = float(f_max)
+        self.harmonics, self.radius = COMB_HARMONICS, KERNEL_RADIUS  # attributes: TorchScript
+        self.oversampling = KERNEL_OVERSAMPLING
         self.register_buffer("lobe", torch.as_tensor(lobe, dtype=torch.float32), persistent=False)
         filters = torch.as_tensor(filters, dtype=torch.float32)
         self.register_buffer("filters", filters.T.contiguous(), persistent=False)  # (bins, F)
@@ -233,19 +235,19 @@ class HarmonicComb(nn.Module):
                    torch.from_numpy(filters), f_max)
 
     def forward(self, f0_hz: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
-        if f0_hz.shape != voiced.shape or f0_hz.dim() != 2:
-            raise ValueError(f"f0 and voicing must both be (B, T), got {tuple(f0_hz.shape)} "
-                             f"and {tuple(voiced.shape)}")
+        if f0_hz.shape != voiced.shape or f0_hz.dim() != 2:  # (TorchScript: the stream runs it)
+            raise ValueError("f0 and voicing must both be (B, T), got " + str(f0_hz.shape)
+                             + " and " + str(voiced.shape))
         f0 = f0_hz.float()
         n_bins = self.filters.shape[0]
-        k = torch.arange(1, COMB_HARMONICS + 1, device=f0.device, dtype=f0.dtype)
+        k = torch.arange(1, self.harmonics + 1, device=f0.device, dtype=f0.dtype)
         partials = f0[..., None] * k  # (B, T, K)
         valid = (partials < self.f_max) & (f0[..., None] > 0)
         centre = partials / self.bin_hz  # fractional FFT bin
-        offsets = torch.arange(-KERNEL_RADIUS, KERNEL_RADIUS + 1, device=f0.device)
+        offsets = torch.arange(-self.radius, self.radius + 1, device=f0.device)
         bins = centre.floor().long()[..., None] + offsets  # (B, T, K, 2R + 1)
-        at = (bins - centre[..., None]).abs() * KERNEL_OVERSAMPLING
-        low = at.floor().long().clamp(max=len(self.lobe) - 2)
+        at = (bins - centre[..., None]).abs() * self.oversampling
+        low = at.floor().long().clamp(max=self.lobe.shape[0] - 2)
         frac = at - low
         height = self.lobe[low] * (1 - frac) + self.lobe[low + 1] * frac
         height = height * (valid[..., None] & (bins >= 0) & (bins < n_bins))

@@ -44,6 +44,7 @@ PGHI and 768 + 512 (80 ms) with a DDSP head at hop 256.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -72,8 +73,9 @@ BLOCK_QUANTUM = 32
 
 class WindowNets(nn.Module):
     """The encoder and one domain's generator on one window: ``(1, 1, F, W)`` normalised mel
-    and ``(1, 1, F, W)`` harmonic template -> ``(1, 1, F, W)`` output mel in [0, 1]. A module of
-    its own so that it can be traced (no Python branches, no dataclasses) for export."""
+    and ``(1, C, F, W)`` notes (the harmonic template; for a source-filter model also the
+    comb) -> ``(1, 1, F, W)`` output mel in [0, 1]. A module of its own so that it can be
+    traced (no Python branches, no dataclasses) for export."""
 
     def __init__(self, model, domain: str):
         super().__init__()
@@ -125,7 +127,8 @@ class StreamingTransfer(nn.Module):
 
     def __init__(self, nets: nn.Module, inverter: nn.Module, inverter_name: str, transform,
                  mel_pitch, domain: str, block: int, context: int, chunk: int, gain: float,
-                 pitch_template: bool, octave: int | str = 0, register_hz: float | None = None):
+                 pitch_template: bool, octave: int | str = 0, register_hz: float | None = None,
+                 source_filter: bool = False):
         super().__init__()
         if octave == "auto" and not register_hz:
             raise ValueError(f"octave 'auto' needs {domain!r}'s training register (register_hz)")
@@ -146,6 +149,9 @@ class StreamingTransfer(nn.Module):
         self.chunk = int(chunk)
         self.gain = float(gain)
         self.pitch_template = bool(pitch_template)
+        # a source-filter model also reads the notes' comb (MelPitch.notes): channel 1
+        self.source_filter = bool(source_filter)
+        self.comb = copy.deepcopy(mel_pitch.comb).cpu()
         self.auto_octave = octave == "auto"
         self.fixed_octave = 0 if self.auto_octave else int(octave)
         self.register_log2 = math.log2(register_hz) if self.auto_octave else 0.0
@@ -191,6 +197,13 @@ class StreamingTransfer(nn.Module):
         self.register_buffer("shift_frac", (source - below).float())
         self.register_buffer("shift_below", below)
 
+    @torch.jit.unused
+    def nets_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero inputs of :attr:`nets` on one window: the mel ``(1, 1, n_mels, context)`` and
+        the notes ``(1, C, n_mels, context)`` (for tracing and export)."""
+        return (torch.zeros(1, 1, self.n_mels, self.context),
+                torch.zeros(1, 1 + int(self.source_filter), self.n_mels, self.context))
+
     # ---- state -------------------------------------------------------------------------------
 
     @torch.jit.export
@@ -200,7 +213,7 @@ class StreamingTransfer(nn.Module):
         # input from the next frame's start (frames are centred: n_fft / 2 of silence first)
         state["input"] = torch.zeros(self.n_fft // 2)
         state["spec"] = torch.full((self.n_mels, self.context), self.silence)
-        state["template"] = torch.zeros(self.n_mels, self.context)
+        state["template"] = torch.zeros(1 + int(self.source_filter), self.n_mels, self.context)
         state["octave"] = torch.tensor(float(self.fixed_octave))
         state["voiced_log2"] = torch.zeros(self.auto_frames)  # octave 'auto': f0s seen so far
         state["voiced_count"] = torch.tensor(0.0)
@@ -237,10 +250,13 @@ class StreamingTransfer(nn.Module):
                 new_spec = self._shift(new_spec, octave)
                 f0 = f0 * 2.0 ** octave
             new_template = (self._template(f0, voiced) if self.pitch_template
-                            else torch.zeros_like(new_spec))
+                            else torch.zeros_like(new_spec))[None]
+            if self.source_filter:
+                comb = self.comb(f0[None], voiced[None])[0]
+                new_template = torch.cat([new_template, comb])
             spec = torch.cat([spec[:, self.chunk:], new_spec], 1)
-            template = torch.cat([template[:, self.chunk:], new_template], 1)
-            out = self.nets(spec[None, None], template[None, None])[0, 0, :, -self.chunk:]
+            template = torch.cat([template[:, :, self.chunk:], new_template], 2)
+            out = self.nets(spec[None, None], template[None])[0, 0, :, -self.chunk:]
             samples, state = self.inverter(out, frames, f0, voiced, state)
             made.append(samples)
         output = torch.cat(made)
@@ -443,11 +459,8 @@ def open_stream(tt, to: str, inverter: str = "pghi", block: int = 512,
 
     Raises:
         ValueError: an unknown inverter or one that cannot stream, a DDSP head missing, a
-            block or context the nets cannot take, another sample rate, or a source-filter
-            model.
+            block or context the nets cannot take, or another sample rate.
     """
-    import copy
-
     from timbre_transfer.inference.render import renderer_for
 
     renderer = renderer_for(tt, inverter, [to], streaming=True)
@@ -459,10 +472,6 @@ def open_stream(tt, to: str, inverter: str = "pghi", block: int = 512,
         raise ValueError(f"block must be a positive multiple of {BLOCK_QUANTUM} samples, "
                          f"got {block!r}")
     model = tt.model
-    if model.config.source_filter:
-        raise ValueError("this model renders its output from the notes' harmonic comb "
-                         "(model.source_filter), which streaming does not draw yet; transfer "
-                         "files offline with it")
     stride = 2 * model.downsample_factor
     context = DEFAULT_CONTEXT if context is None else context
     largest = max(tt.window or 0, stride)
@@ -480,7 +489,7 @@ def open_stream(tt, to: str, inverter: str = "pghi", block: int = 512,
     module = StreamingTransfer(
         WindowNets(cpu, to), renderer.stream_inverter(to, chunk), inverter, tt.transform,
         tt.mel_pitch, to, block, context, chunk, gain, bool(model.config.pitch_template),
-        octave, register)
+        octave, register, bool(model.config.source_filter))
     return Stream(module, compiled)
 
 
@@ -496,7 +505,7 @@ def _traced_nets(module: StreamingTransfer) -> torch.jit.ScriptModule:
     """The module's nets traced on one window (shapes are fixed by the stream)."""
     import warnings
 
-    example = (torch.zeros(1, 1, module.n_mels, module.context),) * 2
+    example = module.nets_inputs()
     with warnings.catch_warnings():
         # the generator's shape check is a Python branch; the traced shapes never change
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -506,8 +515,6 @@ def _traced_nets(module: StreamingTransfer) -> torch.jit.ScriptModule:
 def compile_stream(module: StreamingTransfer) -> torch.jit.ScriptModule:
     """A TorchScript compilation of a copy of ``module`` (the nets traced on one window, the
     rest scripted); ``module`` itself stays eager."""
-    import copy
-
     module = copy.deepcopy(module)
     module.requires_grad_(False)  # outputs a caller can turn into numpy
     module.nets = _traced_nets(module)
@@ -533,8 +540,9 @@ def export_torchscript(stream: Stream, path: str | Path) -> Path:
 
 def export_onnx(stream: Stream, path: str | Path) -> Path:
     """Write the stream's nets (encoder and the target's generator on one window) as ONNX:
-    inputs ``spec`` and (for a model with a pitch template) ``template``, ``(1, 1, n_mels,
-    context)``; output ``mel``, the same shape. The stateful parts (STFT and mel analysis,
+    inputs ``spec``, ``(1, 1, n_mels, context)``, and (for a model with a pitch template)
+    ``template``, ``(1, C, n_mels, context)`` (C = 2 for a source-filter model: the template and
+    the comb); output ``mel``, as ``spec``. The stateful parts (STFT and mel analysis,
     YIN and the harmonic template, the inverter) are the host's to run around it, as
     :class:`StreamingTransfer` does (docs/streaming.md lists them); the stream's metadata is in
     the model's ``metadata_props`` under :data:`METADATA_NAME`. Needs the ``onnx`` package."""
@@ -549,7 +557,7 @@ def export_onnx(stream: Stream, path: str | Path) -> Path:
     nets, names = module.nets.eval(), ["spec", "template"]
     if not module.pitch_template:  # the graph would drop the unused input anyway
         nets, names = _SpecOnly(nets), ["spec"]
-    example = (torch.zeros(1, 1, module.n_mels, module.context),) * len(names)
+    example = module.nets_inputs()[:len(names)]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -129,9 +129,10 @@ class Generator(nn.Module):
                ) -> torch.Tensor:
         """``envelope * comb + smoothed noise`` in linear mel amplitude, back in normalised log1p
         units; ``envelope`` and ``noise`` are normalised levels, ``comb`` about [0, 1]."""
-        with torch.autocast(envelope.device.type, enabled=False):  # expm1/log1p want float32
+        with torch.autocast(envelope.device.type, enabled=False):  # exp/log1p want float32
             shift, scale = self.norm_shift, self.norm_scale
-            level = lambda v: torch.expm1(v.float() * scale + shift).clamp_min(0)
+            # exp - 1, not expm1: ONNX has no expm1 (the stream's nets are exported)
+            level = lambda v: (torch.exp(v.float() * scale + shift) - 1).clamp_min(0)
             for _ in range(2):
                 noise = nn.functional.avg_pool2d(
                     nn.functional.pad(noise.float(), (0, 0, NOISE_SMOOTHING // 2,
