@@ -66,7 +66,7 @@ def stage_bach10(work: Path, eval_seconds: float, speech_val: int) -> tuple[Path
 
 
 def train_row(name: str, store, run: Path, minutes: float, fixed_steps: int | None = None) -> Path:
-    """Train a row's model for ``minutes`` (steps calibrated on the first 20) or for
+    """Train a row's model for ``minutes`` (steps calibrated on steps 11-30) or for
     ``fixed_steps``; its checkpoint. A row already budgeted keeps its budget."""
     from timbre_transfer.training.config import load_run_config
     from timbre_transfer.training.trainer import Trainer
@@ -80,16 +80,17 @@ def train_row(name: str, store, run: Path, minutes: float, fixed_steps: int | No
         if json.loads(budget.read_text()).get("done"):
             return latest
     else:
-        calibrate = min(20, fixed_steps or 20)
+        calibrate = min(30, fixed_steps or 30)
         config = load_run_config(path, [*row.overrides, f"train.max_steps={calibrate}"])
         trainer = Trainer(config, store, run, progress=False)
         if not all(term.ready for term in trainer.terms.values()):  # before the timed steps
             t0 = time.perf_counter()
             trainer.prepare_terms()
             print(f"  {name}: loss terms prepared in {time.perf_counter() - t0:.0f} s", flush=True)
+        trainer.fit(calibrate // 3)  # the first steps are slow (allocations): not timed
         t0 = time.perf_counter()
         trainer.fit()
-        rate = calibrate / (time.perf_counter() - t0)
+        rate = (calibrate - calibrate // 3) / (time.perf_counter() - t0)
         steps = fixed_steps or max(calibrate + 1, int(minutes * 60 * rate))
         budget.write_text(json.dumps({"steps": steps, "steps_per_s": rate}))
     config = load_run_config(path, [*row.overrides, f"train.max_steps={steps}"])
@@ -117,11 +118,12 @@ def train_ddsp(store, run: Path, minutes: float) -> Path:
     latest = run / "checkpoints" / "latest.pt"
     if (run / "done").is_file():
         return latest
-    probe = DDSPTrainer(load_ddsp_config(overrides=["train.max_steps=10"]), store,
+    probe = DDSPTrainer(load_ddsp_config(overrides=["train.max_steps=30"]), store,
                         store.domains, run / "probe", progress=False)
+    probe.fit(5)  # the first steps are slow (allocations): timed after them
     t0 = time.perf_counter()
-    probe.fit()
-    steps = max(11, int(minutes * 60 * 10 / (time.perf_counter() - t0)))
+    probe.fit(30)
+    steps = max(31, int(minutes * 60 * 25 / (time.perf_counter() - t0)))
     trainer = DDSPTrainer(load_ddsp_config(overrides=[f"train.max_steps={steps}"]), store,
                           store.domains, run)
     trainer.fit()
@@ -141,11 +143,12 @@ def train_ddsp_anchor(store, run: Path, minutes: float) -> list[Path]:
     budget = run / "budget.json"
     if budget.is_file() and json.loads(budget.read_text()).get("done"):
         return heads
-    probe = DDSPTrainer(load_ddsp_config(overrides=[*blind, "train.max_steps=10"]), store,
+    probe = DDSPTrainer(load_ddsp_config(overrides=[*blind, "train.max_steps=30"]), store,
                         store.domains[:1], run / "probe", progress=False)
+    probe.fit(5)  # the first steps are slow (allocations): timed after them
     t0 = time.perf_counter()
-    probe.fit()
-    steps = max(11, int(minutes * 60 / len(store.domains) * 10 / (time.perf_counter() - t0)))
+    probe.fit(30)
+    steps = max(31, int(minutes * 60 / len(store.domains) * 25 / (time.perf_counter() - t0)))
     t0 = time.perf_counter()
     for domain in store.domains:
         DDSPTrainer(load_ddsp_config(overrides=[*blind, f"train.max_steps={steps}"]), store,

@@ -39,22 +39,22 @@ tables of docs/benchmarks.md are read by name. A new setting is a new row.
   (StarGAN's classification loss, ``loss.domain_class`` 10 / 5 / 30; ``-seed1`` /
   ``-x0.5-seed1``: 10 / 5 again with seed 1): it learns to name every real crop's domain (as
   augmented), and each translation must be named its target, not its source;
-- ``recipe``: config/cpu-small.yaml as shipped: the previous recipe with the domain classifier
-  at weight 5 (the settings of ``recipe+domain-class-x0.5``);
+- ``drawing-recipe``: the recipe shipped from 2026-12-05 to 2026-12-06, whose generators draw
+  the mel: the previous recipe with the domain classifier at weight 5 (the settings of
+  ``recipe+domain-class-x0.5``, whose ``-seed1`` row is its second seed);
 - ``recipe-no-pitch-loss`` / ``recipe-no-domain-class`` / ``recipe-no-loudness-loss`` /
-  ``recipe-no-augment``: the shipped recipe with one mechanism off (issue 32's ablations at the
+  ``recipe-no-augment``: that drawing recipe with one mechanism off (issue 32's ablations at the
   default register: does each still earn its place once transfers move into the target's
-  register?); ``recipe-no-augment-seed1``: the last again with seed 1;
-- ``recipe+source-filter``: the recipe whose generators render their output from the notes'
+  register?). The ``recipe+...`` rows
+  below are the drawing recipe with one change too;
+- ``recipe+source-filter``: the drawing recipe whose generators render their output from the notes'
   harmonic comb under an envelope and a smooth noise floor they draw (``model.source_filter``):
   partials exactly on the notes, so the nets can only choose the timbre;
-  ``recipe+source-filter-no-pitch-loss``: that without the pitch-consistency loss (pitch is
-  kept by construction); ``recipe+source-filter-no-augment``: the source-filter recipe
-  without the pitch-shift augmentation (``-no-pitch-loss``: and without the pitch loss);
-  ``recipe+source-filter+envelope-shift``: the source-filter recipe with the envelope-keeping
-  augmentation;
-- ``recipe+envelope-shift``: the recipe whose augmentation moves the notes under each crop's
-  own spectral envelope (``train.pitch_shift_mode=envelope``) instead of warping the mel;
+  ``recipe+source-filter-no-augment``: that without the pitch-shift augmentation
+  (``-no-pitch-loss``: and without the pitch-consistency loss, as pitch is kept by
+  construction; ``-no-pitch-loss-seed1``: that again with seed 1);
+- ``recipe`` / ``recipe-seed1``: config/cpu-small.yaml as shipped (seeds 0 and 1): since
+  2026-12-06 the settings of ``recipe+source-filter-no-augment-no-pitch-loss`` (the same runs);
 - ``ddsp-anchor``: DDSP's own timbre transfer, the anchor a user would pick instead: one DDSP
   head per domain that hears f0 and loudness alone (``head.mel_input=false``), trained for the
   same wall time (``--minutes``, shared among the heads) on the same store, rendering the
@@ -63,10 +63,12 @@ tables of docs/benchmarks.md are read by name. A new setting is a new row.
 - ``template+pitch-loss+ddsp`` / ``recipe+ddsp``: those rows' models, their mels rendered by the
   ``ddsp`` row's head at the source's f0 and loudness (no model of their own).
 
-The rows of three mechanisms that were measured and left the code (issue 30) are gone from the
-table; their numbers stay in docs/benchmarks.md: the latent critic (``loss.latent_confusion``),
-the envelope discriminators (``loss.envelope_gan``, ``train.envelope_register``,
-``train.envelope_per_frame``) and the pitch loss against pYIN labels (``train.pitch_loss``).
+The rows of mechanisms that were measured and left the code are gone from the table; their
+numbers stay in docs/benchmarks.md: the envelope-keeping augmentation (issue 32,
+``train.pitch_shift_mode: envelope``) and, from issue 30, the latent critic
+(``loss.latent_confusion``), the envelope discriminators (``loss.envelope_gan``,
+``train.envelope_register``, ``train.envelope_per_frame``) and the pitch loss against pYIN labels
+(``train.pitch_loss``).
 """
 
 from __future__ import annotations
@@ -84,20 +86,31 @@ class Row:
 
 
 def mechanisms(template: bool = False, discriminator: bool = False, shift: int = 0,
-               pitch: float = 0.0, loudness: float = 0.0, domain_class: float = 0.0
-               ) -> tuple[str, ...]:
+               pitch: float = 0.0, loudness: float = 0.0, domain_class: float = 0.0,
+               source_filter: bool = False) -> tuple[str, ...]:
     """cpu-small.yaml overrides that set every mechanism a row measures, on or off (so that a
     row keeps its meaning, and its cached run, when the shipped recipe changes)."""
     return (f"model.pitch_template={str(template).lower()}",
             f"model.pitch_discriminator={str(discriminator).lower()}",
             f"train.pitch_shift={shift}", f"loss.pitch={pitch}", f"loss.loudness={loudness}",
-            f"loss.domain_class={domain_class}")
+            f"loss.domain_class={domain_class}",
+            f"model.source_filter={str(source_filter).lower()}")
 
 
 SMALL = "cpu-small.yaml"
 # the recipe of the second run of 2026-12-04, before the domain classifier: the base of the
 # ``recipe+...`` rows
 PREVIOUS = mechanisms(template=True, shift=12, pitch=5.0, loudness=10.0)
+
+
+# the recipe of 2026-12-05 (the previous one with the domain classifier at 5): the base of the
+# one-at-a-time rows of issue 32
+DRAWING = mechanisms(template=True, shift=12, pitch=5.0, loudness=10.0, domain_class=5.0)
+
+
+def on_drawing(*overrides: str) -> Row:
+    """A row of the recipe of 2026-12-05 with ``overrides``."""
+    return Row(SMALL, (*DRAWING, *overrides))
 
 
 def small(**mechanism) -> Row:
@@ -138,22 +151,20 @@ ROWS = {
     "recipe+domain-class-seed1": on_previous("loss.domain_class=10.0", "train.seed=1"),
     "recipe+domain-class-x0.5": on_previous("loss.domain_class=5.0"),  # the recipe's settings
     "recipe+domain-class-x0.5-seed1": on_previous("loss.domain_class=5.0", "train.seed=1"),
+    "drawing-recipe": on_drawing(),
+    "recipe-no-pitch-loss": on_drawing("loss.pitch=0.0"),
+    "recipe-no-domain-class": on_drawing("loss.domain_class=0.0"),
+    "recipe-no-loudness-loss": on_drawing("loss.loudness=0.0"),
+    "recipe-no-augment": on_drawing("train.pitch_shift=0"),
+    "recipe+source-filter": on_drawing("model.source_filter=true"),
+    "recipe+source-filter-no-augment": on_drawing("model.source_filter=true",
+                                                  "train.pitch_shift=0"),
+    "recipe+source-filter-no-augment-no-pitch-loss": on_drawing(
+        "model.source_filter=true", "train.pitch_shift=0", "loss.pitch=0.0"),
+    "recipe+source-filter-no-augment-no-pitch-loss-seed1": on_drawing(
+        "model.source_filter=true", "train.pitch_shift=0", "loss.pitch=0.0", "train.seed=1"),
     "recipe": Row(SMALL),  # as shipped
-    "recipe-no-pitch-loss": Row(SMALL, ("loss.pitch=0.0",)),
-    "recipe-no-domain-class": Row(SMALL, ("loss.domain_class=0.0",)),
-    "recipe-no-loudness-loss": Row(SMALL, ("loss.loudness=0.0",)),
-    "recipe-no-augment": Row(SMALL, ("train.pitch_shift=0",)),
-    "recipe-no-augment-seed1": Row(SMALL, ("train.pitch_shift=0", "train.seed=1")),
-    "recipe+source-filter": Row(SMALL, ("model.source_filter=true",)),
-    "recipe+source-filter-no-pitch-loss": Row(SMALL, ("model.source_filter=true",
-                                                      "loss.pitch=0.0")),
-    "recipe+source-filter-no-augment": Row(SMALL, ("model.source_filter=true",
-                                                   "train.pitch_shift=0")),
-    "recipe+source-filter+envelope-shift": Row(SMALL, ("model.source_filter=true",
-                                                       "train.pitch_shift_mode=envelope")),
-    "recipe+source-filter-no-augment-no-pitch-loss": Row(
-        SMALL, ("model.source_filter=true", "train.pitch_shift=0", "loss.pitch=0.0")),
-    "recipe+envelope-shift": Row(SMALL, ("train.pitch_shift_mode=envelope",)),
+    "recipe-seed1": Row(SMALL, ("train.seed=1",)),
     "ddsp-anchor": Row(SMALL, inverter="ddsp"),
     "gpu": Row("gpu.yaml"),
     "template+pitch-loss+ddsp": Row(SMALL, inverter="ddsp"),
@@ -172,4 +183,4 @@ TARGETS = {"cnn": (">=", 0.9), "mfcc": (">=", 0.85), "median_f0_cents": ("<=", 1
 INSTRUMENTS = ("violin", "clarinet", "tenor_sax", "bassoon")  # Bach10's, in the --set bach10
 # the mel figures: (source, target) pairs, each transferred by these rows' models where trained
 FIGURE_PAIRS = (("violin", "bassoon"), ("speech_male", "clarinet"))
-FIGURE_ROWS = ("reference", "previous-recipe", "recipe")
+FIGURE_ROWS = ("reference", "ddsp-anchor", "drawing-recipe", "recipe")

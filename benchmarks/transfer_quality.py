@@ -172,22 +172,27 @@ def main(argv=None) -> None:
         print("\ntargets for the recipe (means over source != target):")
         print("\n".join("  " + v for v in verdicts(table["recipe"])))
     if args.set == "bach10" and {"reference", "recipe"} <= set(checkpoints):
-        for path in figures(store, checkpoints, Path(args.figures), work / "figures"):
+        for path in figures(store, checkpoints, heads, Path(args.figures), work / "figures"):
             print(f"wrote {path}")
 
 
-def figures(store, checkpoints: dict, out: Path, audio_dir: Path, seconds: float = 6.0):
-    """Mel images of the source and of its transfers by the FIGURE_ROWS models (those trained)
-    for FIGURE_PAIRS, each from the first held-out clip (its first
-    ``seconds``), and the audio beside them."""
+def figures(store, checkpoints: dict, heads: dict, out: Path, audio_dir: Path,
+            seconds: float = 6.0):
+    """Mel images of the source and of its transfers by the FIGURE_ROWS models (those in
+    ``checkpoints``, with their DDSP ``heads``) for FIGURE_PAIRS, each from the first held-out
+    clip (its first ``seconds``), and the audio beside them."""
     import torch
     from matplotlib.figure import Figure
 
     from timbre_transfer.audio.io import save_audio
     from timbre_transfer.inference.transfer import TimbreTransfer
 
-    models = {name: TimbreTransfer.from_checkpoint(checkpoints[name], device="cpu")
-              for name in FIGURE_ROWS if name in checkpoints}
+    models = {}
+    for name in FIGURE_ROWS:
+        if name in checkpoints:
+            models[name] = TimbreTransfer.from_checkpoint(checkpoints[name], device="cpu")
+            for head in heads.get(name, []):
+                models[name].attach_ddsp(head)
     sr = store.transform.params.sample_rate
     out.mkdir(parents=True, exist_ok=True)
     audio_dir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +202,8 @@ def figures(store, checkpoints: dict, out: Path, audio_dir: Path, seconds: float
         wav = store.clip_audio(source, clip)[: int(seconds * sr)]
         panels = {f"{source} (source)": wav}
         for name, tt in models.items():
-            panels[f"{name} -> {target}"] = tt.transfer(wav, sr, to=target)
+            panels[f"{name} -> {target}"] = tt.transfer(wav, sr, to=target,
+                                                        inverter=ROWS[name].inverter)
         fig = Figure(figsize=(9, 2.2 * len(panels)))
         for ax, (title, audio) in zip(fig.subplots(len(panels), 1), panels.items()):
             with torch.no_grad():

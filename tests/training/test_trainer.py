@@ -439,26 +439,6 @@ def test_a_source_filter_model_trains_on_its_notes_and_resumes_rendering_alike(s
                                    t.model.decode(z, t.domains[0], notes[:1, 0]))
 
 
-def test_envelope_pitch_shift_moves_the_notes_under_each_crops_envelope(synth_store, tmp_path):
-    from timbre_transfer.audio.pitch import MelPitch
-
-    t = _trainer(synth_store / "store", tmp_path, ["train.pitch_shift=12",
-                                                   "train.pitch_shift_mode=envelope"])
-    batch = next(t.batches())
-    x, _, pitch = t.prepare_batch(batch, step=5)
-    b, n_dom, _, n_f, n_t = x.shape
-    draw = torch.Generator().manual_seed(t.config.train.seed * 1_000_003 + 5)
-    ratio = 2.0 ** ((torch.rand(b * n_dom, generator=draw) * 2 - 1) * 12 / 12)
-    grid = MelPitch.of(t.store.transform.params)
-    expected = grid.shift_harmonics(batch.specs.reshape(b * n_dom, 1, n_f, n_t), ratio,
-                                    batch.pitch[:, :, 0].reshape(b * n_dom, n_t),
-                                    batch.pitch[:, :, 1].reshape(b * n_dom, n_t))
-    torch.testing.assert_close(x.reshape(b * n_dom, 1, n_f, n_t), expected)
-    torch.testing.assert_close(pitch[:, :, 0].reshape(b * n_dom, n_t),
-                               batch.pitch[:, :, 0].reshape(b * n_dom, n_t) * ratio[:, None])
-    assert t.train_step(batch)
-
-
 def test_pitch_loss_fits_its_network_first_freezes_it_and_resumes(synth_store, tmp_path):
     from timbre_transfer.losses.pitch import pitch_consistency
 

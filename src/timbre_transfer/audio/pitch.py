@@ -66,12 +66,6 @@ class MelPitch(nn.Module):
         self.mel0 = float(mels[0])
         self.mel_step = float(mels[1] - mels[0]) if n_mels > 1 else 1.0
         self.register_buffer("centres_hz", centres, persistent=False)
-        # orthonormal DCT-II along the mel axis (rows: quefrency), for shift_harmonics
-        k = torch.arange(n_mels, dtype=torch.float64)[:, None]
-        dct = torch.cos(math.pi / n_mels * (torch.arange(n_mels) + 0.5) * k) * math.sqrt(
-            2.0 / n_mels)
-        dct[0] /= math.sqrt(2.0)
-        self.register_buffer("dct", dct.float(), persistent=False)
 
     @classmethod
     def of(cls, params) -> "MelPitch":
@@ -150,37 +144,6 @@ class MelPitch(nn.Module):
 
         return take(lo) * (1 - frac) + take(lo + 1) * frac
 
-    def shift_harmonics(self, spec: torch.Tensor, ratio: torch.Tensor | float,
-                        f0_hz: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
-        """Move the notes of ``(B, C, n_mels, T)`` by the pitch ``ratio`` and keep the spectral
-        envelope where it is (cepstral liftering, per frame).
-
-        Each frame is split along the mel axis into an envelope, its quefrencies (orthonormal
-        DCT-II) below :data:`LIFTER_FRACTION` of the ripple of its notes (the spacing of its
-        first two partials, from ``f0_hz (B, T)``), and the residual, the harmonic fine
-        structure. Only the residual moves (:meth:`shift`; what comes from outside the grid is
-        0), so a shifted bassoon keeps a bassoon's formants instead of a chipmunk's. Frames
-        with ``voiced (B, T)`` below 0.5 have no notes to move and stay as they are. The
-        envelope is the "true envelope" (it rests on the partials' peaks, see
-        :data:`TRUE_ENVELOPE_ITERATIONS`). Every step is linear or a maximum, so the result
-        commutes with a positive affine map of ``spec``: it works on normalised mels as is.
-        """
-        n = self.n_mels
-        f0 = f0_hz.to(torch.float64)
-        period = self.position(2 * f0.clamp_min(1.0)) - self.position(f0.clamp_min(1.0))
-        cutoff = (LIFTER_FRACTION * 2 * n / period.clamp_min(1e-6)).floor().clamp_min(1)
-        cutoff = torch.where((voiced >= 0.5) & (f0 > 0), cutoff, torch.full_like(cutoff, n))
-        keep = torch.arange(n, device=spec.device)[None, :, None] < cutoff[:, None, :]
-        keep = keep[:, None].to(spec.dtype)
-        lifter = lambda x: torch.einsum("kf,bckt->bcft", self.dct,
-                                        torch.einsum("kf,bcft->bckt", self.dct, x) * keep)
-        envelope = lifter(spec)
-        for _ in range(TRUE_ENVELOPE_ITERATIONS):  # up onto the partials' peaks
-            envelope = lifter(torch.maximum(spec, envelope))
-        moved = self.shift(spec - envelope, ratio, 0.0) + envelope
-        still = (voiced < 0.5) | (f0 <= 0)  # exactly as they were (no round-off)
-        return torch.where(still[:, None, None], spec, moved)
-
 
 COMB_HARMONICS = 128  # every partial below 8 kHz down to f0 = 62.5 Hz
 KERNEL_OVERSAMPLING = 64  # steps per FFT bin of the window lobe's table
@@ -256,12 +219,6 @@ class HarmonicComb(nn.Module):
             -1, bins.clamp(0, n_bins - 1).reshape(b, t, -1), height.reshape(b, t, -1))
         comb = (spectrum @ self.filters) / self.flat  # (B, T, F)
         return (comb * voiced.float()[..., None]).transpose(1, 2)[:, None]
-
-
-LIFTER_FRACTION = 0.7  # the envelope keeps quefrencies below this fraction of the notes' ripple
-# "true envelope" (Roebel & Rodet 2005): lifter max(spectrum, envelope) again and again, so that
-# the envelope rests on the partials' peaks instead of the mean of peaks and valleys
-TRUE_ENVELOPE_ITERATIONS = 20
 
 
 def semitones_to_ratio(semitones) -> torch.Tensor:

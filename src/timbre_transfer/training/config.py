@@ -47,9 +47,6 @@ class TrainConfig:
     # pitch-shift augmentation: each crop moved by a random interval in [-pitch_shift,
     # pitch_shift] semitones (0: off), so that register no longer tells the domains apart
     pitch_shift: float = 0.0
-    # how a crop is moved: "warp" (the mel axis warped: the envelope moves with the notes) or
-    # "envelope" (the notes move under the crop's own spectral envelope, MelPitch.shift_harmonics)
-    pitch_shift_mode: str = "warp"
     pitch_net_steps: int = 400  # updates of the pitch network fitted first (with loss.pitch > 0)
     grad_clip: float | None = None  # max gradient norm, per optimiser
     max_bad_steps: int = 10  # stop after this many non-finite steps in a row
@@ -73,9 +70,6 @@ class TrainConfig:
                              f"{self.latent_loss!r}")
         if self.bf16 not in (True, False, "auto"):
             raise ValueError(f"train.bf16 must be true, false or auto, got {self.bf16!r}")
-        if self.pitch_shift_mode not in PITCH_SHIFT_MODES:
-            raise ValueError(f"train.pitch_shift_mode must be one of {list(PITCH_SHIFT_MODES)}, "
-                             f"got {self.pitch_shift_mode!r}")
         if not 0 <= self.pitch_shift <= 24:
             raise ValueError(f"train.pitch_shift must be in [0, 24] semitones, got "
                              f"{self.pitch_shift}")
@@ -90,7 +84,6 @@ class TrainConfig:
 #: parts of a model that ``init.freeze`` can hold fixed (generators and discriminators: those
 #: of the domains the ``init.checkpoint`` model already had)
 FREEZABLE = ("encoder", "shared", "generators", "discriminators")
-PITCH_SHIFT_MODES = ("warp", "envelope")  # train.pitch_shift_mode
 NEW_GENERATORS = ("scratch", "nearest")
 
 

@@ -298,10 +298,8 @@ class Trainer:
         pitch-shift augmentation (``train.pitch_shift``; unchanged when 0).
 
         Augmentation moves each crop by its own random interval, uniform in
-        ``[-pitch_shift, pitch_shift]`` semitones (f0 scaled alike), so that register stops
-        telling the domains apart: ``train.pitch_shift_mode`` "warp" warps the mel axis (the
-        envelope moves with the notes), "envelope" moves the notes under the crop's own
-        envelope (:meth:`MelPitch.shift_harmonics`). The draw is a function of (seed, step).
+        ``[-pitch_shift, pitch_shift]`` semitones (the mel axis warped, f0 scaled alike), so
+        that register stops telling the domains apart. The draw is a function of (seed, step).
         """
         x, pitch = batch.specs.to(self.device), batch.pitch.to(self.device)
         b, n_dom, _, n_f, n_t = x.shape
@@ -311,14 +309,8 @@ class Trainer:
             draw = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + step)
             semitones = (torch.rand(b * n_dom, generator=draw) * 2 - 1) * span
             ratio = (2.0 ** (semitones / 12)).to(self.device)
-            flat = x.reshape(b * n_dom, 1, n_f, n_t)
-            if self.config.train.pitch_shift_mode == "envelope":
-                x = self.mel_pitch.shift_harmonics(flat, ratio, f0.reshape(b * n_dom, n_t),
-                                                   voiced.reshape(b * n_dom, n_t))
-            else:
-                silence = float(-self.store.transform.norm_shift
-                                / self.store.transform.norm_scale)
-                x = self.mel_pitch.shift(flat, ratio, silence)
+            silence = float(-self.store.transform.norm_shift / self.store.transform.norm_scale)
+            x = self.mel_pitch.shift(x.reshape(b * n_dom, 1, n_f, n_t), ratio, silence)
             x = x.view(b, n_dom, 1, n_f, n_t)
             f0 = f0 * ratio.view(b, n_dom, 1)
         return x, f0, voiced
