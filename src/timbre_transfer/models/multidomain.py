@@ -284,7 +284,7 @@ class TimbreModel(nn.Module):
         """Extend ``(B, C, F, T)`` (C: 1, or the notes' channels) on the right by reflection
         so that F and T are multiples of :attr:`downsample_factor` and at least 2 latent frames
         (what encode/decode round-trip); crop the decoded output back to ``(F, T)``."""
-        self._check_input(x, (1, self.pitch_channels or 1))
+        self._check_input(x, tuple(sorted({1, self.pitch_channels or 1})))
         f = self.downsample_factor
         minimum = -(-max(2 * f, 4) // f) * f  # the first 7x7 reflection pad needs 4 samples
         _, _, n_f, n_t = x.shape
