@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install
+.PHONY: demo test install models
 
 # torch goes in first and pinned: the CPU wheel; an unpinned torch would pull CUDA packages.
 $(STAMP): pyproject.toml
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/timbre-transfer demo --out data/demo
+
+# rebuild the shipped models from ../shared/data (about 40 minutes on 2 CPU cores; run alone)
+models: $(STAMP)
+	$(BIN)/python benchmarks/train_models.py
 
 # the lint and the layer contract first: they take seconds and name the file and line
 test: $(STAMP)

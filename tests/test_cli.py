@@ -134,8 +134,13 @@ def test_demo_runs_the_whole_pipeline(tmp_path, capsys, monkeypatch):
             "--config", "debug"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    for stage in ("1/5", "2/5", "3/5", "4/5", "5/5"):
+    for stage in ("0/5", "1/5", "2/5", "3/5", "4/5", "5/5"):
         assert stage in out
+    # the bundled real recording through the shipped model came first, as long as it is
+    shipped = sorted(p.name for p in (tmp_path / "shipped").iterdir())
+    assert shipped == sorted(f"singing_to_{d}.wav" for d in ("violin", "flute", "clarinet",
+                                                              "trumpet"))
+    assert len(sf.read(tmp_path / "shipped" / shipped[0])[0]) == round(2.9721875 * 16000)
     transfers = sorted(p.name for p in (tmp_path / "transfers").iterdir())
     assert len(transfers) == 3 and all("_to_" in name for name in transfers)
     for path in (tmp_path / "transfers").iterdir():

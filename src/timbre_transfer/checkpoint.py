@@ -134,6 +134,8 @@ def load_model(path: str | Path) -> SavedModel:
         raise ValueError(f"{path}: its model config does not fit this package version "
                          f"({exc})") from exc
     model = TimbreModel(model_config, blob["domains"])
+    if blob.get("model_only"):  # packed for inference (pretrained.pack): no discriminators
+        model.discriminators = torch.nn.ModuleDict()
     load_state_strict(model, blob["model"], f"{path} (model)")
     domains = list(blob["domains"])
     training = blob.get("training", {})

@@ -11,7 +11,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from timbre_transfer.cli import audio, data, demo, evaluate, grow, stream, train, transfer
+from timbre_transfer.cli import (
+    app,
+    audio,
+    data,
+    demo,
+    evaluate,
+    grow,
+    models,
+    stream,
+    train,
+    transfer,
+)
 
 # `timbre-transfer --help` lists the commands in this order.
 _COMMANDS = (
@@ -21,7 +32,7 @@ _COMMANDS = (
     train.register_bundle, evaluate.register_fad, transfer.register_interpolate,
     transfer.register_sample, transfer.register_latent_map, evaluate.register_evaluate,
     transfer.register_report, data.register_synth_data, demo.register_demo,
-    audio.register_describe,
+    audio.register_describe, models.register_models, app.register_app,
 )
 
 
@@ -42,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; 2 with a one-line message on the library's errors for bad input."""
+    from timbre_transfer.cli.options import resolve_model
     from timbre_transfer.config import ConfigError
 
     parser = build_parser()
@@ -52,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = args.overrides + extra
     try:
+        resolve_model(args)
         return args.func(args)
     # The errors the library raises for bad input (config errors are KeyError or TypeError
     # subclasses of ConfigError). Anything else, a TypeError included, is a bug: its traceback

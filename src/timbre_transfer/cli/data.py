@@ -11,8 +11,12 @@ from timbre_transfer.cli.options import add_config_options
 def cmd_prepare(args: argparse.Namespace) -> int:
     from timbre_transfer.audio.transform import AudioTransform, TransformParams
     from timbre_transfer.config import load_config
-    from timbre_transfer.data.prepare import PrepareOptions, format_summary, prepare
-    from timbre_transfer.names import recorded_f0_tracker
+    from timbre_transfer.data.prepare import (
+        PrepareOptions,
+        format_summary,
+        prepare,
+        settings_like,
+    )
 
     config = load_config(args.config, args.overrides)
     normalisation = None
@@ -22,14 +26,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         if config.get("audio"):
             raise ValueError("--like takes the audio settings from the checkpoint; drop the "
                              "audio.* settings")
-        model = read_checkpoint(args.like)
-        if "transform" not in model:
-            raise KeyError(f"{args.like} records no audio transform (not a model checkpoint?)")
-        transform = AudioTransform.from_dict(model["transform"])
-        normalisation = (float(transform.norm_shift), float(transform.norm_scale))
-        # a model from before 0.3.0 records no tracker: its controls came from pYIN
-        options = PrepareOptions.from_dict({"f0_tracker": recorded_f0_tracker(model.get(
-            "prepare")), **model.get("prepare", {}), **(config.get("prepare") or {})})
+        transform, options, normalisation = settings_like(
+            read_checkpoint(args.like), str(args.like), config.get("prepare"))
     else:
         transform = AudioTransform(**vars(TransformParams.from_dict(config.get("audio") or {})))
         options = PrepareOptions.from_dict(config.get("prepare") or {})

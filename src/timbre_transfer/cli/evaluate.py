@@ -94,7 +94,7 @@ def register_evaluate(sub) -> None:
         "against the source moved by the octaves each transfer applied (in the report). A "
         "Markdown summary (.md) and PNG heatmaps are written beside REPORT.",
     )
-    add_checkpoint(p)
+    add_checkpoint(p, shipped=True)
     add_data(p, "the feature store the model was trained on (its split is reused)")
     p.add_argument("--out", required=True, metavar="REPORT", help="report path, e.g. report.json")
     p.add_argument("--split", choices=("val", "train"), default="val",

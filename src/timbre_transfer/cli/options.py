@@ -40,9 +40,49 @@ def add_data(p: argparse.ArgumentParser, help: str = "prepared feature store") -
     p.add_argument("--data", required=True, metavar="FEATURES_DIR", help=help)
 
 
-def add_checkpoint(p: argparse.ArgumentParser, help: str | None = None) -> None:
-    """The positional ``CKPT``."""
-    p.add_argument("checkpoint", metavar="CKPT", help=help)
+def add_checkpoint(p: argparse.ArgumentParser, help: str | None = None, shipped: bool = False,
+                   spill: str | None = None) -> None:
+    """The positional ``CKPT``; ``shipped``: or ``--model NAME``, a model shipped with the
+    package (:func:`resolve_model` sets ``args.checkpoint`` to its weights). ``spill`` names
+    the command's next positional, which takes what argparse gave CKPT when --model is used."""
+    if not shipped:
+        p.add_argument("checkpoint", metavar="CKPT", help=help)
+        return
+    p.add_argument("checkpoint", metavar="CKPT", nargs="?",
+                   help=f"{help or 'checkpoint'}; or --model NAME instead")
+    p.add_argument("--model", metavar="NAME",
+                   help="a model shipped with the package, instead of CKPT: no training needed "
+                   "(`timbre-transfer models` lists them)")
+    p.set_defaults(model_spill=spill)
+
+
+def resolve_model(args: argparse.Namespace) -> None:
+    """Point ``args.checkpoint`` at the shipped weights of ``--model`` (commands registered with
+    ``add_checkpoint(shipped=True)``; others are left alone).
+
+    Raises:
+        ValueError: neither CKPT nor --model, both, or an unknown model name.
+    """
+    if "model_spill" not in args:
+        return
+    if args.model is None:
+        if args.checkpoint is None:
+            raise ValueError("give a checkpoint (CKPT) or --model NAME (`timbre-transfer models` "
+                             "lists the shipped models)")
+        return
+    from timbre_transfer.pretrained import resolve
+
+    if args.checkpoint is not None:  # argparse filled CKPT first: it is the next positional
+        spill = args.model_spill
+        taken = getattr(args, spill) if spill else None
+        if isinstance(taken, list):
+            setattr(args, spill, [args.checkpoint, *taken])
+        elif spill and taken is None:
+            setattr(args, spill, args.checkpoint)
+        else:
+            raise ValueError(f"give a checkpoint or --model, not both ({args.checkpoint} and "
+                             f"--model {args.model})")
+    args.checkpoint = str(resolve(args.model))
 
 
 def add_inverter(p: argparse.ArgumentParser, help: str = "phase reconstruction",
@@ -162,3 +202,23 @@ def add_knob_arguments(p: argparse.ArgumentParser) -> None:
 def knobs_from_args(args: argparse.Namespace) -> dict[str, float]:
     """The knobs given a value other than 0, as ``{name: value}``."""
     return {name: getattr(args, name) for name in KNOBS if getattr(args, name)}
+
+
+def add_performance(p: argparse.ArgumentParser, loudest: str = "its loudest frame") -> None:
+    """``--autotune`` and ``--quiet``: how the source is played (DDSP's demo controls), for
+    every inverter; ``loudest``: what --quiet measures against."""
+    p.add_argument("--autotune", type=float, default=0.0, metavar="AMOUNT",
+                   help="pull the input's pitch toward the nearest semitone by this fraction, 0 "
+                   "to 1 (1 snaps it) (any inverter: the notes the model plays, the f0 a DDSP "
+                   "head renders; default: 0)")
+    p.add_argument("--quiet", type=float, default=None, metavar="DB",
+                   help=f"silence the output where the input is more than DB decibels below "
+                   f"{loudest}, instead of transferring that noise (any inverter; default: off)")
+
+
+def performance_from_args(args: argparse.Namespace):
+    """The :class:`~timbre_transfer.audio.performance.Performance` of --autotune and --quiet
+    (checked: a bad value fails before any work)."""
+    from timbre_transfer.audio.performance import Performance
+
+    return Performance(autotune=args.autotune, quiet_db=args.quiet)

@@ -7,7 +7,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from timbre_transfer.cli.options import add_checkpoint, add_octave
+from timbre_transfer.cli.options import (
+    add_checkpoint,
+    add_octave,
+    add_performance,
+    performance_from_args,
+)
 from timbre_transfer.names import STREAM_INVERTERS
 
 #: torch threads of the stream command: one is a little slower on average than two on 2 cores,
@@ -28,7 +33,8 @@ def _load(args: argparse.Namespace):
 
 def _open_stream(tt, args: argparse.Namespace, input_dbfs: float | None):
     return tt.stream(args.to, inverter=args.inverter, block=args.block, context=args.context,
-                     input_dbfs=input_dbfs, octave=args.octave)
+                     input_dbfs=input_dbfs, octave=args.octave,
+                     performance=performance_from_args(args))
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
@@ -116,8 +122,10 @@ def _stream_live(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_stream_options(p: argparse.ArgumentParser) -> None:
-    add_checkpoint(p, "checkpoint (e.g. RUN_DIR/checkpoints/latest.pt)")
+def _add_stream_options(p: argparse.ArgumentParser, spill: str | None = None) -> None:
+    """The options of a stream; ``spill``: the command's next positional (see add_checkpoint)."""
+    add_checkpoint(p, "checkpoint (e.g. RUN_DIR/checkpoints/latest.pt)", shipped=True,
+                   spill=spill)
     p.add_argument("--to", required=True, metavar="DOMAIN", help="target domain")
     p.add_argument("--inverter", choices=STREAM_INVERTERS, default="pghi",
                    help="pghi: real-time phase-gradient integration; ddsp: the domain's DDSP "
@@ -133,6 +141,7 @@ def _add_stream_options(p: argparse.ArgumentParser) -> None:
     add_octave(p, "; a stream cannot see ahead, so auto measures the first second of voiced "
                "input (played in its own register meanwhile) and then holds that move; N: at "
                "most 4 either way")
+    add_performance(p, "the loudest frame so far (a stream has no future)")
 
 
 def register_stream(sub) -> None:
@@ -143,7 +152,7 @@ def register_stream(sub) -> None:
         "with the input, the latency removed) or, with --live, from the sound device to the "
         "sound device (needs the sounddevice package). Prints the latency, the real-time factor "
         "and the slowest block against the block's duration. See docs/streaming.md.")
-    _add_stream_options(p)
+    _add_stream_options(p, spill="input")
     p.add_argument("input", nargs="?", metavar="IN", help="audio file to stream")
     p.add_argument("--out", metavar="OUT.wav", help="where the streamed transfer goes")
     p.add_argument("--input-dbfs", type=float, default=None, metavar="DB",

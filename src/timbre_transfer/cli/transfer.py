@@ -14,8 +14,10 @@ from timbre_transfer.cli.options import (
     add_inverter,
     add_knob_arguments,
     add_octave,
+    add_performance,
     attach_heads,
     knobs_from_args,
+    performance_from_args,
 )
 from timbre_transfer.names import format_octaves
 
@@ -27,6 +29,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     for path in args.inputs:  # before the checkpoint loads: a typo fails fast
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such audio file")
+    performance = performance_from_args(args)
     tt = TimbreTransfer.from_checkpoint(args.checkpoint, f0_tracker=args.f0_tracker)
     targets = tt.domains if args.all else list(dict.fromkeys(args.to or []))
     if not targets:
@@ -36,7 +39,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     for path in args.inputs:  # each input is loaded and encoded once for all its targets
         outs = tt.transfer_file(path, targets, args.out, inverter=args.inverter,
                                 pitch_shift=args.pitch_shift, loudness_shift=args.loudness_shift,
-                                octave=args.octave, controls=knobs_from_args(args))
+                                octave=args.octave, controls=knobs_from_args(args),
+                                performance=performance)
         # the input's analysis is cached by now: this only reads what the transfer applied
         octaves = tt.applied_octaves(load_audio(path, tt.sample_rate), tt.sample_rate, targets,
                                      args.octave)
@@ -56,7 +60,8 @@ def register_transfer(sub) -> None:
         "windows of the training crop. Inputs that would write the same file are refused before "
         "anything is written.",
     )
-    add_checkpoint(p, "checkpoint (e.g. RUN_DIR/checkpoints/latest.pt)")
+    add_checkpoint(p, "checkpoint (e.g. RUN_DIR/checkpoints/latest.pt)", shipped=True,
+                   spill="inputs")
     p.add_argument("inputs", nargs="+", metavar="IN", help="audio files")
     targets = p.add_mutually_exclusive_group()
     targets.add_argument("--to", action="append", metavar="DOMAIN",
@@ -72,6 +77,7 @@ def register_transfer(sub) -> None:
     add_f0_tracker(p, "what reads the input's pitch (for a model with the pitch template, "
                    "--octave auto; a DDSP head reads with its own); another one than the model "
                    "was trained on warns", default=None)
+    add_performance(p)
     add_knob_arguments(p)
     p.set_defaults(func=cmd_transfer)
 
@@ -135,7 +141,7 @@ def register_sample(sub) -> None:
         "latent centroid c with --around, and decode them with each chosen domain's generator; "
         "writes OUT/<domain>_NN.wav and OUT/<domain>.png.",
     )
-    add_checkpoint(p)
+    add_checkpoint(p, shipped=True)
     domain = p.add_mutually_exclusive_group(required=True)
     domain.add_argument("--to", metavar="DOMAIN", help="domain to decode with")
     domain.add_argument("--all", action="store_true", help="every domain")
@@ -202,7 +208,7 @@ def register_report(sub) -> None:
         "and the measured descriptor), a latent interpolation strip between the first two "
         "inputs, and the heatmaps of an evaluate report. It works offline and from file://.",
     )
-    add_checkpoint(p)
+    add_checkpoint(p, shipped=True)
     p.add_argument("--inputs", nargs="+", required=True, metavar="IN", help="audio files")
     p.add_argument("--out", required=True, metavar="SITE_DIR", help="output folder")
     p.add_argument("--evaluation", metavar="REPORT_JSON",

@@ -185,6 +185,44 @@ def cleaned_audio(source: SourceFile, sample_rate: int, options: PrepareOptions)
 # ---- the whole run -----------------------------------------------------------------------------
 
 
+def settings_like(model: dict, where: str, prepare_overrides: dict | None = None):
+    """What a store must be prepared with to feed the model checkpoint ``model`` (already
+    read; ``where`` names it in errors): ``(transform, options, normalisation)``, its audio
+    transform, cleaning and f0 tracker, and its normalisation statistics; ``prepare_overrides``
+    (``prepare.*`` settings, the split for one) win over the model's."""
+    from timbre_transfer.audio.transform import AudioTransform
+    from timbre_transfer.names import recorded_f0_tracker
+
+    if "transform" not in model:
+        raise KeyError(f"{where} records no audio transform (not a model checkpoint?)")
+    transform = AudioTransform.from_dict(model["transform"])
+    normalisation = (float(transform.norm_shift), float(transform.norm_scale))
+    # a model from before 0.3.0 records no tracker: its controls came from pYIN
+    options = PrepareOptions.from_dict({"f0_tracker": recorded_f0_tracker(model.get("prepare")),
+                                        **model.get("prepare", {}), **(prepare_overrides or {})})
+    return transform, options, normalisation
+
+
+def prepare_like(data: str | Path, out: str | Path, model: dict, where: str,
+                 domain: str | None = None, progress: bool = True) -> PrepareResult:
+    """:func:`prepare` ``data`` into ``out`` with the settings of the model checkpoint ``model``
+    (:func:`settings_like`), so that the store feeds that model. ``data`` may also be a folder
+    of one domain's audio files (no ``<domain>/`` subfolders): they become domain ``domain``."""
+    data, out = Path(data), Path(out)
+    if data.is_dir() and domain is not None and any(
+            p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS for p in data.iterdir()):
+        manifest = out.parent / f"{out.name}_{domain}.csv"
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        with open(manifest, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "domain"])
+            writer.writerows((str(p.resolve()), domain) for p in sorted(data.rglob("*"))
+                             if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        data = manifest
+    transform, options, normalisation = settings_like(model, where)
+    return prepare(data, out, transform, options, progress=progress, normalisation=normalisation)
+
+
 def prepare(
     data: str | Path,
     out: str | Path,

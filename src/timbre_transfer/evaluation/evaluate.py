@@ -91,10 +91,12 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
             note). Every held-out clip of a domain with any file there needs its own (a missing,
             malformed or mismatched file is an error naming it); other domains use the source's
             f0 track.
-        sources: score only the transfers from these domains (default: all), e.g. into a
-            model's newly added domains; the matrices then hold these rows.
-        targets: ... and into these (default: all); the matrices hold these columns, the
-            resynthesis and reconstruction baselines these domains.
+        sources: score only the transfers from these domains of the store (default: the
+            model's), e.g. into a model's newly added domains; the matrices then hold these
+            rows. A source need not be a domain of the model (any recording can be
+            transferred), and the store need not hold the model's other domains.
+        targets: ... and into these domains of the model (default: all); the matrices hold
+            these columns, the resynthesis and reconstruction baselines these domains.
         judge_pitch_shift: for a classifier trained here, its training crops' random pitch
             shift in semitones (``ClassifierConfig.pitch_shift``): 12 gives a judge of timbre
             rather than register (a transfer that keeps the source's notes plays the target in
@@ -118,14 +120,15 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
     from timbre_transfer.evaluation.fad import make_embedder
     from timbre_transfer.inference.render import renderer_for
 
-    tt.check_store(store)
-    check_tracker(f0_tracker)
-    domains, sr = tt.domains, tt.sample_rate
-    renderer = renderer_for(tt, inverter, domains)  # a head for every domain, before any work
-    embed = make_embedder(embedder, fad_weights)
-    sources, targets = list(sources or domains), list(targets or domains)
-    for d in sources + targets:
+    sr = tt.sample_rate
+    sources, targets = list(sources or tt.domains), list(targets or tt.domains)
+    for d in targets:  # a source is any domain of the store; a target, one of the model
         tt.check_domain(d)
+    domains = list(dict.fromkeys(sources + targets))
+    tt.check_store(store, domains)
+    check_tracker(f0_tracker)
+    renderer = renderer_for(tt, inverter, targets)  # a head for every target, before any work
+    embed = make_embedder(embedder, fad_weights)
     held_out = {d: held_out_clips(store, d, split, max_clips, f0_truth, sr)
                 for d in dict.fromkeys(sources + targets)}
     source_stats = {d: fad_statistics(embed, held_out[d].audio, sr, f"the {split} clips of {d!r}")
@@ -137,8 +140,8 @@ def evaluate(tt, store, classifier, split: str = "val", inverter: str = "pghi+gl
         classifier = classifier_for(store, classifier, ClassifierConfig(
             pitch_shift=judge_pitch_shift, features=judge), device=str(tt.device),
             progress=progress)
-    if sorted(classifier.domains) != sorted(domains):
-        raise ValueError(f"the classifier knows {classifier.domains}, the model {domains}")
+    if not set(domains) <= set(classifier.domains):
+        raise ValueError(f"the classifier knows {classifier.domains}, not all of {domains}")
     judges = Judges(embed, classifier, sr, f0_tracker)
 
     matrix = {m: {s: {} for s in sources} for m in MATRICES}

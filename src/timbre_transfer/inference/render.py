@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from timbre_transfer.audio.performance import Performance
 from timbre_transfer.names import DDSP, INVERTERS, KNOBS, STREAM_INVERTERS
 
 
@@ -36,11 +37,13 @@ class Renderer(Protocol):
 
     def render(self, spec: torch.Tensor, level: np.ndarray, domain: str,
                pitch_shift: float = 0.0, loudness_shift: float = 0.0,
-               timbre: Mapping[str, float] | None = None) -> np.ndarray:
+               timbre: Mapping[str, float] | None = None,
+               performance: Performance | None = None) -> np.ndarray:
         """``(n_mels, T)`` normalised mel of ``domain`` -> ``(len(level),)`` float32 audio of
         the performance ``level`` (the source at the model's rate and training level);
         ``timbre``: knobs already checked by
-        :func:`~timbre_transfer.audio.timbre_controls.check_controls`."""
+        :func:`~timbre_transfer.audio.timbre_controls.check_controls`; ``performance``: how
+        the source's analysed f0 is played (for a renderer that reads it)."""
         ...
 
     def stream_inverter(self, domain: str, chunk: int) -> nn.Module:
@@ -65,7 +68,9 @@ class PhaseRenderer:
     @torch.no_grad()
     def render(self, spec: torch.Tensor, level: np.ndarray, domain: str,
                pitch_shift: float = 0.0, loudness_shift: float = 0.0,
-               timbre: Mapping[str, float] | None = None) -> np.ndarray:
+               timbre: Mapping[str, float] | None = None,
+               performance: Performance | None = None) -> np.ndarray:
+        """The mel's pitch is already the performance's (the notes the model played)."""
         from timbre_transfer.audio.timbre_controls import edit_mel
 
         spec = edit_mel(spec, self.transform, timbre or {})
@@ -99,15 +104,18 @@ class DDSPRenderer:
     @torch.no_grad()
     def render(self, spec: torch.Tensor, level: np.ndarray, domain: str,
                pitch_shift: float = 0.0, loudness_shift: float = 0.0,
-               timbre: Mapping[str, float] | None = None) -> np.ndarray:
+               timbre: Mapping[str, float] | None = None,
+               performance: Performance | None = None) -> np.ndarray:
         from timbre_transfer.audio.features import extract_controls
 
         head = self.tt.ddsp[domain]
         cfg = head.config
-        performance = self.tt.cached(("head", id(head)), level, lambda: extract_controls(
+        controls = self.tt.cached(("head", id(head)), level, lambda: extract_controls(
             level, self.tt.sample_rate, head.hop_length, cfg.f0_min, cfg.f0_max,
             head.f0_tracker))
-        return np.asarray(head.render(spec, performance, len(level), pitch_shift,
+        if performance is not None:
+            controls = performance.apply(controls)
+        return np.asarray(head.render(spec, controls, len(level), pitch_shift,
                                       loudness_shift, timbre=timbre or {}))
 
     def stream_inverter(self, domain: str, chunk: int) -> nn.Module:

@@ -198,13 +198,13 @@ class _Page:
         with torch.no_grad():
             samples = torch.from_numpy(np.asarray(wav, np.float32))
             mel = self.tt.transform(samples.to(self.tt.device))
-        image = _mel_png(mel.cpu().numpy(), self.out / "media" / f"{name}.png", self.tt)
+        image = mel_png(mel.cpu().numpy(), self.out / "media" / f"{name}.png", self.tt)
         player = self.player(name, wav, caption)
         return player.replace("</figure>", f"<img src=\"media/{image.name}\" alt=\"mel of "
                               f"{html.escape(caption)}\"></figure>")
 
 
-def _mel_png(mel: np.ndarray, path: Path, tt) -> Path:
+def mel_png(mel: np.ndarray, path: Path, tt) -> Path:
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 
     p = tt.transform.params

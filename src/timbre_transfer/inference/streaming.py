@@ -128,7 +128,7 @@ class StreamingTransfer(nn.Module):
     def __init__(self, nets: nn.Module, inverter: nn.Module, inverter_name: str, transform,
                  mel_pitch, domain: str, block: int, context: int, chunk: int, gain: float,
                  pitch_template: bool, octave: int | str = 0, register_hz: float | None = None,
-                 source_filter: bool = False):
+                 source_filter: bool = False, autotune: float = 0.0, quiet_db: float = 0.0):
         super().__init__()
         if octave == "auto" and not register_hz:
             raise ValueError(f"octave 'auto' needs {domain!r}'s training register (register_hz)")
@@ -156,6 +156,9 @@ class StreamingTransfer(nn.Module):
         self.fixed_octave = 0 if self.auto_octave else int(octave)
         self.register_log2 = math.log2(register_hz) if self.auto_octave else 0.0
         self.auto_frames = int(round(self.sample_rate / self.hop))  # one second of voiced frames
+        # the performance controls (audio/performance.py); quiet_db 0: nothing is silenced
+        self.autotune = float(autotune)
+        self.quiet_db = float(quiet_db)
         # f0 for the template and for an inverter steered by it (octave 'auto' also reads it
         # until it has resolved)
         self.needs_f0 = self.pitch_template or bool(inverter.needs_f0)
@@ -170,7 +173,7 @@ class StreamingTransfer(nn.Module):
             "latency": self.latency, "latency_ms": 1000.0 * self.latency / self.sample_rate,
             "domain": domain, "inverter": inverter_name, "context": self.context,
             "chunk": self.chunk, "gain": self.gain, "n_fft": self.n_fft, "hop": self.hop,
-            "octave": octave,
+            "octave": octave, "autotune": self.autotune, "quiet_db": self.quiet_db,
         })
         window = transform.window.detach().cpu().float()
         if window.shape[0] != self.n_fft:
@@ -217,6 +220,7 @@ class StreamingTransfer(nn.Module):
         state["octave"] = torch.tensor(float(self.fixed_octave))
         state["voiced_log2"] = torch.zeros(self.auto_frames)  # octave 'auto': f0s seen so far
         state["voiced_count"] = torch.tensor(0.0)
+        state["peak_db"] = torch.tensor(-200.0)  # --quiet: the loudest frame so far
         # output made, not yet returned; it starts with the zeros that make the delay constant
         # (the first ``lag`` samples the inverter makes lie before the input's first sample)
         state["output"] = torch.zeros(self.delay - self.lag)
@@ -233,6 +237,7 @@ class StreamingTransfer(nn.Module):
         spec, template = state["spec"], state["template"]
         # the inverter hands back a state of its own keys: the rest is carried here
         octave_now, seen, count = state["octave"], state["voiced_log2"], state["voiced_count"]
+        peak = state["peak_db"]
         made: List[torch.Tensor] = [state["output"]]
         need = self.n_fft + (self.chunk - 1) * self.hop
         while pending.shape[0] >= need:
@@ -242,6 +247,14 @@ class StreamingTransfer(nn.Module):
             listening = self.auto_octave and int(count.item()) < self.auto_frames
             f0, voiced = self._yin(frames) if self.needs_f0 or listening else (
                 torch.zeros(self.chunk), torch.zeros(self.chunk))
+            if self.autotune > 0.0:
+                f0 = self._autotune(f0)
+            keep = torch.ones(self.chunk)
+            if self.quiet_db > 0.0:  # against the loudest frame so far: a stream has no future
+                level = 10.0 * torch.log10((frames * frames).mean(1) + 1e-10)
+                peak = torch.maximum(peak, level.max())
+                keep = (level >= peak - self.quiet_db).float()
+                voiced = voiced * keep
             if listening:
                 octave_now, seen, count = self._resolve_octave(f0, voiced, octave_now, seen,
                                                                count)
@@ -258,12 +271,16 @@ class StreamingTransfer(nn.Module):
             template = torch.cat([template[:, :, self.chunk:], new_template], 2)
             out = self.nets(spec[None, None], template[None])[0, 0, :, -self.chunk:]
             samples, state = self.inverter(out, frames, f0, voiced, state)
+            if self.quiet_db > 0.0:
+                gate = nn.functional.interpolate(keep[None, None], size=samples.shape[0])[0, 0]
+                samples = samples * gate
             made.append(samples)
         output = torch.cat(made)
         state["input"] = pending
         state["spec"] = spec
         state["template"] = template
         state["octave"], state["voiced_log2"], state["voiced_count"] = octave_now, seen, count
+        state["peak_db"] = peak
         state["output"] = output[self.block:]
         return output[:self.block] / self.gain, state
 
@@ -314,6 +331,14 @@ class StreamingTransfer(nn.Module):
         loud = frames.square().mean(1) > 1e-8
         voiced = torch.where(below.any(1) & loud, (1 - here).clamp(0, 1), torch.zeros_like(here))
         return f0, voiced
+
+    def _autotune(self, f0: torch.Tensor) -> torch.Tensor:
+        """f0 pulled toward the nearest semitone by :attr:`autotune`, as
+        :func:`~timbre_transfer.audio.performance.autotune` does offline (0 Hz stays 0)."""
+        pitched = f0 > 0
+        semitones = 12.0 * torch.log2(torch.where(pitched, f0, torch.full_like(f0, 440.0)) / 440.0)
+        tuned = semitones + self.autotune * (torch.round(semitones) - semitones)
+        return torch.where(pitched, 440.0 * torch.pow(2.0, tuned / 12.0), torch.zeros_like(f0))
 
     def _resolve_octave(self, f0: torch.Tensor, voiced: torch.Tensor, octave: torch.Tensor,
                         seen: torch.Tensor, count: torch.Tensor
@@ -431,7 +456,7 @@ class Stream:
 def open_stream(tt, to: str, inverter: str = "pghi", block: int = 512,
                 context: int | None = None, input_dbfs: float | None = None,
                 sample_rate: int | None = None, compiled: bool = True,
-                octave: int | str = DEFAULT_OCTAVE) -> Stream:
+                octave: int | str = DEFAULT_OCTAVE, performance=None) -> Stream:
     """A live transfer of ``tt`` (a
     :class:`~timbre_transfer.inference.transfer.TimbreTransfer`) into ``to``: a
     :class:`Stream` whose ``process(block) -> block`` takes and returns ``block`` samples at
@@ -456,6 +481,9 @@ def open_stream(tt, to: str, inverter: str = "pghi", block: int = 512,
             (the default), resolved from the first second of voiced input and then held (see
             the module docstring). A checkpoint without the target's training register keeps
             the input's, with a warning, as offline.
+        performance: a :class:`~timbre_transfer.audio.performance.Performance`: ``autotune``
+            as offline, on the stream's YIN f0; ``quiet_db`` against the loudest frame so far
+            (a stream cannot know the input's peak), on each frame's RMS level.
 
     Raises:
         ValueError: an unknown inverter or one that cannot stream, a DDSP head missing, a
@@ -484,12 +512,17 @@ def open_stream(tt, to: str, inverter: str = "pghi", block: int = 512,
     cpu = model if tt.device.type == "cpu" else copy.deepcopy(model).cpu()
     chunk = model.downsample_factor
     register = tt.pitch_medians.get(to)
+    autotune = 0.0 if performance is None else performance.autotune
+    quiet_db = 0.0 if performance is None or performance.quiet_db is None else performance.quiet_db
+    if autotune and not (model.config.pitch_template or renderer.shifts):
+        raise ValueError("autotune moves the notes a model with the pitch template plays, or "
+                         "the f0 a DDSP head renders; this model has no template")
     if octave == "auto" and register is None:
         octave = tt.resolve_octave(octave, to, np.zeros(0))  # 0, with the offline warning
     module = StreamingTransfer(
         WindowNets(cpu, to), renderer.stream_inverter(to, chunk), inverter, tt.transform,
         tt.mel_pitch, to, block, context, chunk, gain, bool(model.config.pitch_template),
-        octave, register, bool(model.config.source_filter))
+        octave, register, bool(model.config.source_filter), autotune, quiet_db)
     return Stream(module, compiled)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from timbre_transfer.audio.features import frame_count
+from timbre_transfer.audio.performance import Performance, gate
 from timbre_transfer.names import DDSP, DEFAULT_F0_TRACKER, DEFAULT_OCTAVE, f0_tracker_mismatch
 
 #: windows of this many training crops, at half-window hop. Measured (docs/transfer.md) on a
@@ -238,6 +239,19 @@ class TimbreTransfer:
             tt.attach_ddsp_payload(head, f"{path} (DDSP head {i})")
         return tt
 
+    @classmethod
+    def pretrained(cls, name: str, device: str | torch.device | None = None,
+                   f0_tracker: str | None = None):
+        """A model shipped inside the package, by name (``timbre-transfer models`` lists
+        them); :meth:`from_checkpoint` on its weights. No training and no network needed.
+
+        Raises:
+            ValueError: no shipped model has that name (the message lists those that do).
+        """
+        from timbre_transfer.pretrained import resolve
+
+        return cls.from_checkpoint(resolve(name), device, f0_tracker)
+
     @property
     def sample_rate(self) -> int:
         return self.transform.params.sample_rate
@@ -270,24 +284,27 @@ class TimbreTransfer:
             self.ddsp[domain] = head
         return domains
 
-    def check_store(self, store) -> None:
+    def check_store(self, store, domains: Sequence[str] | None = None) -> None:
         """Raise ValueError unless ``store`` (a FeatureStore) was analysed with this model's
-        transform (parameters and normalisation) and holds every domain of the model."""
+        transform (parameters and normalisation) and holds every domain of the model (or of
+        ``domains``)."""
         if store.transform.to_dict() != self.transform.to_dict():
             raise ValueError(f"{store.root} was prepared with another transform or normalisation "
-                             "than this model was trained with; evaluate on the model's own store")
-        missing = [d for d in self.domains if d not in store.domains]
+                             "than this model was trained with; evaluate on the model's own store "
+                             "or one prepared --like it")
+        missing = [d for d in (self.domains if domains is None else domains)
+                   if d not in store.domains]
         if missing:
             raise ValueError(f"{store.root} lacks the model's domains {missing}")
 
     def transfer(self, wav, sample_rate: int, to: str, inverter: str = "pghi+gla",
                  pitch_shift: float = 0.0, loudness_shift: float = 0.0,
-                 octave: int | str = DEFAULT_OCTAVE, controls: dict[str, float] | None = None
-                 ) -> np.ndarray:
+                 octave: int | str = DEFAULT_OCTAVE, controls: dict[str, float] | None = None,
+                 performance: Performance | None = None) -> np.ndarray:
         """``(T,)`` audio at ``sample_rate`` -> ``(T',)`` float32 in domain ``to``, at
         :attr:`sample_rate`, with the input's duration; see :meth:`transfer_many`."""
         return self.transfer_many(wav, sample_rate, [to], inverter, pitch_shift,
-                                  loudness_shift, octave, controls)[to]
+                                  loudness_shift, octave, controls, performance)[to]
 
     def source_controls(self, wav: np.ndarray, n_frames: int):
         """The performance controls of ``wav`` (already at :attr:`sample_rate` and level) on
@@ -315,13 +332,17 @@ class TimbreTransfer:
                 self._controls.popitem(last=False)
         return self._controls[key]
 
-    def notes(self, wav: np.ndarray, n_frames: int, octave: int = 0) -> torch.Tensor | None:
-        """The ``(C, n_mels, n_frames)`` notes of ``wav``'s pitch (moved by ``octave``) for a
-        model with ``pitch_template`` (:meth:`MelPitch.notes`: the harmonic template, and for a
-        source-filter model the comb); None for a model without."""
+    def notes(self, wav: np.ndarray, n_frames: int, octave: int = 0,
+              performance: Performance | None = None) -> torch.Tensor | None:
+        """The ``(C, n_mels, n_frames)`` notes of ``wav``'s pitch (moved by ``octave``, played
+        as ``performance`` says) for a model with ``pitch_template`` (:meth:`MelPitch.notes`:
+        the harmonic template, and for a source-filter model the comb); None for a model
+        without."""
         if not self.model.config.pitch_template:
             return None
         source = self.source_controls(np.asarray(wav, dtype=np.float32), n_frames)
+        if performance is not None:
+            source = performance.apply(source)
         tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)[None]
         return self.mel_pitch.notes(tensor(source.f0_hz * 2.0 ** octave),
                                     tensor(source.voiced_prob),
@@ -389,7 +410,8 @@ class TimbreTransfer:
     def transfer_many(self, wav, sample_rate: int, targets: Sequence[str],
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,
                       loudness_shift: float = 0.0, octave: int | str = DEFAULT_OCTAVE,
-                      controls: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+                      controls: dict[str, float] | None = None,
+                      performance: Performance | None = None) -> dict[str, np.ndarray]:
         """``(T,)`` audio at ``sample_rate`` -> ``{target: (T',) float32}`` at
         :attr:`sample_rate`, with the input's duration. The input is resampled, analysed and
         encoded once for all targets.
@@ -415,6 +437,11 @@ class TimbreTransfer:
         ``controls`` turns timbre knobs, e.g. ``{"brightness": 0.5, "noisiness": -6}``
         (octaves, dB; :data:`~timbre_transfer.names.KNOBS` lists each knob's unit, range and the
         inverters that support it).
+
+        ``performance`` (:class:`~timbre_transfer.audio.performance.Performance`) plays the
+        source differently, for every inverter: ``autotune`` pulls the f0 the notes are drawn
+        from (and a DDSP head renders) toward the nearest semitone; ``quiet_db`` silences the
+        output where the input is that many dB below its loudest frame.
         """
         from timbre_transfer.audio.timbre_controls import check_controls
         from timbre_transfer.inference.render import renderer_for
@@ -426,6 +453,11 @@ class TimbreTransfer:
         renderer = renderer_for(self, inverter, targets)
         if (pitch_shift or loudness_shift) and not renderer.shifts:
             raise ValueError(f"pitch and loudness shifts need the DDSP head (inverter {DDSP!r})")
+        if (performance is not None and performance.autotune and not renderer.shifts
+                and not self.model.config.pitch_template):
+            raise ValueError("autotune moves the notes a model with the pitch template plays, or "
+                             f"the f0 a DDSP head renders (inverter {DDSP!r}); this model has no "
+                             "template")
         level, gain = self._at_training_level(wav, sample_rate)
         if not gain:  # silence in, silence out
             return {to: np.zeros_like(level) for to in targets}
@@ -438,12 +470,18 @@ class TimbreTransfer:
             if n:
                 silence = float(-self.transform.norm_shift / self.transform.norm_scale)
                 moved = self.mel_pitch.shift(spec[None, None], 2.0 ** n, silence)[0, 0]
-            notes = self.notes(level, spec.shape[-1], n)
+            notes = self.notes(level, spec.shape[-1], n, performance)
             out_specs.update(zip(group, translate_windowed(self.model, moved, group, self.window,
                                                            pitch=notes)))
-        return {to: (renderer.render(out_specs[to], level, to, pitch_shift + 12 * shifts[to],
-                                     loudness_shift, timbre) / gain).astype(np.float32)
+        outs = {to: (renderer.render(out_specs[to], level, to, pitch_shift + 12 * shifts[to],
+                                     loudness_shift, timbre, performance) / gain)
                 for to in targets}
+        if performance is not None and performance.quiet_db is not None:
+            quiet = performance.quiet_frames(
+                self.source_controls(level, spec.shape[-1]).loudness_db)
+            outs = {to: gate(out, quiet, self.transform.params.hop_length)
+                    for to, out in outs.items()}
+        return {to: out.astype(np.float32) for to, out in outs.items()}
 
     @torch.no_grad()
     def render(self, spec: torch.Tensor, level: np.ndarray, domain: str,
@@ -466,7 +504,7 @@ class TimbreTransfer:
     def stream(self, to: str, inverter: str = "pghi", block: int = 512,
                context: int | None = None, input_dbfs: float | None = None,
                sample_rate: int | None = None, compiled: bool = True,
-               octave: int | str = DEFAULT_OCTAVE):
+               octave: int | str = DEFAULT_OCTAVE, performance: Performance | None = None):
         """A live transfer into ``to``, a
         :class:`~timbre_transfer.inference.streaming.Stream`: see
         :func:`~timbre_transfer.inference.streaming.open_stream`, which takes the same
@@ -474,12 +512,13 @@ class TimbreTransfer:
         from timbre_transfer.inference.streaming import open_stream
 
         return open_stream(self, to, inverter, block, context, input_dbfs, sample_rate, compiled,
-                           octave)
+                           octave, performance)
 
     def transfer_file(self, path: str | Path, to: str | Sequence[str], out_dir: str | Path,
                       inverter: str = "pghi+gla", pitch_shift: float = 0.0,
                       loudness_shift: float = 0.0, octave: int | str = DEFAULT_OCTAVE,
-                      controls: dict[str, float] | None = None) -> Path | dict[str, Path]:
+                      controls: dict[str, float] | None = None,
+                      performance: Performance | None = None) -> Path | dict[str, Path]:
         """Transfer one file to one target or several (loaded and encoded once); writes
         ``out_dir/<stem>_to_<domain>.wav`` for each. Returns its path for one target given as a
         string, ``{domain: path}`` for a sequence of targets.
@@ -494,7 +533,8 @@ class TimbreTransfer:
         targets = [to] if isinstance(to, str) else list(to)
         names = output_paths([path], targets, out_dir)
         outs = self.transfer_many(load_audio(path, self.sample_rate), self.sample_rate, targets,
-                                  inverter, pitch_shift, loudness_shift, octave, controls)
+                                  inverter, pitch_shift, loudness_shift, octave, controls,
+                                  performance)
         written = {}
         for domain, out in outs.items():
             target = names[path, domain]

@@ -96,6 +96,11 @@ class InitConfig:
     ``scratch``, or ``nearest``: a copy of the generator and discriminator of the checkpoint's
     domain that reconstructs the new domain's crops best); the checkpoint's domains that the
     store lacks are dropped.
+
+    ``stand_ins``: the store holds the new domains alone (a user of a shipped model has none of
+    its training data). The checkpoint's domains are kept, and each step their crops are stand-
+    ins: crops of the new domains translated by the checkpoint's frozen generators
+    (:func:`~timbre_transfer.training.grow.with_stand_ins`).
     """
 
     checkpoint: str | None = None
@@ -103,6 +108,7 @@ class InitConfig:
     unfreeze_after: int | None = None  # from this step everything trains ...
     unfreeze_lr_scale: float = 0.1  # ... at train.lr times this
     new_generators: str = "scratch"
+    stand_ins: bool = False
 
     def __post_init__(self):
         freeze = tuple(self.freeze)
@@ -113,6 +119,9 @@ class InitConfig:
         if freeze and self.checkpoint is None:
             raise ValueError("init.freeze needs init.checkpoint: only a trained model's parts "
                              "can be held fixed")
+        if self.stand_ins and self.checkpoint is None:
+            raise ValueError("init.stand_ins needs init.checkpoint: the stand-ins are its "
+                             "generators' translations")
         if self.unfreeze_after is not None and (isinstance(self.unfreeze_after, bool)
                                                 or self.unfreeze_after < 0):
             raise ValueError(f"init.unfreeze_after must be a step >= 0, got "

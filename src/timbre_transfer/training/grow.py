@@ -169,13 +169,55 @@ def nearest_domains(trainer, new: list[str], n_crops: int = 16) -> dict[str, str
     pitch = torch.stack([p for _, p in items]).to(trainer.device)  # (B, D, 2, T)
     out = {}
     for domain in new:
-        d = trainer.domains.index(domain)
+        d = trainer.store.domains.index(domain)  # the dataset holds the store's domains
         notes = None
         if trainer.model.config.pitch_template:
             notes = trainer.mel_pitch.notes(pitch[:, d, 0], pitch[:, d, 1],
                                             trainer.model.config.source_filter)
         out[domain], _ = nearest_domain(trainer.model, specs[:, d], notes, trainer.init_domains)
     return out
+
+
+def run_domains(store, init) -> list[str]:
+    """The domains a run trains: the store's; with ``init.stand_ins``, the checkpoint's
+    followed by the store's (which must all be new)."""
+    if not init.stand_ins:
+        return list(store.domains)
+    from timbre_transfer.checkpoint import read_checkpoint
+
+    old = list(read_checkpoint(init.checkpoint)["domains"])
+    taken = [d for d in store.domains if d in old]
+    if taken:
+        raise ValueError(f"init.stand_ins: {store.root} holds {taken}, which "
+                         f"{init.checkpoint} has already; the store must hold the new domains "
+                         "alone")
+    return old + list(store.domains)
+
+
+@torch.no_grad()
+def with_stand_ins(trainer, x: torch.Tensor, f0: torch.Tensor, voiced: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The store's crops ``x (B, D_new, 1, F, T)``, f0 and voicing ``(B, D_new, T)`` with the
+    checkpoint's domains put in front, as ``trainer.domains`` orders them.
+
+    Old domain ``i``'s crops are crops of new domain ``i mod D_new`` (the batch rolled by
+    ``i + 1``, so that they are not the crops its own slot holds) translated by domain ``i``'s
+    frozen generator, through the encoder's mean, playing their source's notes. The new
+    generators then learn from translations of real sources as add-domain does with the old
+    data: into the new domain, and back through the old generators."""
+    model, n_new = trainer.model, x.shape[1]
+    old = trainer.domains[:len(trainer.domains) - n_new]
+    crops, f0s, voicings = [], [], []
+    for i, domain in enumerate(old):
+        source = [t[:, i % n_new].roll(i + 1, dims=0) for t in (x, f0, voiced)]
+        notes = None
+        if model.config.pitch_template:
+            notes = trainer.mel_pitch.notes(source[1], source[2], model.config.source_filter)
+        crops.append(model.decode(model.encode(source[0]).mu, domain, notes))
+        f0s.append(source[1])
+        voicings.append(source[2])
+    return (torch.cat([torch.stack(crops, 1), x], 1), torch.cat([torch.stack(f0s, 1), f0], 1),
+            torch.cat([torch.stack(voicings, 1), voiced], 1))
 
 
 def thawed(init, step: int) -> bool:

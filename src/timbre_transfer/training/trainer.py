@@ -100,7 +100,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
 
         self.store = store if isinstance(store, FeatureStore) else FeatureStore(store)
-        self.domains = self.store.domains
+        self.domains = grow.run_domains(self.store, config.init)
         if len(self.domains) < 2:
             raise ValueError(f"training needs at least 2 domains, the store has {self.domains}")
         config.check_n_mels(self.store.transform.params.n_mels)  # the store fixes n_mels
@@ -284,6 +284,8 @@ class Trainer:
         template, and for a source-filter model the comb), and their f0 (Hz) and voicing
         ``(B, D, 2, T)``, shifted alike."""
         x, f0, voiced = self.augment(batch, step)
+        if self.config.init.stand_ins:  # the checkpoint's domains, from the store's crops
+            x, f0, voiced = grow.with_stand_ins(self, x, f0, voiced)
         pitch = torch.stack([f0, voiced], 2)
         if not self.model.config.pitch_template:
             return x, None, pitch
