@@ -61,7 +61,15 @@ from quality_common import (
     training_minutes,
     verdicts,
 )
-from quality_rows import ANCHOR, DDSP_MODEL, FIGURE_PAIRS, FIGURE_ROWS, ROWS
+from quality_rows import (
+    ANCHOR,
+    DDSP_MODEL,
+    FIGURE_PAIRS,
+    FIGURE_ROWS,
+    ROWS,
+    SHIPPED,
+    SHIPPED_MODEL,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -121,6 +129,11 @@ def main(argv=None) -> None:
     # every row's model first, then every evaluation (a long run gives its models early)
     checkpoints, heads = {}, {}
     for name in args.rows:
+        if name == SHIPPED:  # trained by benchmarks/train_models.py
+            from timbre_transfer.pretrained import resolve
+
+            checkpoints[name] = resolve(SHIPPED_MODEL)
+            continue
         model_row = DDSP_MODEL.get(name, name)
         t0 = time.perf_counter()
         checkpoints[name] = train_row(model_row, store, work / "runs" / model_row, args.minutes,
@@ -139,6 +152,9 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         tt = None
         reports = {}
+        row_store, suffix = store, ""
+        if name == SHIPPED:  # the set's clips, prepared like the shipped model
+            row_store, suffix = shipped_store(data, options, checkpoints[name], work), "_shipped"
         for setting in SETTINGS:
             for judge, (classifier, features) in JUDGES.items():
                 path = work / "reports" / name / f"octave_{setting}_{judge}.json"
@@ -149,8 +165,11 @@ def main(argv=None) -> None:
                     tt = TimbreTransfer.from_checkpoint(checkpoints[name], device="cpu")
                     for head in heads.get(name, []):
                         tt.attach_ddsp(head)
-                pairs = None if setting == "auto" else instruments(tt.domains)
-                report = evaluate(tt, store, work / classifier, inverter=ROWS[name].inverter,
+                # every domain of the set the model has (the shipped model lacks some)
+                ours = [d for d in row_store.domains if d in tt.domains]
+                pairs = ours if setting == "auto" else instruments(ours)
+                classifier = classifier.replace(".pt", f"{suffix}.pt")
+                report = evaluate(tt, row_store, work / classifier, inverter=ROWS[name].inverter,
                                   embedder="logmel", f0_truth=truth, judge=features,
                                   octave=setting, sources=pairs, targets=pairs, progress=False)
                 report["checkpoint"] = str(checkpoints[name])
@@ -160,7 +179,9 @@ def main(argv=None) -> None:
         if needs_baselines(table, reports["auto", "cnn"], label):
             table.update(baseline_rows(reports, label))
         trained = name if name == ANCHOR else DDSP_MODEL.get(name, name)
-        table[name] = table_row(reports, training_minutes(work / "runs" / trained))
+        minutes = (shipped_minutes(checkpoints[name]) if name == SHIPPED
+                   else training_minutes(work / "runs" / trained))
+        table[name] = table_row(reports, minutes)
         if tt is not None:
             print(f"{name}: evaluated in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     print()
@@ -174,6 +195,27 @@ def main(argv=None) -> None:
     if args.set == "bach10" and {"reference", "recipe"} <= set(checkpoints):
         for path in figures(store, checkpoints, heads, Path(args.figures), work / "figures"):
             print(f"wrote {path}")
+
+
+def shipped_store(data, options, checkpoint: Path, work: Path):
+    """The set's clips (``data``, split by ``options`` as the set's own store) prepared with
+    the shipped model's transform, f0 tracker and normalisation."""
+    from timbre_transfer.checkpoint import read_checkpoint
+    from timbre_transfer.data.prepare import prepare, settings_like
+    from timbre_transfer.data.store import FeatureStore
+
+    transform, like, normalisation = settings_like(
+        read_checkpoint(checkpoint), str(checkpoint),
+        {"val_fraction": options.val_fraction, "seed": options.seed})
+    return FeatureStore(prepare(data, work / "features_shipped", transform, like,
+                                normalisation=normalisation).store)
+
+
+def shipped_minutes(checkpoint: Path) -> float | None:
+    """The shipped model's training minutes, from its model card."""
+    from timbre_transfer.checkpoint import read_checkpoint
+
+    return read_checkpoint(checkpoint).get("card", {}).get("training_minutes")
 
 
 def figures(store, checkpoints: dict, heads: dict, out: Path, audio_dir: Path,

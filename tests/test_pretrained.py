@@ -7,7 +7,7 @@ import torch
 
 from timbre_transfer.checkpoint import read_checkpoint
 from timbre_transfer.cli import main
-from timbre_transfer.inference.transfer import TimbreTransfer
+from timbre_transfer.inference.transfer import TimbreTransfer, translate_windowed
 from timbre_transfer.pretrained import available, card, pack, resolve, shipped_path
 
 SHIPPED = "real8-small"
@@ -36,9 +36,13 @@ def test_pack_keeps_the_model_and_drops_training_state(debug_checkpoint, tmp_pat
     full = TimbreTransfer.from_checkpoint(debug_checkpoint, device="cpu")
     packed = TimbreTransfer.from_checkpoint(out, device="cpu")
     to = full.domains[1]
-    a = full.transfer(wav, SR, to, inverter="pghi", octave=0)
-    b = packed.transfer(wav, SR, to, inverter="pghi", octave=0)
-    assert np.sqrt(np.mean((a - b) ** 2)) < 0.01 * np.sqrt(np.mean(a ** 2))
+    # the generated mels (a phase reconstruction would turn any tiny change into other phases)
+    spec = full.transform(torch.from_numpy(wav))
+    with torch.no_grad():
+        mel_a, mel_b = (translate_windowed(tt.model, spec, [to], tt.window)[0]
+                        for tt in (full, packed))
+    assert float((mel_a - mel_b).abs().mean()) < 0.01 * float(mel_a.abs().mean())
+    assert packed.transfer(wav, SR, to, inverter="pghi", octave=0).shape == wav.shape
 
 
 def test_the_shipped_model_loads_safely_and_transfers_deterministically():
