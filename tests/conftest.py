@@ -28,6 +28,24 @@ def require_or_skip(available: bool, what: str) -> None:
     pytest.skip(f"{what} is not available")
 
 
+def headless_chromium(*flags: str, logs: tuple[str, ...] = ("browser",)):
+    """Debian's chromium in headless mode, driven by selenium (skipped without it, failed under
+    CI=true), with ``flags`` added and the ``logs`` kinds recorded (``driver.get_log``)."""
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    require_or_skip(chromium is not None and driver is not None,
+                    "headless Chromium (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 *flags):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {kind: "ALL" for kind in logs})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
 @pytest.fixture(scope="session")
 def realaudio_dir() -> Path:
     require_or_skip(REALAUDIO.is_dir(), f"real audio folder {REALAUDIO}")

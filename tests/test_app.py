@@ -10,7 +10,6 @@ import io
 import json
 import os
 import re
-import shutil
 import threading
 import time
 import urllib.error
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import require_or_skip
+from tests.conftest import headless_chromium
 from timbre_transfer.names import format_octaves
 
 REPO = Path(__file__).resolve().parents[1]
@@ -231,22 +230,10 @@ poll();
 
 @pytest.fixture
 def browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    require_or_skip(chromium is not None and driver is not None,
-                    "headless Chromium (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    # a fake microphone (a beep), granted without asking, for the recording
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 "--window-size=1280,1100"):
-        options.add_argument(flag)
-    # "performance": every network request the page makes, from Chrome's DevTools events
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    drv = webdriver.Chrome(service=Service(driver), options=options)
+    # a fake microphone (a beep), granted without asking, for the recording; "performance":
+    # every network request the page makes, from Chrome's DevTools events
+    drv = headless_chromium("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                            "--window-size=1280,1100", logs=("browser", "performance"))
     drv.set_script_timeout(120)
     yield drv
     drv.quit()

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import functools
 import http.server
-import shutil
 import threading
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_or_skip
+from tests.conftest import headless_chromium
 from timbre_transfer.names import format_octaves
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,19 +66,7 @@ def test_report_errors_name_the_problem(debug_checkpoint, tmp_path, capsys):
 
 @pytest.fixture
 def browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    require_or_skip(chromium is not None and driver is not None,
-                    "headless Chromium (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--autoplay-policy=no-user-gesture-required", "--window-size=1400,2000"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(driver), options=options)
+    drv = headless_chromium("--autoplay-policy=no-user-gesture-required", "--window-size=1400,2000")
     yield drv
     drv.quit()
 
