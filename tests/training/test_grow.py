@@ -284,6 +284,30 @@ def test_resumed_add_domain_equals_uninterrupted(grown, tmp_path, unfreeze_after
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
 
 
+def test_a_resumed_run_on_stand_ins_equals_uninterrupted_and_keeps_the_registers(grown,
+                                                                                tmp_path):
+    """A run on stand-ins has no store of the old domains to measure their registers in: a
+    resumed one takes them from its checkpoint, and trains as the uninterrupted run does."""
+    from timbre_transfer.checkpoint import read_checkpoint
+    from timbre_transfer.data.prepare import prepare_like
+    from timbre_transfer.training.grow import ADD_DOMAIN_FREEZE
+
+    root, ckpt = grown
+    store = prepare_like(root / "audio" / NEW, tmp_path / "store", read_checkpoint(ckpt),
+                         str(ckpt), domain=NEW, progress=False).store
+    config = grown_config(ckpt, None, ["train.max_steps=4", "train.checkpoint_every=2"],
+                          freeze=ADD_DOMAIN_FREEZE, stand_ins=True)
+    whole = Trainer(config, store, tmp_path / "whole", progress=False)
+    whole.fit()
+    Trainer(config, store, tmp_path / "split", progress=False).fit(2)
+    resumed = Trainer(config, store, tmp_path / "split", resume=True, progress=False)
+    assert resumed.pitch_medians == whole.pitch_medians
+    assert all(resumed.pitch_medians[d] for d in OLD)  # the checkpoint's, not None
+    resumed.fit()
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
 def test_freeze_needs_init_from(grown, tmp_path, capsys):
     root, _ = grown
     assert main(["train", "--data", str(root / "store"), "--out", str(tmp_path / "r"),

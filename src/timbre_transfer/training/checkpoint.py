@@ -108,6 +108,9 @@ def restore_trainer(trainer, path: str | Path) -> None:
     torch.set_rng_state(state["torch_rng"].cpu())
     trainer.step, trainer.bad_steps = int(state["step"]), int(state["bad_steps"])
     trainer.init_domains = list(blob.get("init_domains", []))
+    # the registers saved (a grown model's old domains keep the ones they learnt, and a run on
+    # stand-ins has no store to measure them in)
+    trainer.pitch_medians.update(blob.get("pitch_medians") or {})
     grow.apply_freeze(trainer)
 
 
